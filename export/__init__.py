@@ -1,0 +1,1 @@
+"""Exporters of adapted models (ONNX, TensorRT), installed as ``lway_engine.export``."""

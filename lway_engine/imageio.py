@@ -1,0 +1,177 @@
+"""Image files in and out, keeping what a user expects preserved: greyscale stays greyscale, 16-bit stays 16-bit,
+alpha is carried separately (the SR network only sees colour).
+
+Pillow reads and writes 8-bit images and 16-bit greyscale; 16-bit colour PNGs (which Pillow silently reduces to
+8 bits) go through pypng, and TIFFs through tifffile. Corrupt or truncated files raise ``ImageReadError``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+READ_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601, as Pillow's convert("L")
+
+
+class ImageReadError(ValueError):
+    """The file is not a readable image (corrupt, truncated, unsupported pixel format)."""
+
+
+@dataclass(frozen=True)
+class Image:
+    """Pixels as float32 (H, W, C) in [0, 1] with C in {1, 3}; alpha as float32 (H, W) or None."""
+
+    pixels: np.ndarray
+    alpha: np.ndarray | None
+    bit_depth: int  # 8 or 16
+
+    @property
+    def grey(self) -> bool:
+        return self.pixels.shape[2] == 1
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width)."""
+        return self.pixels.shape[0], self.pixels.shape[1]
+
+    def rgb(self) -> np.ndarray:
+        """Colour pixels for an RGB network (greyscale replicated)."""
+        return np.repeat(self.pixels, 3, axis=2) if self.grey else self.pixels
+
+    def with_rgb(self, rgb: np.ndarray, alpha: np.ndarray | None) -> Image:
+        """Same kind of image (grey/colour, bit depth) holding new RGB pixels, e.g. a network's output."""
+        pixels = (rgb @ LUMA)[..., None] if self.grey else rgb
+        return replace(self, pixels=np.clip(pixels, 0, 1).astype(np.float32),
+                       alpha=None if alpha is None else np.clip(alpha, 0, 1).astype(np.float32))
+
+
+def _split(array: np.ndarray, bit_depth: int) -> Image:
+    """(H, W[, C]) integer array with 1-4 channels -> Image."""
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
+        raise ImageReadError(f"unsupported pixel layout {array.shape}")
+    scaled = array.astype(np.float32) / float(2**bit_depth - 1)
+    channels = scaled.shape[2]
+    colour = 1 if channels in (1, 2) else 3
+    alpha = scaled[..., colour] if channels in (2, 4) else None
+    return Image(np.ascontiguousarray(scaled[..., :colour]), alpha, bit_depth)
+
+
+def _png_header(path: Path) -> tuple[int, int] | None:
+    """(bit depth, colour type) from a PNG's IHDR, or None when the file is not a PNG."""
+    with open(path, "rb") as f:
+        head = f.read(26)
+    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    return head[24], head[25]
+
+
+def _read_png16(path: Path) -> Image:
+    import png
+
+    width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+    planes = info["planes"]
+    array = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows]).reshape(height, width, planes)
+    return _split(array, 16)
+
+
+def _read_tiff(path: Path) -> Image:
+    import tifffile
+
+    array = tifffile.imread(path)
+    if array.dtype == np.uint8:
+        return _split(array, 8)
+    if array.dtype == np.uint16:
+        return _split(array, 16)
+    raise ImageReadError(f"unsupported TIFF sample type {array.dtype}; expected 8- or 16-bit integers")
+
+
+def _read_pillow(path: Path) -> Image:
+    from PIL import Image as PILImage
+
+    with PILImage.open(path) as im:
+        im.load()
+        if im.mode in ("I;16", "I;16B", "I;16L"):
+            return _split(np.asarray(im.convert("I"), dtype=np.uint16), 16)
+        if im.mode == "P":
+            im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        elif im.mode == "1":
+            im = im.convert("L")
+        elif im.mode == "PA":
+            im = im.convert("RGBA")
+        elif im.mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+            im = im.convert("RGB")
+        if im.mode not in ("L", "LA", "RGB", "RGBA"):
+            raise ImageReadError(f"unsupported pixel format {im.mode}")
+        return _split(np.asarray(im), 8)
+
+
+def read_image(path: str | Path) -> Image:
+    """Read a PNG/JPEG/WebP/TIFF file, raising ``ImageReadError`` with the reason when it cannot."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            image = _read_tiff(path)
+        elif (_png_header(path) or (8, 0))[0] == 16:
+            image = _read_png16(path)
+        else:
+            image = _read_pillow(path)
+    except ImageReadError:
+        raise
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # Pillow/pypng/tifffile raise many types for corrupt and truncated data
+        raise ImageReadError(f"{path.name}: not a readable image ({type(exc).__name__}: {exc})") from exc
+    if min(image.size) == 0:
+        raise ImageReadError(f"{path.name}: empty image")
+    return image
+
+
+def _to_integers(image: Image, bit_depth: int) -> np.ndarray:
+    """Image -> (H, W, C) uint8/uint16 array including alpha, rounded to nearest."""
+    planes = image.pixels if image.alpha is None else np.concatenate([image.pixels, image.alpha[..., None]], 2)
+    top = 2**bit_depth - 1
+    return np.rint(np.clip(planes, 0, 1) * top).astype(np.uint16 if bit_depth == 16 else np.uint8)
+
+
+def write_image(path: str | Path, image: Image, jpeg_quality: int = 95) -> None:
+    """Write atomically (temp file + rename) so an interrupted run never leaves a truncated output.
+
+    16-bit images keep 16 bits in PNG and TIFF; JPEG and WebP are 8-bit formats, and JPEG cannot hold alpha.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".jpg", ".jpeg") and image.alpha is not None:
+        raise ValueError(f"{path.name}: JPEG cannot store the alpha channel; write PNG, WebP or TIFF instead")
+    bit_depth = image.bit_depth if suffix in (".png", ".tif", ".tiff") else 8
+    array = _to_integers(image, bit_depth)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=path.stem + ".", suffix=".part" + suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        if suffix in (".tif", ".tiff"):
+            import tifffile
+
+            tifffile.imwrite(tmp_name, array if array.shape[2] > 1 else array[..., 0])
+        elif bit_depth == 16:
+            import png
+
+            height, width, planes = array.shape
+            writer = png.Writer(width, height, greyscale=planes in (1, 2), alpha=planes in (2, 4), bitdepth=16)
+            with open(tmp_name, "wb") as f:
+                writer.write(f, array.reshape(height, width * planes))
+        else:
+            from PIL import Image as PILImage
+
+            pil = PILImage.fromarray(array if array.shape[2] > 1 else array[..., 0])
+            options = {"quality": jpeg_quality} if suffix in (".jpg", ".jpeg", ".webp") else {}
+            pil.save(tmp_name, format={".jpg": "JPEG", ".jpeg": "JPEG"}.get(suffix, suffix[1:].upper()), **options)
+        os.replace(tmp_name, path)
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)

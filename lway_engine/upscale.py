@@ -1,0 +1,123 @@
+"""``lway-engine upscale``: super-resolve image files with any loaded model, one failing file never stopping the rest."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from lway_engine.imageio import LUMA, READ_SUFFIXES, Image, ImageReadError, read_image, write_image
+from lway_engine.inference import upscale_tensor
+from lway_engine.models import LoadedModel
+
+
+class ImageTooSmall(ValueError):
+    """The image is below the model's minimum input size."""
+
+
+@dataclass(frozen=True)
+class UpscaleOptions:
+    """How to run the network: tiling, precision, output format, and what to do with alpha."""
+
+    tile: int = 512
+    tile_pad: int = 64
+    fp16: bool = False
+    suffix: str = ".png"
+    alpha_mode: str = "model"  # "model": alpha goes through the network as a grey image; "bicubic": resized
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one input file."""
+
+    source: Path
+    output: Path | None
+    error: str | None = None
+
+
+def collect_inputs(inputs: Sequence[Path]) -> list[tuple[Path, Path]]:
+    """(file, output path relative to OUTDIR, without suffix) for files and image files found under folders.
+
+    Files keep their stem; files under a folder keep their path relative to it, so ``a/x.png`` and ``b/x.png``
+    given as two folders would collide: that, and any other collision, is an error before any work starts.
+    """
+    pairs: list[tuple[Path, Path]] = []
+    for item in inputs:
+        if item.is_dir():
+            found = sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in READ_SUFFIXES)
+            pairs += [(p, p.relative_to(item).with_suffix("")) for p in found]
+        elif item.is_file():
+            pairs.append((item, Path(item.stem)))
+        else:
+            raise FileNotFoundError(f"{item}: no such file or folder")
+    seen: dict[Path, Path] = {}
+    for source, target in pairs:
+        if target in seen:
+            raise ValueError(f"{seen[target]} and {source} would both be written to {target}; upscale them separately")
+        seen[target] = source
+    return pairs
+
+
+def _to_tensor(array: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))[None].to(device=device, dtype=dtype)
+
+
+def _to_array(tensor: torch.Tensor) -> np.ndarray:
+    return tensor[0].float().cpu().numpy().transpose(1, 2, 0)
+
+
+def upscale_image(model: LoadedModel, image: Image, options: UpscaleOptions, progress: bool = False) -> Image:
+    """Super-resolve one image; greyscale, bit depth and alpha are carried over to the result."""
+    height, width = image.size
+    if min(height, width) < model.size.minimum:
+        raise ImageTooSmall(f"image is {width}x{height}; this model needs at least "
+                            f"{model.size.minimum}x{model.size.minimum}")
+    parameter = next(model.module.parameters())
+    dtype = torch.float16 if options.fp16 else torch.float32
+
+    def run(array: np.ndarray) -> np.ndarray:
+        if model.in_channels == 1:
+            array = (array @ LUMA)[..., None]
+        x = _to_tensor(array, parameter.device, dtype)
+        y = _to_array(upscale_tensor(model.module, x, model.scale, model.size, options.tile, options.tile_pad,
+                                     progress))
+        return np.repeat(y, 3, axis=2) if y.shape[2] == 1 else y
+
+    rgb = run(image.rgb())
+    alpha = None
+    if image.alpha is not None:
+        if options.alpha_mode == "model":
+            alpha = run(np.repeat(image.alpha[..., None], 3, axis=2)).mean(axis=2)
+        else:
+            a = torch.from_numpy(image.alpha)[None, None]
+            alpha = F.interpolate(a, scale_factor=model.scale, mode="bicubic", align_corners=False)[0, 0].numpy()
+    return image.with_rgb(rgb, alpha)
+
+
+def upscale_files(model: LoadedModel, inputs: Sequence[Path], outdir: Path, options: UpscaleOptions,
+                  progress: bool = True) -> list[Outcome]:
+    """Upscale every input into ``outdir``; a file that fails is reported in its Outcome and the rest go on."""
+    if options.fp16:
+        if next(model.module.parameters()).device.type != "cuda":
+            raise ValueError("--fp16 needs a CUDA device (half-precision convolutions on the CPU are slow and "
+                             "inexact); drop --fp16 or pass --device cuda")
+        if not model.supports_half:
+            raise ValueError(f"{model.architecture} does not support fp16 inference")
+        model.module.half()
+    outcomes = []
+    bar = tqdm(collect_inputs(inputs), desc="upscale", unit="img", disable=not progress)
+    for source, target in bar:
+        bar.set_postfix_str(source.name)
+        dest = outdir / target.with_suffix(options.suffix)
+        try:
+            result = upscale_image(model, read_image(source), options, progress)
+            write_image(dest, result)
+            outcomes.append(Outcome(source, dest))
+        except (ImageReadError, ImageTooSmall, ValueError, OSError) as exc:
+            outcomes.append(Outcome(source, None, str(exc)))
+    return outcomes

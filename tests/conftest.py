@@ -1,0 +1,76 @@
+"""Shared fixtures: a private weights cache for the session and the real models and photos tests run on."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def lway_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tests never touch the user's cache; real sources fill this one (offline: no official URL is reachable)."""
+    home = tmp_path_factory.mktemp("lway_home")
+    old = os.environ.get("LWAY_HOME")
+    os.environ["LWAY_HOME"] = str(home)
+    yield home
+    if old is None:
+        os.environ.pop("LWAY_HOME", None)
+    else:
+        os.environ["LWAY_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def x4plus(lway_home: Path):
+    from lway_engine.models import load_model
+
+    return load_model("realesrgan-x4plus")
+
+
+@pytest.fixture(scope="session")
+def compact(lway_home: Path):
+    from lway_engine.models import load_model
+
+    return load_model("realesr-animevideov3")
+
+
+@pytest.fixture(scope="session")
+def lpips_alex(lway_home: Path):
+    from lway_engine.losses import LPIPS
+
+    return LPIPS("alex")
+
+
+def _photo(name: str = "astronaut", size: int | None = None) -> np.ndarray:
+    """A scikit-image photo as float (H, W, 3) in [0, 1], optionally a centre crop of ``size``."""
+    from skimage import data
+
+    img = getattr(data, name)().astype(np.float32) / 255.0
+    if size:
+        top, left = (img.shape[0] - size) // 2, (img.shape[1] - size) // 2
+        img = img[top : top + size, left : left + size]
+    return np.ascontiguousarray(img)
+
+
+def _shared_file(relative: str) -> Path:
+    """A file from ../shared/data, skipping the test where that folder is absent (a fresh machine)."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"{path} not available")
+    return path
+
+
+@pytest.fixture(scope="session")
+def photo():
+    """``photo(name, size)``: a scikit-image photo (see ``_photo``)."""
+    return _photo
+
+
+@pytest.fixture(scope="session")
+def shared_file():
+    """``shared_file(relative)``: a path under ../shared/data, or skip (see ``_shared_file``)."""
+    return _shared_file
