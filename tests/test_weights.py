@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import multiprocessing
+import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,27 +81,15 @@ def test_unknown_name_lists_known_ones() -> None:
         fetch("no-such-model")
 
 
-def _fetch_in_child(name: str, home: str, queue: multiprocessing.Queue) -> None:
-    import os
-
-    os.environ["LWAY_HOME"] = home
-    from lway_engine.weights import fetch as child_fetch
-
-    queue.put(str(child_fetch(name, force=True)))
-
-
 def test_concurrent_fetches_do_not_corrupt_the_cache(tmp_path: Path) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=_fetch_in_child, args=("realesr-animevideov3", str(tmp_path), queue)) for _ in range(3)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=300)
-        assert p.exitcode == 0
-    paths = {queue.get(timeout=5) for _ in procs}
-    assert len(paths) == 1
-    path = Path(paths.pop())
+    code = "from lway_engine.weights import fetch; print(fetch('realesr-animevideov3', force=True))"
+    env = {**os.environ, "LWAY_HOME": str(tmp_path)}
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    outputs = [p.communicate(timeout=300)[0].strip() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0]
+    assert len(set(outputs)) == 1
+    path = Path(outputs[0])
     assert sha256_file(path) == REGISTRY["realesr-animevideov3"].sources[0].sha256
     assert not list(path.parent.glob("*.part"))
 

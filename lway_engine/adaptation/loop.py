@@ -1,0 +1,121 @@
+"""The adaptation loop: S(LR crop) -> R(., E(LR)) vs the LR crop, updating a subset of S's parameters with Adam.
+
+Faults are contained per run: a loss that turns NaN or explodes restores the last good weights and stops; Ctrl-C
+stops after the current step and keeps what was learned so far. Either way the caller still writes its outputs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from lway_engine.adaptation.loss import LWayLoss
+from lway_engine.adaptation.trainable import select_trainable
+from lway_engine.models import LoadedModel
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    """Optimisation settings; defaults follow the paper (Adam, lr 2e-6, batch 6, 65% of parameters)."""
+
+    iterations: int = 300
+    lr: float = 2e-6
+    batch: int = 6
+    crop: int = 128  # LR crop side; the paper's LR patches are 128x128
+    trainable_fraction: float = 0.65
+    trainable_patterns: tuple[str, ...] = ()
+    hf_weight: bool = True
+    seed: int = 0
+    explode_factor: float = 10.0  # a loss above this many times the first one counts as divergence
+
+
+@dataclass
+class AdaptLog:
+    """What happened during one adaptation run."""
+
+    status: str = "running"  # "done", "interrupted" or "diverged"
+    message: str = ""
+    crop: int = 0
+    trainable: int = 0
+    total_parameters: int = 0
+    loss: list[float] = field(default_factory=list)
+    l1: list[float] = field(default_factory=list)
+    lpips: list[float] = field(default_factory=list)
+    step_seconds: list[float] = field(default_factory=list)
+
+
+def effective_crop(images: list[torch.Tensor], crop: int, multiple_of: int) -> int:
+    """The crop side used: at most every image's shorter side, rounded down to the model's multiple."""
+    side = min(crop, *(min(img.shape[-2:]) for img in images))
+    return max(multiple_of, side - side % multiple_of)
+
+
+def _random_crops(images: list[torch.Tensor], embeddings: torch.Tensor, batch: int, crop: int,
+                  rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of random crops (drawn from random images) with each crop's image embedding."""
+    picks = rng.integers(0, len(images), size=batch)
+    crops = []
+    for i in picks:
+        height, width = images[i].shape[-2:]
+        top, left = rng.integers(0, height - crop + 1), rng.integers(0, width - crop + 1)
+        crops.append(images[i][:, top : top + crop, left : left + crop])
+    return torch.stack(crops), embeddings[torch.as_tensor(picks)]
+
+
+def adapt(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.nn.Module, loss_fn: LWayLoss,
+          config: AdaptConfig, progress: bool = True) -> AdaptLog:
+    """Adapt ``model.module`` in place on LR ``images`` ((3, h, w) tensors in [0, 1] on the model's device)."""
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    module = model.module.eval()  # fine-tuning keeps inference behaviour (no dropout/BN statistics updates)
+    select_trainable(module, config.trainable_fraction, list(config.trainable_patterns) or None)
+    params = [p for p in module.parameters() if p.requires_grad]
+    log = AdaptLog(crop=effective_crop(images, config.crop, model.size.multiple_of),
+                   trainable=sum(p.numel() for p in params),
+                   total_parameters=sum(p.numel() for p in module.parameters()))
+    if log.crop < config.crop:
+        log.message = f"LR smaller than the {config.crop}px crop: using {log.crop}px crops. "
+    reconstruction.eval().requires_grad_(False)
+    with torch.no_grad():
+        embeddings = torch.cat([reconstruction.encoder(img[None]) for img in images])
+    optimizer = torch.optim.Adam(params, lr=config.lr)
+    good = [p.detach().clone() for p in params]
+    bar = tqdm(range(config.iterations), desc="adapt", unit="step", disable=not progress)
+    try:
+        for step in bar:
+            started = time.perf_counter()
+            lr_crops, e = _random_crops(images, embeddings, config.batch, log.crop, rng)
+            terms = loss_fn(reconstruction.reconstructor(module(lr_crops), e), lr_crops)
+            value = float(terms.total.detach())
+            if not math.isfinite(value) or (log.loss and value > config.explode_factor * log.loss[0]):
+                with torch.no_grad():
+                    for p, saved in zip(params, good):
+                        p.copy_(saved)
+                log.status = "diverged"
+                log.message += f"loss became {value:.4g} at step {step}; restored the weights of step {step - 1}."
+                break
+            with torch.no_grad():
+                for p, saved in zip(params, good):
+                    saved.copy_(p)
+            optimizer.zero_grad(set_to_none=True)
+            terms.total.backward()
+            optimizer.step()
+            log.loss.append(value)
+            log.l1.append(terms.l1)
+            log.lpips.append(terms.lpips)
+            log.step_seconds.append(time.perf_counter() - started)
+            bar.set_postfix(loss=f"{value:.4f}", l1=f"{terms.l1:.4f}", lpips=f"{terms.lpips:.4f}")
+        else:
+            log.status = "done"
+    except KeyboardInterrupt:
+        log.status = "interrupted"
+        log.message += f"interrupted after {len(log.loss)} steps; keeping the weights learned so far."
+    finally:
+        bar.close()
+        module.requires_grad_(False)
+    return log

@@ -1,0 +1,37 @@
+"""The LWay self-supervised loss: L1 + LPIPS between W*LR_hat and W*LR (paper, Sec. 3.2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from lway_engine.adaptation.hf_weight import hf_weight_map, weighted_l1
+from lway_engine.losses import LPIPS
+
+
+@dataclass
+class LossTerms:
+    """The loss and its parts (detached floats for logging)."""
+
+    total: torch.Tensor
+    l1: float
+    lpips: float
+
+
+class LWayLoss(nn.Module):
+    """``L1(W*x_hat, W*x) + lpips_weight * LPIPS(W*x_hat, W*x)``; ``hf_weight=False`` sets W = 1 (ablation)."""
+
+    def __init__(self, lpips: LPIPS | None = None, hf_weight: bool = True, lpips_weight: float = 1.0) -> None:
+        super().__init__()
+        self.lpips = lpips if lpips is not None else LPIPS("alex")
+        self.hf_weight = hf_weight
+        self.lpips_weight = lpips_weight
+
+    def forward(self, x_hat: torch.Tensor, x: torch.Tensor) -> LossTerms:
+        w = hf_weight_map(x) if self.hf_weight else torch.ones_like(x[:, :1])
+        l1 = weighted_l1(x_hat, x, w)
+        perceptual = self.lpips(w * x_hat, w * x).mean()
+        total = l1 + self.lpips_weight * perceptual
+        return LossTerms(total, float(l1.detach()), float(perceptual.detach()))

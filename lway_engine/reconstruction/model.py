@@ -1,0 +1,45 @@
+"""The LR reconstruction branch as one module: degradation encoder E + reconstructor R and their configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from lway_engine.reconstruction.encoder import DegradationEncoder
+from lway_engine.reconstruction.reconstructor import Reconstructor
+
+
+@dataclass(frozen=True)
+class ReconstructionConfig:
+    """Everything needed to rebuild the networks; stored in checkpoints so loading needs no side information."""
+
+    scale: int = 4
+    embed_dim: int = 512
+    encoder_width: int = 64
+    reconstructor_width: int = 64
+    num_blocks: int = 4
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+class LWayReconstruction(nn.Module):
+    """E and R together. ``forward`` is the pre-training (step 1) pass ``R(HR, E(LR))``.
+
+    Adaptation (step 2) uses the parts instead: ``styles = reconstructor.prepare(encoder(lr))`` once per image, then
+    ``reconstructor(sr, styles=styles)`` every step.
+    """
+
+    def __init__(self, config: ReconstructionConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or ReconstructionConfig()
+        c = self.config
+        self.encoder = DegradationEncoder(c.embed_dim, c.encoder_width)
+        self.reconstructor = Reconstructor(c.scale, c.embed_dim, c.reconstructor_width, c.num_blocks)
+
+    def forward(self, hr: Tensor, lr: Tensor) -> Tensor:
+        """Reconstruct ``lr`` from ``hr`` and the degradation embedding of ``lr`` itself."""
+        return self.reconstructor(hr, self.encoder(lr))

@@ -1,0 +1,56 @@
+"""StyleGAN2-style modulated 3x3 convolution: how the degradation embedding conditions the reconstructor."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lway_engine.ext import bias_leaky_relu
+
+DEMOD_EPS = 1e-8
+
+
+class ModulatedConv2d(nn.Module):
+    """Convolution whose weights are scaled per input channel by ``affine(e)``, then demodulated, then bias-lReLU.
+
+    The work is split in two so adaptation can hoist what depends on ``e`` only out of its loop:
+    :meth:`modulated_weight` (per image, once) and :meth:`forward` (per step). Demodulation renormalises each output
+    filter to unit norm, so the style changes the *shape* of the filters but not the activations' scale.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, embed_dim: int, kernel_size: int = 3) -> None:
+        super().__init__()
+        self.padding = kernel_size // 2
+        # Demodulation normalises the filters, so the weights' own scale is irrelevant: N(0, 1) as in StyleGAN2.
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        self.affine = nn.Linear(embed_dim, in_channels)
+        nn.init.normal_(self.affine.weight, std=1.0 / math.sqrt(embed_dim))
+        nn.init.ones_(self.affine.bias)  # styles start around 1: an unconditioned convolution
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+
+    def modulated_weight(self, e: Tensor) -> Tensor:
+        """Per-sample demodulated weights (B, out, in, k, k) for embeddings ``e`` (B, embed_dim)."""
+        style = self.affine(e)
+        w = self.weight[None] * style[:, None, :, None, None]
+        return w * torch.rsqrt(w.square().sum(dim=(2, 3, 4), keepdim=True) + DEMOD_EPS)
+
+    def forward(self, x: Tensor, weight: Tensor) -> Tensor:
+        """Convolve ``x`` (B, in, h, w) with ``weight`` from :meth:`modulated_weight`, batch 1 or B.
+
+        A batch-1 weight (one embedding for the whole batch) is a plain convolution; otherwise each sample gets its
+        own filters through one grouped convolution (groups = B), not a Python loop over the batch.
+        """
+        b, c, h, w = x.shape
+        if weight.shape[0] == 1:
+            out = F.conv2d(x, weight[0], None, 1, self.padding)
+        else:
+            torch._check(
+                weight.shape[0] == b,
+                lambda: f"embedding batch {weight.shape[0]} does not match image batch {b} (nor is it 1)",
+            )
+            out = F.conv2d(x.reshape(1, b * c, h, w), weight.flatten(0, 1), None, 1, self.padding, groups=b)
+            out = out.reshape(b, -1, h, w)
+        return bias_leaky_relu(out, self.bias)
