@@ -121,3 +121,100 @@ def demo(
                    f"{r.lpips_model:>12.3f}")
     typer.echo(f"\n(PSNR higher is better, LPIPS lower is better)\noutputs: {output.resolve()}  "
                "(<photo>_compare.png = bicubic | model | original)")
+
+
+@app.command()
+def adapt(
+    inputs: Annotated[list[Path], typer.Argument(help="LR images or folders to adapt on (no HR needed).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for results, weights and report.")],
+    model: Annotated[str, typer.Option(help="Registry name or checkpoint path of the SR model.")] = (
+        "realesrgan-x4plus"),
+    reconstructor: Annotated[Optional[Path], typer.Option(help="E+R checkpoint (default: the bundled x4 one).")] = (
+        None),
+    iterations: Annotated[int, typer.Option(help="Adam steps (the paper uses 150-500).")] = 300,
+    lr: Annotated[float, typer.Option(help="Learning rate (paper: 2e-6; 5e-5 for diffusion models).")] = 2e-6,
+    batch: Annotated[int, typer.Option(help="LR crops per step.")] = 6,
+    crop: Annotated[int, typer.Option(help="LR crop side in pixels.")] = 128,
+    trainable: Annotated[str, typer.Option(
+        help="Fraction of parameters to train, from the output end (e.g. 0.65), or comma-separated name globs "
+             "(e.g. 'model.1.sub.2*,model.3*').")] = "0.65",
+    per_image: Annotated[bool, typer.Option("--per-image/--whole-set", help="One adapted model per image, or one "
+                                            "for the whole set.")] = False,
+    hf_weight: Annotated[bool, typer.Option("--hf-weight/--no-hf-weight", help="Weight the loss by the Haar "
+                                            "high-frequency map (ablation: off).")] = True,
+    seed: Annotated[int, typer.Option(help="Seed for crops and initialisation.")] = 0,
+    device: Annotated[str, typer.Option(help="torch device.")] = "cpu",
+) -> None:
+    """Adapt an SR model to LR images with the LWay self-supervised loss; writes SR before/after, comparisons,
+    adapted weights (same keys as the input checkpoint) and a report. Ctrl-C stops early and still writes them."""
+    from lway_engine.adaptation.loop import AdaptConfig
+    from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR, run_adaptation
+    from lway_engine.models import ModelLoadError, load_model
+    from lway_engine.reconstruction import CheckpointError, load_checkpoint
+    from lway_engine.upscale import collect_inputs
+
+    try:
+        fraction, patterns = float(trainable), ()
+    except ValueError:
+        fraction, patterns = 0.65, tuple(p.strip() for p in trainable.split(",") if p.strip())
+    try:
+        loaded = load_model(model, device=device)
+        recon = load_checkpoint(reconstructor or DEFAULT_RECONSTRUCTOR, expect_scale=loaded.scale)
+        files = [source for source, _ in collect_inputs(inputs)]
+        config = AdaptConfig(iterations=iterations, lr=lr, batch=batch, crop=crop, trainable_fraction=fraction,
+                             trainable_patterns=patterns, hf_weight=hf_weight, seed=seed)
+        runs = run_adaptation(loaded, files, output, recon, config, per_image)
+    except (ModelLoadError, CheckpointError, FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    for name, log in runs.items():
+        typer.echo(f"{name}: {log.status} after {len(log.loss)} steps. {log.message}")
+    typer.echo(f"results, weights and report in {output.resolve()}")
+    raise typer.Exit(0 if all(log.status == "done" for log in runs.values()) else 1)
+
+
+@app.command()
+def pretrain(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Checkpoint to write (.safetensors).")],
+    hr: Annotated[Optional[list[Path]], typer.Option(help="HR folders for synthetic pairs (repeatable).")] = None,
+    pairs: Annotated[Optional[list[Path]], typer.Option(
+        help="Folders of real registered pairs: City100 NNNH/NNNL or RealSR *_HR/*_LR4 (repeatable).")] = None,
+    holdout: Annotated[float, typer.Option(help="Fraction of files (last by name) kept for validation.")] = 0.1,
+    steps: Annotated[int, typer.Option(help="Training steps.")] = 3000,
+    batch: Annotated[int, typer.Option(help="Pairs per step.")] = 8,
+    crop: Annotated[int, typer.Option(help="LR crop side.")] = 48,
+    lr: Annotated[float, typer.Option(help="Adam learning rate (cosine-decayed to 10%).")] = 2e-4,
+    scale: Annotated[int, typer.Option(help="SR scale the reconstructor serves.")] = 4,
+    embed_dim: Annotated[int, typer.Option(help="Degradation embedding size.")] = 512,
+    checkpoint_every: Annotated[int, typer.Option(help="Write checkpoint + resume state every N steps.")] = 250,
+    resume: Annotated[bool, typer.Option(help="Continue from OUTPUT and OUTPUT.state.pt.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed for sampling, degradations and initialisation.")] = 0,
+) -> None:
+    """Step 1: train the degradation encoder + LR reconstructor on synthetic (BSRGAN / Real-ESRGAN degradations)
+    and/or real pairs with L1 + LPIPS. Checkpoints are atomic; --resume continues a stopped run."""
+    from lway_engine.pretrain import PretrainConfig
+    from lway_engine.pretrain import pretrain as run_pretrain
+    from lway_engine.reconstruction import ReconstructionConfig
+    from lway_engine.training_data import PairSource, find_pairs, image_files
+
+    pair_files = find_pairs(pairs or [], scale)
+    paired = {p for pair in pair_files for p in pair}
+    hr_files = [p for p in image_files(hr or []) if p not in paired]
+    if not hr_files and not pair_files:
+        raise typer.BadParameter("give --hr folders and/or --pairs folders containing images")
+
+    def split(items: list) -> tuple[list, list]:
+        keep = len(items) - max(1, round(len(items) * holdout)) if len(items) > 1 else len(items)
+        return items[:keep], items[keep:] or items[:1]
+
+    hr_train, hr_val = split(hr_files)
+    pairs_train, pairs_val = split(pair_files)
+    min_side = crop * scale
+    train = PairSource.load(hr_train, pairs_train, scale).drop_smaller_than(min_side)
+    val = PairSource.load(hr_val, pairs_val, scale).drop_smaller_than(min_side)
+    typer.echo(f"training on {len(train.hr_images)} HR images + {len(train.real_pairs)} real pairs; validating on "
+               f"{len(val.hr_images)} + {len(val.real_pairs)} held out (last by name)")
+    config = PretrainConfig(steps=steps, batch=batch, crop=crop, lr=lr, checkpoint_every=checkpoint_every,
+                            val_every=checkpoint_every, seed=seed)
+    log = run_pretrain(train, val, output, config, ReconstructionConfig(scale=scale, embed_dim=embed_dim), resume)
+    typer.echo(f"done in {log['seconds']:.0f} s; final validation {log['val'][-1][1]}; checkpoint {output}")

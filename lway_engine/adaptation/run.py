@@ -1,0 +1,92 @@
+"""``lway-engine adapt``: adapt an SR model on LR images and write everything a user needs to judge the result.
+
+Outputs in OUTDIR: ``sr_before/`` and ``sr_after/`` (the model's results before and after adaptation),
+``compare/<name>.png`` (LR enlarged | before | after), ``weights/`` (adapted weights in the input checkpoint's own
+layout), ``report.json`` and ``report.md`` (settings, loss curve, time per step, per-image status).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lway_engine.adaptation.loop import AdaptConfig, AdaptLog, adapt
+from lway_engine.adaptation.loss import LWayLoss
+from lway_engine.adapted_weights import OriginalLayout
+from lway_engine.imageio import Image, read_image, write_image
+from lway_engine.models import LoadedModel
+from lway_engine.reconstruction import LWayReconstruction
+from lway_engine.upscale import UpscaleOptions, upscale_image
+
+DEFAULT_RECONSTRUCTOR = Path(__file__).resolve().parent.parent / "assets" / "lway-er-x4.safetensors"
+
+
+def _tensor(image: Image, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image.rgb().transpose(2, 0, 1))).to(device)
+
+
+def _compare(lr: Image, before: Image, after: Image, scale: int) -> Image:
+    enlarged = np.repeat(np.repeat(lr.rgb(), scale, axis=0), scale, axis=1)
+    return Image(np.concatenate([enlarged, before.rgb(), after.rgb()], axis=1), None, 8)
+
+
+def _write_report(outdir: Path, settings: dict, runs: dict[str, AdaptLog], seconds: float) -> None:
+    report = {"settings": settings, "seconds": seconds, "runs": {k: asdict(v) for k, v in runs.items()}}
+    (outdir / "report.json").write_text(json.dumps(report, indent=1))
+    lines = ["# LWay adaptation report", "", "| setting | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in settings.items()]
+    lines += ["", "| run | status | steps | first loss | last loss | s/step | note |", "|---|---|---|---|---|---|---|"]
+    for name, log in runs.items():
+        first = f"{log.loss[0]:.4f}" if log.loss else "-"
+        last = f"{np.mean(log.loss[-10:]):.4f}" if log.loss else "-"
+        per_step = f"{np.median(log.step_seconds):.2f}" if log.step_seconds else "-"
+        lines.append(f"| {name} | {log.status} | {len(log.loss)} | {first} | {last} | {per_step} | {log.message} |")
+    lines += ["", f"Total time: {seconds:.1f} s. Loss = L1(W*LR_hat, W*LR) + LPIPS-alex(W*LR_hat, W*LR); "
+              "'last loss' is the mean of the last 10 steps."]
+    (outdir / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def run_adaptation(model: LoadedModel, inputs: list[Path], outdir: Path, reconstruction: LWayReconstruction,
+                   config: AdaptConfig, per_image: bool, progress: bool = True) -> dict[str, AdaptLog]:
+    """Adapt over the whole set (one model) or per image (one model each), then write all outputs."""
+    started = time.perf_counter()
+    device = next(model.module.parameters()).device
+    layout = OriginalLayout(model.module, model.path)
+    original = copy.deepcopy(model.module.state_dict())
+    images = {p.stem: read_image(p) for p in inputs}
+    if len(images) != len(inputs):
+        raise ValueError("two inputs share a file name; adapt them in separate runs")
+    reconstruction = reconstruction.to(device)
+    loss_fn = LWayLoss(hf_weight=config.hf_weight).to(device)
+    options = UpscaleOptions(tile=512)
+    before = {name: upscale_image(model, img, options) for name, img in images.items()}
+    groups = {name: [name] for name in images} if per_image else {"all": list(images)}
+    runs: dict[str, AdaptLog] = {}
+    after: dict[str, Image] = {}
+    try:
+        for run_name, names in groups.items():
+            model.module.load_state_dict(original)
+            runs[run_name] = adapt(model, [_tensor(images[n], device) for n in names], reconstruction, loss_fn,
+                                   config, progress)
+            weights_name = "adapted" if run_name == "all" else run_name
+            layout.save(model.module, outdir / "weights" / f"{weights_name}.safetensors")
+            for n in names:
+                after[n] = upscale_image(model, images[n], options)
+            if runs[run_name].status == "interrupted":
+                break
+    finally:
+        for name, img in after.items():
+            write_image(outdir / "sr_before" / f"{name}.png", before[name])
+            write_image(outdir / "sr_after" / f"{name}.png", img)
+            write_image(outdir / "compare" / f"{name}.png", _compare(images[name], before[name], img, model.scale))
+        settings = {**asdict(config), "model": str(model.path), "architecture": model.architecture,
+                    "mode": "per-image" if per_image else "whole-set", "images": len(images),
+                    "device": str(device)}
+        _write_report(outdir, settings, runs, time.perf_counter() - started)
+    return runs

@@ -1,0 +1,130 @@
+"""Step 1 of LWay: train the degradation encoder E and reconstructor R so that R(HR, E(LR)) reproduces LR.
+
+Resumable: every ``checkpoint_every`` steps the model (safetensors) and the optimizer/RNG state (``*.state.pt``)
+are written atomically, and ``resume=True`` continues from them bit-for-bit. A held-out validation set (fixed
+samples from files never used for training) is scored every ``val_every`` steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from lway_engine.losses import LPIPS
+from lway_engine.reconstruction import LWayReconstruction, ReconstructionConfig, load_checkpoint, save_checkpoint
+from lway_engine.training_data import PairSource
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Optimisation and data settings of step 1."""
+
+    steps: int = 3000
+    batch: int = 8
+    crop: int = 48  # LR crop side (HR crops are crop * scale)
+    lr: float = 2e-4
+    real_fraction: float = 0.5  # share of real pairs in a batch when both kinds of data are given
+    lpips_weight: float = 1.0
+    checkpoint_every: int = 250
+    val_every: int = 250
+    val_samples: int = 48
+    seed: int = 0
+
+
+def _atomic_torch_save(obj: object, dest: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, dest)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _loss(model: LWayReconstruction, lpips: LPIPS, hr: torch.Tensor, lr: torch.Tensor, lpips_weight: float
+          ) -> tuple[torch.Tensor, float, float]:
+    lr_hat = model(hr, lr)
+    l1 = (lr_hat - lr).abs().mean()
+    perceptual = lpips(lr_hat, lr).mean()
+    return l1 + lpips_weight * perceptual, float(l1.detach()), float(perceptual.detach())
+
+
+def validation_loss(model: LWayReconstruction, lpips: LPIPS, samples: list[tuple[torch.Tensor, torch.Tensor]],
+                    lpips_weight: float) -> dict[str, float]:
+    """Mean L1 / LPIPS / total on the fixed validation samples."""
+    model.eval()
+    totals = np.zeros(3)
+    with torch.no_grad():
+        for start in range(0, len(samples), 16):
+            chunk = samples[start : start + 16]
+            hr, lr = torch.stack([s[0] for s in chunk]), torch.stack([s[1] for s in chunk])
+            total, l1, perceptual = _loss(model, lpips, hr, lr, lpips_weight)
+            totals += np.array([float(total), l1, perceptual]) * len(chunk)
+    total, l1, perceptual = totals / len(samples)
+    return {"total": total, "l1": l1, "lpips": perceptual}
+
+
+def pretrain(train: PairSource, val: PairSource, out: Path, config: PretrainConfig,
+             model_config: ReconstructionConfig, resume: bool = False, progress: bool = True) -> dict:
+    """Train E+R; writes ``out`` (checkpoint), ``out.state.pt`` (resume state) and ``out.json`` (log)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    state_path, log_path = out.with_suffix(".state.pt"), out.with_suffix(".json")
+    torch.manual_seed(config.seed)
+    lpips = LPIPS("alex")
+    val_rng = np.random.default_rng(config.seed + 1)
+    val_samples = [val.sample(val_rng, config.crop, config.real_fraction) for _ in range(config.val_samples)]
+    if resume and out.exists() and state_path.exists():
+        model = load_checkpoint(out, expect_scale=model_config.scale, expect_embed_dim=model_config.embed_dim)
+        state = torch.load(state_path, weights_only=False)  # our own file: optimizer state and RNG state
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.99))
+        optimizer.load_state_dict(state["optimizer"])
+        rng = np.random.default_rng()
+        rng.bit_generator.state = state["rng"]
+        log, start = state["log"], state["step"]
+    else:
+        model = LWayReconstruction(model_config)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.99))
+        rng = np.random.default_rng(config.seed)
+        log = {"config": asdict(config), "model": asdict(model_config), "train": [], "val": [], "seconds": 0.0}
+        start = 0
+    scheduler_floor = config.lr * 0.1
+
+    def save(step: int) -> None:
+        save_checkpoint(out, model, extra={"step": step, "seed": config.seed})
+        _atomic_torch_save({"optimizer": optimizer.state_dict(), "rng": rng.bit_generator.state, "log": log,
+                            "step": step}, state_path)
+        log_path.write_text(json.dumps(log, indent=1))
+
+    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="pretrain", disable=not progress)
+    began = time.perf_counter() - log["seconds"]
+    for step in bar:
+        model.train()
+        for group in optimizer.param_groups:  # cosine decay to 10% keeps late steps from undoing early progress
+            group["lr"] = scheduler_floor + (config.lr - scheduler_floor) * 0.5 * (1 + math.cos(math.pi * step /
+                                                                                          config.steps))
+        hr, lr = train.batch(rng, config.batch, config.crop, config.real_fraction)
+        total, l1, perceptual = _loss(model, lpips, hr, lr, config.lpips_weight)
+        if not math.isfinite(float(total)):
+            raise FloatingPointError(f"pretraining loss became {float(total)} at step {step}; lower --lr")
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+        log["train"].append([step + 1, float(total), l1, perceptual])
+        bar.set_postfix(loss=f"{float(total):.4f}", l1=f"{l1:.4f}", lpips=f"{perceptual:.4f}")
+        done = step + 1
+        if done % config.val_every == 0 or done == config.steps:
+            log["val"].append([done, validation_loss(model, lpips, val_samples, config.lpips_weight)])
+            bar.write(f"step {done}: validation {log['val'][-1][1]}")
+        log["seconds"] = time.perf_counter() - began
+        if done % config.checkpoint_every == 0 or done == config.steps:
+            save(done)
+    return log
