@@ -33,7 +33,8 @@ def main() -> None:
     metric = LPIPS("alex")
     cases: dict[str, np.ndarray] = {"identical": hr}
     for sigma in (1, 2, 4):
-        cases[f"gaussian blur sigma {sigma}"] = np.asarray(pil.filter(ImageFilter.GaussianBlur(sigma)), np.float32) / 255
+        blurred = pil.filter(ImageFilter.GaussianBlur(sigma))
+        cases[f"gaussian blur sigma {sigma}"] = np.asarray(blurred, np.float32) / 255
     buffer = io.BytesIO()
     pil.save(buffer, "JPEG", quality=10)
     cases["JPEG q10"] = np.asarray(PILImage.open(buffer).convert("RGB"), np.float32) / 255

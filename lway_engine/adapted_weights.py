@@ -9,13 +9,13 @@ architecture, without per-architecture tables.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from lway_engine.atomic import atomic_write
 
 _WRAPPERS = ("params_ema", "params", "state_dict", "model")
 
@@ -65,20 +65,9 @@ class OriginalLayout:
         """Write ``dest`` (.safetensors); for a wrapped .pth input also ``dest.pth`` with the same wrapper."""
         state = self.state_dict(module)
         written = [dest]
-        _atomic(dest, lambda tmp: save_file(state, tmp))
+        atomic_write(dest, lambda tmp: save_file(state, tmp))
         if self.wrapper:
             pth = dest.with_suffix(".pth")
-            _atomic(pth, lambda tmp: torch.save({self.wrapper: state}, tmp))
+            atomic_write(pth, lambda tmp: torch.save({self.wrapper: state}, tmp))
             written.append(pth)
         return written
-
-
-def _atomic(dest: Path, write) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, dest)
-    finally:
-        Path(tmp).unlink(missing_ok=True)

@@ -7,12 +7,12 @@ Pillow reads and writes 8-bit images and 16-bit greyscale; 16-bit colour PNGs (w
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+
+from lway_engine.atomic import atomic_write
 
 READ_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601, as Pillow's convert("L")
@@ -151,27 +151,24 @@ def write_image(path: str | Path, image: Image, jpeg_quality: int = 95) -> None:
         raise ValueError(f"{path.name}: JPEG cannot store the alpha channel; write PNG, WebP or TIFF instead")
     bit_depth = image.bit_depth if suffix in (".png", ".tif", ".tiff") else 8
     array = _to_integers(image, bit_depth)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=path.stem + ".", suffix=".part" + suffix, dir=path.parent)
-    os.close(fd)
-    try:
+
+    def write(tmp: Path) -> None:
         if suffix in (".tif", ".tiff"):
             import tifffile
 
-            tifffile.imwrite(tmp_name, array if array.shape[2] > 1 else array[..., 0])
+            tifffile.imwrite(tmp, array if array.shape[2] > 1 else array[..., 0])
         elif bit_depth == 16:
             import png
 
             height, width, planes = array.shape
             writer = png.Writer(width, height, greyscale=planes in (1, 2), alpha=planes in (2, 4), bitdepth=16)
-            with open(tmp_name, "wb") as f:
+            with open(tmp, "wb") as f:
                 writer.write(f, array.reshape(height, width * planes))
         else:
             from PIL import Image as PILImage
 
             pil = PILImage.fromarray(array if array.shape[2] > 1 else array[..., 0])
             options = {"quality": jpeg_quality} if suffix in (".jpg", ".jpeg", ".webp") else {}
-            pil.save(tmp_name, format={".jpg": "JPEG", ".jpeg": "JPEG"}.get(suffix, suffix[1:].upper()), **options)
-        os.replace(tmp_name, path)
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
+            pil.save(tmp, format={".jpg": "JPEG", ".jpeg": "JPEG"}.get(suffix, suffix[1:].upper()), **options)
+
+    atomic_write(path, write, suffix=suffix)

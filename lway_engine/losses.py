@@ -44,7 +44,8 @@ class LPIPS(nn.Module):
             warnings.simplefilter("ignore", UserWarning)
             self.model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)
         backbone = load_backbone(net)
-        slices = {name.split(".", 1)[1]: name for name in self.model.net.state_dict()}  # "0.weight" -> "slice1.0.weight"
+        # lpips names the torchvision layers "slice<k>.<index>": map "<index>.weight" -> "slice<k>.<index>.weight"
+        slices = {name.split(".", 1)[1]: name for name in self.model.net.state_dict()}
         mapped = {slices[key.removeprefix("features.")]: value for key, value in backbone.items()
                   if key.removeprefix("features.") in slices}
         if len(mapped) != len(slices):

@@ -22,3 +22,14 @@ def psnr_y(a: np.ndarray, b: np.ndarray, crop: int = 4) -> float:
         ya, yb = ya[crop:-crop, crop:-crop], yb[crop:-crop, crop:-crop]
     mse = float(np.mean((ya - yb) ** 2))
     return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
+
+
+def ssim_y(a: np.ndarray, b: np.ndarray, crop: int = 4) -> float:
+    """SSIM on the Y channel (Gaussian window, sigma 1.5, as MATLAB/BasicSR), after an 8-bit round trip."""
+    from skimage.metrics import structural_similarity
+
+    ya, yb = (rgb_to_y(np.rint(np.clip(x, 0, 1) * 255.0).astype(np.float64)) for x in (a, b))
+    if crop:
+        ya, yb = ya[crop:-crop, crop:-crop], yb[crop:-crop, crop:-crop]
+    return float(structural_similarity(ya, yb, data_range=255.0, gaussian_weights=True, sigma=1.5,
+                                       use_sample_covariance=False))

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from lway_engine.atomic import atomic_write
 from lway_engine.losses import LPIPS
 from lway_engine.reconstruction import LWayReconstruction, ReconstructionConfig, load_checkpoint, save_checkpoint
 from lway_engine.training_data import PairSource
@@ -38,16 +37,6 @@ class PretrainConfig:
     val_every: int = 250
     val_samples: int = 48
     seed: int = 0
-
-
-def _atomic_torch_save(obj: object, dest: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, dest)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def _loss(model: LWayReconstruction, lpips: LPIPS, hr: torch.Tensor, lr: torch.Tensor, lpips_weight: float
@@ -70,7 +59,7 @@ def validation_loss(model: LWayReconstruction, lpips: LPIPS, samples: list[tuple
             total, l1, perceptual = _loss(model, lpips, hr, lr, lpips_weight)
             totals += np.array([float(total), l1, perceptual]) * len(chunk)
     total, l1, perceptual = totals / len(samples)
-    return {"total": total, "l1": l1, "lpips": perceptual}
+    return {"total": float(total), "l1": float(l1), "lpips": float(perceptual)}
 
 
 def pretrain(train: PairSource, val: PairSource, out: Path, config: PretrainConfig,
@@ -100,9 +89,9 @@ def pretrain(train: PairSource, val: PairSource, out: Path, config: PretrainConf
 
     def save(step: int) -> None:
         save_checkpoint(out, model, extra={"step": step, "seed": config.seed})
-        _atomic_torch_save({"optimizer": optimizer.state_dict(), "rng": rng.bit_generator.state, "log": log,
-                            "step": step}, state_path)
-        log_path.write_text(json.dumps(log, indent=1))
+        state = {"optimizer": optimizer.state_dict(), "rng": rng.bit_generator.state, "log": log, "step": step}
+        atomic_write(state_path, lambda tmp: torch.save(state, tmp))
+        atomic_write(log_path, lambda tmp: tmp.write_text(json.dumps(log, indent=1)))
 
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="pretrain", disable=not progress)
     began = time.perf_counter() - log["seconds"]
@@ -113,13 +102,14 @@ def pretrain(train: PairSource, val: PairSource, out: Path, config: PretrainConf
                                                                                           config.steps))
         hr, lr = train.batch(rng, config.batch, config.crop, config.real_fraction)
         total, l1, perceptual = _loss(model, lpips, hr, lr, config.lpips_weight)
-        if not math.isfinite(float(total)):
-            raise FloatingPointError(f"pretraining loss became {float(total)} at step {step}; lower --lr")
+        value = float(total.detach())
+        if not math.isfinite(value):
+            raise FloatingPointError(f"pretraining loss became {value} at step {step}; lower --lr")
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()
-        log["train"].append([step + 1, float(total), l1, perceptual])
-        bar.set_postfix(loss=f"{float(total):.4f}", l1=f"{l1:.4f}", lpips=f"{perceptual:.4f}")
+        log["train"].append([step + 1, value, l1, perceptual])
+        bar.set_postfix(loss=f"{value:.4f}", l1=f"{l1:.4f}", lpips=f"{perceptual:.4f}")
         done = step + 1
         if done % config.val_every == 0 or done == config.steps:
             log["val"].append([done, validation_loss(model, lpips, val_samples, config.lpips_weight)])

@@ -1,4 +1,4 @@
-"""``lway-engine upscale``: super-resolve image files with any loaded model, one failing file never stopping the rest."""
+"""``lway-engine upscale``: super-resolve image files with any loaded model; one failing file never stops the rest."""
 
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.trainable import select_trainable
 from lway_engine.models import LoadedModel
+from lway_engine.reconstruction import MIN_LR_SIZE
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,15 @@ def effective_crop(images: list[torch.Tensor], crop: int, multiple_of: int) -> i
     return max(multiple_of, side - side % multiple_of)
 
 
+def _at_least(img: torch.Tensor, side: int) -> torch.Tensor:
+    """Reflect-pad (replicate where reflect cannot reach) so both sides are at least ``side``."""
+    pad_h, pad_w = max(0, side - img.shape[-2]), max(0, side - img.shape[-1])
+    if not (pad_h or pad_w):
+        return img
+    mode = "reflect" if pad_h < img.shape[-2] and pad_w < img.shape[-1] else "replicate"
+    return torch.nn.functional.pad(img[None], (0, pad_w, 0, pad_h), mode=mode)[0]
+
+
 def _random_crops(images: list[torch.Tensor], embeddings: torch.Tensor, batch: int, crop: int,
                   rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch of random crops (drawn from random images) with each crop's image embedding."""
@@ -81,8 +91,10 @@ def adapt(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.
     if log.crop < config.crop:
         log.message = f"LR smaller than the {config.crop}px crop: using {log.crop}px crops. "
     reconstruction.eval().requires_grad_(False)
+    if min(min(img.shape[-2:]) for img in images) < MIN_LR_SIZE:
+        log.message += f"LR below the encoder's {MIN_LR_SIZE}px minimum: reflect-padded for the embedding only. "
     with torch.no_grad():
-        embeddings = torch.cat([reconstruction.encoder(img[None]) for img in images])
+        embeddings = torch.cat([reconstruction.encoder(_at_least(img, MIN_LR_SIZE)[None]) for img in images])
     optimizer = torch.optim.Adam(params, lr=config.lr)
     good = [p.detach().clone() for p in params]
     bar = tqdm(range(config.iterations), desc="adapt", unit="step", disable=not progress)

@@ -31,14 +31,15 @@ class DegradationEncoder(nn.Module):
         self.hidden = nn.Linear(channels[-1], embed_dim, bias=False)
         self.hidden_bias = nn.Parameter(torch.zeros(embed_dim))
         self.out = nn.Linear(embed_dim, embed_dim)
-        self.embed_dim = embed_dim
 
     def forward(self, lr: Tensor) -> Tensor:
         """``lr`` (B, 3, h, w) with h, w >= ``MIN_LR_SIZE`` -> embedding (B, embed_dim)."""
         if lr.dim() != 4 or lr.shape[1] != 3:
             raise ValueError(f"expected an LR batch of shape (B, 3, h, w), got {tuple(lr.shape)}")
         if lr.shape[-2] < MIN_LR_SIZE or lr.shape[-1] < MIN_LR_SIZE:
-            raise ValueError(f"the degradation encoder needs LR images of at least {MIN_LR_SIZE}x{MIN_LR_SIZE} "
-                             f"pixels, got {lr.shape[-2]}x{lr.shape[-1]}")
+            raise ValueError(
+                f"the degradation encoder needs LR images of at least {MIN_LR_SIZE}x{MIN_LR_SIZE} pixels, "
+                f"got {lr.shape[-2]}x{lr.shape[-1]}"
+            )
         pooled = self.features(lr).mean(dim=(2, 3))
         return self.out(bias_leaky_relu(self.hidden(pooled), self.hidden_bias))

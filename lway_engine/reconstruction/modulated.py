@@ -46,11 +46,9 @@ class ModulatedConv2d(nn.Module):
         b, c, h, w = x.shape
         if weight.shape[0] == 1:
             out = F.conv2d(x, weight[0], None, 1, self.padding)
+        elif weight.shape[0] != b:
+            raise ValueError(f"embedding batch {weight.shape[0]} does not match image batch {b} (nor is it 1)")
         else:
-            torch._check(
-                weight.shape[0] == b,
-                lambda: f"embedding batch {weight.shape[0]} does not match image batch {b} (nor is it 1)",
-            )
             out = F.conv2d(x.reshape(1, b * c, h, w), weight.flatten(0, 1), None, 1, self.padding, groups=b)
             out = out.reshape(b, -1, h, w)
         return bias_leaky_relu(out, self.bias)

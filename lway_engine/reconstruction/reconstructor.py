@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -25,7 +24,7 @@ _RESIDUAL_GAIN = math.sqrt(0.5)  # keeps x + f(x) at the scale of x (as StyleGAN
 class Reconstructor(nn.Module):
     """pixel-unshuffle -> conv -> ``num_blocks`` residual modulated convs -> conv to RGB, + area-downsampled HR.
 
-    Each residual block is a single modulated 3x3 convolution: two per block would double the cost past the
+    Each residual block is a single modulated 3x3 convolution: two per block would push the cost past the
     adaptation budget (< 0.3M MACs per LR pixel), and depth mainly buys receptive field, which the unshuffle
     already multiplies by ``scale``. ``e`` conditions R only through the blocks' modulation. The output conv starts
     at zero, so an untrained R is exactly an area downsample and training only learns the departure from it.

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from filelock import FileLock
+
+from lway_engine.atomic import atomic_write
 
 
 class ChecksumError(RuntimeError):
@@ -60,16 +61,10 @@ def entry_lock(name: str) -> Iterator[Path]:
 
 def produce_verified(dest: Path, produce: Callable[[Path], None], expected_sha256: str) -> None:
     """Run ``produce(tmp)``, check the sha256 of what it wrote, and only then move it to ``dest``."""
-    fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        produce(tmp)
+
+    def check(tmp: Path) -> None:
         actual = sha256_file(tmp)
         if actual != expected_sha256:
             raise ChecksumError(dest, expected_sha256, actual)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    atomic_write(dest, produce, check)

@@ -42,7 +42,8 @@ REGISTRY: dict[str, WeightEntry] = {
             sources=(
                 url_source(f"{_RELEASES}/v0.1.0/RealESRGAN_x4plus.pth",
                            "4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1"),
-                ncnn_source("REALESRGAN_X4PLUS_UP4X", "d721f3790971cbbd4e69a18711ca17c705a8ea4c020d42cf5c77c4eda91236fa"),
+                ncnn_source("REALESRGAN_X4PLUS_UP4X",
+                            "d721f3790971cbbd4e69a18711ca17c705a8ea4c020d42cf5c77c4eda91236fa"),
             ),
         ),
         WeightEntry(
@@ -53,7 +54,8 @@ REGISTRY: dict[str, WeightEntry] = {
             sources=(
                 url_source(f"{_RELEASES}/v0.2.2.4/RealESRGAN_x4plus_anime_6B.pth",
                            "f872d837d3c90ed2e05227bed711af5671a6fd1c9f7d7e91c911a61f155e99da"),
-                ncnn_source("REALESRGAN_X4PLUSANIME_UP4X", "7bcc156e56d59fb55de18a2247df9575e5e7ecd93d4ed107aab3db4c6575e312"),
+                ncnn_source("REALESRGAN_X4PLUSANIME_UP4X",
+                            "7bcc156e56d59fb55de18a2247df9575e5e7ecd93d4ed107aab3db4c6575e312"),
             ),
         ),
         # The official realesr-animevideov3.pth has no sha256 we could verify offline, so it has no URL source:
@@ -63,7 +65,8 @@ REGISTRY: dict[str, WeightEntry] = {
             kind="sr-model",
             description="Real-ESRGAN animevideov3 (SRVGGNetCompact, 16 convs): anime video, 4x",
             license="BSD-3-Clause",
-            sources=(ncnn_source("REALESRGAN_ANIMAVIDEOV3_UP4X", "4603326f27684b6700c3a50e8d64566a39dc6d53025571a85d5d42c2d7f92bdf"),),
+            sources=(ncnn_source("REALESRGAN_ANIMAVIDEOV3_UP4X",
+                            "4603326f27684b6700c3a50e8d64566a39dc6d53025571a85d5d42c2d7f92bdf"),),
         ),
         WeightEntry(
             name="alexnet-imagenet",

@@ -1,0 +1,173 @@
+"""Baseline vs LWay-adapted Real-ESRGAN x4plus on real camera pairs and on unseen synthetic degradations.
+
+    .venv/bin/python bench/quality.py --quick   # CPU profile, about an hour on 2 cores
+    .venv/bin/python bench/quality.py --full --device cuda
+
+(a) City100 (real lens blur, Nikon D5500): LR4 = area-downsample(NNNL, 4), compared with NNNH. Only pairs 031-060
+    are used: 001-030 trained the bundled E+R checkpoint. (b) Clean HR sets under the evaluation families (never
+    used for training; Sun_Hays80 only from its second half, the first half trained E+R). PSNR/SSIM on Y with a
+    4-px border crop, LPIPS-alex on RGB. Ablations: --no-hf-weight and per-image vs whole-set adaptation.
+Prints a table per set and writes bench/results/quality_<profile>_<device>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lway_engine.adaptation.loop import AdaptConfig, adapt
+from lway_engine.adaptation.loss import LWayLoss
+from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
+from lway_engine.degradations import EVALUATION_FAMILIES, degrade
+from lway_engine.imageio import Image, read_image
+from lway_engine.losses import LPIPS
+from lway_engine.metrics import psnr_y, ssim_y
+from lway_engine.models import load_model
+from lway_engine.reconstruction import load_checkpoint
+from lway_engine.upscale import UpscaleOptions, upscale_image
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+PROFILES = {
+    # images per set, HR crop side (0 = whole image), adaptation settings
+    "quick": dict(city100=10, per_family=6, crop=256, sets=("Kodak24",),
+                  adapt=AdaptConfig(iterations=60, lr=1e-5, batch=2, crop=48)),
+    "full": dict(city100=30, per_family=0, crop=0, sets=("Kodak24", "Set14", "CBSD68", "Sun_Hays80"),
+                 adapt=AdaptConfig(iterations=300, lr=2e-6, batch=6, crop=128)),
+}
+
+
+def _q8(x: np.ndarray) -> np.ndarray:
+    """Quantise like a saved 8-bit LR image."""
+    return (np.rint(np.clip(x, 0, 1) * 255) / 255).astype(np.float32)
+
+
+def _centre(img: np.ndarray, side: int) -> np.ndarray:
+    if not side or min(img.shape[:2]) < side:
+        h, w = img.shape[0] // 4 * 4, img.shape[1] // 4 * 4
+        return img[:h, :w]
+    top, left = (img.shape[0] - side) // 2, (img.shape[1] - side) // 2
+    return img[top : top + side, left : left + side]
+
+
+def city100(n: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    folder = DATA / "City100_NikonD5500_crop768"
+    items = []
+    for i in range(31, 31 + n):
+        hr = read_image(folder / f"{i:03d}H.png").rgb()
+        lr_full = torch.from_numpy(read_image(folder / f"{i:03d}L.png").rgb().transpose(2, 0, 1).copy())
+        lr = F.avg_pool2d(lr_full[None], 4)[0].numpy().transpose(1, 2, 0)
+        items.append((f"{i:03d}", _q8(lr), hr))
+    return items
+
+
+def family_set(name: str, family: str, limit: int, crop: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    files = sorted(p for p in (DATA / name).iterdir() if p.suffix.lower() in (".png", ".jpg", ".bmp", ".tif"))
+    if name == "Sun_Hays80":
+        files = files[40:]
+    items = []
+    for k, path in enumerate(files[: limit or None]):
+        hr = _centre(read_image(path).rgb(), crop)
+        lr = degrade(torch.from_numpy(hr.transpose(2, 0, 1).copy()), family, 1000 + k).numpy().transpose(1, 2, 0)
+        items.append((path.stem, _q8(lr), np.ascontiguousarray(hr)))
+    return items
+
+
+def score(model, metric, items) -> list[dict]:
+    rows = []
+    for name, lr, hr in items:
+        sr = upscale_image(model, Image(lr, None, 8), UpscaleOptions(tile=512)).pixels
+        t = lambda x: torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]  # noqa: E731
+        with torch.no_grad():
+            lp = float(metric(t(sr), t(hr)))
+        rows.append({"image": name, "psnr": psnr_y(sr, hr), "ssim": ssim_y(sr, hr), "lpips": lp})
+    return rows
+
+
+def run_set(model, original, recon, metric, items, config, per_image, hf_weight, device) -> dict:
+    """Score the baseline, adapt (whole set or per image), score again."""
+    model.module.load_state_dict(original)
+    before = score(model, metric, items)
+    loss_fn = LWayLoss(metric, hf_weight=hf_weight)
+    groups = [[i] for i in items] if per_image else [items]
+    after, logs, started = [], [], time.perf_counter()
+    for group in groups:
+        model.module.load_state_dict(original)
+        tensors = [torch.from_numpy(lr.transpose(2, 0, 1).copy()).to(device) for _, lr, _ in group]
+        log = adapt(model, tensors, recon, loss_fn, config)
+        logs.append({"status": log.status, "first": log.loss[:3], "last": log.loss[-3:],
+                     "s_per_step": float(np.median(log.step_seconds)) if log.step_seconds else None})
+        after += score(model, metric, group)
+    mean = lambda rows, k: float(np.mean([r[k] for r in rows]))  # noqa: E731
+    summary = {k: {"before": mean(before, k), "after": mean(after, k), "gain": mean(after, k) - mean(before, k)}
+               for k in ("psnr", "ssim", "lpips")}
+    return {"summary": summary, "before": before, "after": after, "adapt": logs,
+            "seconds": time.perf_counter() - started}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--full", action="store_true")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--reconstructor", type=Path, default=DEFAULT_RECONSTRUCTOR)
+    parser.add_argument("--iterations", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--only", help="comma-separated subset of runs, e.g. city100,defocus_noise")
+    args = parser.parse_args()
+    profile_name = "full" if args.full else "quick"
+    profile = PROFILES[profile_name]
+    config: AdaptConfig = profile["adapt"]
+    if args.iterations or args.lr:
+        config = AdaptConfig(**{**config.__dict__, "iterations": args.iterations or config.iterations,
+                                "lr": args.lr or config.lr})
+    torch.manual_seed(0)
+    model = load_model("realesrgan-x4plus", device=args.device)
+    original = copy.deepcopy(model.module.state_dict())
+    recon = load_checkpoint(args.reconstructor, expect_scale=4).to(args.device)
+    metric = LPIPS("alex").to(args.device)
+
+    runs: dict[str, tuple] = {"city100": (city100(profile["city100"]), False, True)}
+    for family in EVALUATION_FAMILIES:
+        items = [x for s in profile["sets"] for x in family_set(s, family, profile["per_family"], profile["crop"])]
+        runs[family] = (items, False, True)
+        if family == EVALUATION_FAMILIES[0]:
+            runs[f"{family} --no-hf-weight"] = (items, False, False)
+            runs[f"{family} --per-image"] = (items[:3], True, True)
+            runs[f"{family} whole-set (same 3 images)"] = (items[:3], False, True)
+    runs["city100 --no-hf-weight"] = (runs["city100"][0], False, False)
+    if args.only:
+        keep = set(args.only.split(","))
+        runs = {k: v for k, v in runs.items() if k in keep}
+
+    results = {}
+    for name, (items, per_image, hf) in runs.items():
+        print(f"\n== {name}: {len(items)} images", flush=True)
+        results[name] = run_set(model, original, recon, metric, items, config, per_image, hf, args.device)
+        s = results[name]["summary"]
+        print(f"{'':8} {'before':>9} {'after':>9} {'gain':>9}")
+        for k in ("psnr", "ssim", "lpips"):
+            print(f"{k:8} {s[k]['before']:>9.4f} {s[k]['after']:>9.4f} {s[k]['gain']:>+9.4f}", flush=True)
+
+    print(f"\n{'run':<40} {'images':>6} {'PSNR gain':>10} {'SSIM gain':>10} {'LPIPS change':>13}")
+    for name, r in results.items():
+        s = r["summary"]
+        print(f"{name:<40} {len(r['before']):>6} {s['psnr']['gain']:>+10.3f} {s['ssim']['gain']:>+10.4f} "
+              f"{s['lpips']['gain']:>+13.4f}")
+    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{platform.machine()} CPU"
+    out = Path(__file__).resolve().parent / "results" / f"quality_{profile_name}_{device.replace(' ', '_')}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"profile": profile_name, "device": device, "config": config.__dict__,
+                               "reconstructor": str(args.reconstructor), "results": results}, indent=1))
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()

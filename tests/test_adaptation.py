@@ -1,0 +1,168 @@
+"""Step 2 pieces: the HF weight map against a float64 reference, the trainable subset, the adaptation loop's fault
+handling, adapted weights in the input's layout, and `adapt` end to end on a real model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from lway_engine.adaptation.hf_weight import EPS, TAU, hf_weight_map, weighted_l1
+from lway_engine.adaptation.loop import AdaptConfig, adapt
+from lway_engine.adaptation.loss import LWayLoss
+from lway_engine.adaptation.trainable import select_trainable
+from lway_engine.adapted_weights import OriginalLayout
+
+
+def _reference_weight(x: torch.Tensor) -> torch.Tensor:
+    """Loop-based float64 statement of the documented formula."""
+    x = x.double()
+    b, c, h, w = x.shape
+    hp, wp = h + h % 2, w + w % 2
+    padded = torch.nn.functional.pad(x, (0, wp - w, 0, hp - h), mode="replicate")
+    m = torch.zeros(b, hp // 2, wp // 2, dtype=torch.float64)
+    for i in range(hp // 2):
+        for j in range(wp // 2):
+            a, bb = padded[:, :, 2 * i, 2 * j], padded[:, :, 2 * i, 2 * j + 1]
+            cc, d = padded[:, :, 2 * i + 1, 2 * j], padded[:, :, 2 * i + 1, 2 * j + 1]
+            bands = ((a - bb + cc - d) / 2) ** 2 + ((a + bb - cc - d) / 2) ** 2 + ((a - bb - cc + d) / 2) ** 2
+            m[:, i, j] = bands.mean(dim=1).sqrt()
+    scale = TAU * m.mean(dim=(1, 2), keepdim=True) + EPS
+    full = (m / scale).clamp(max=1).repeat_interleave(2, 1).repeat_interleave(2, 2)
+    return full[:, None, :h, :w]
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 9, 14), (2, 1, 16, 7), (3, 3, 5, 5)])
+def test_hf_weight_matches_the_float64_reference(shape: tuple[int, ...]) -> None:
+    x = torch.rand(shape) * 1.4 - 0.2  # values outside [0, 1] too
+    w = hf_weight_map(x)
+    assert w.shape == (shape[0], 1, *shape[2:])
+    torch.testing.assert_close(w.double(), _reference_weight(x), rtol=1e-5, atol=1e-6)
+
+
+def test_hf_weight_is_zero_on_flat_areas_and_one_on_edges() -> None:
+    x = torch.full((1, 3, 32, 32), 0.5)
+    assert torch.equal(hf_weight_map(x), torch.zeros(1, 1, 32, 32))  # constant image: defined, no NaN
+    x[..., :, 17:] = 1.0  # a vertical edge inside the 2x2 blocks of columns 16-17
+    w = hf_weight_map(x)
+    assert float(w[..., 16:18].min()) == 1.0 and float(w[..., :14].max()) == 0.0
+    assert float(weighted_l1(x, x, w)) == 0.0
+
+
+def test_trainable_fraction_is_taken_from_the_output_end(compact) -> None:
+    names = select_trainable(compact.module, 0.65)
+    params = dict(compact.module.named_parameters())
+    total = sum(p.numel() for p in params.values())
+    chosen = sum(params[n].numel() for n in names)
+    largest = max(p.numel() for p in params.values())
+    assert 0.65 * total <= chosen < 0.65 * total + largest
+    assert names[-1] == list(params)[-1]  # the output layer is always trained
+    assert all(params[n].requires_grad for n in names) and sum(p.requires_grad for p in params.values()) == len(names)
+    assert select_trainable(compact.module, patterns=["body.0.*"]) == ["body.0.weight", "body.0.bias"]
+    with pytest.raises(ValueError, match="no parameter matches"):
+        select_trainable(compact.module, patterns=["nothing*"])
+    compact.module.requires_grad_(False)
+
+
+@pytest.fixture()
+def small_reconstruction():
+    from lway_engine.reconstruction import LWayReconstruction, ReconstructionConfig
+
+    torch.manual_seed(0)
+    return LWayReconstruction(ReconstructionConfig(scale=4, embed_dim=32, encoder_width=16, reconstructor_width=16,
+                                                   num_blocks=1))
+
+
+@pytest.fixture()
+def fresh_compact(lway_home: Path):
+    from lway_engine.models import load_model
+
+    return load_model("realesr-animevideov3")
+
+
+def _lr_images(photo) -> list[torch.Tensor]:
+    return [torch.from_numpy(photo(name, 40).transpose(2, 0, 1).copy()) for name in ("astronaut", "coffee")]
+
+
+def test_loop_updates_only_the_trainable_subset(fresh_compact, small_reconstruction, lpips_alex, photo) -> None:
+    before = {k: v.clone() for k, v in fresh_compact.module.state_dict().items()}
+    config = AdaptConfig(iterations=4, lr=1e-4, batch=2, crop=32, trainable_patterns=("body.34.*",))
+    log = adapt(fresh_compact, _lr_images(photo), small_reconstruction, LWayLoss(lpips_alex), config, progress=False)
+    assert log.status == "done" and len(log.loss) == 4 and log.crop == 32
+    after = fresh_compact.module.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"body.34.weight", "body.34.bias"}
+
+
+def test_nan_loss_restores_the_last_good_weights(fresh_compact, small_reconstruction, lpips_alex, photo) -> None:
+    calls = []
+
+    def poison(module, args, output):
+        calls.append(1)
+        return output * float("nan") if len(calls) == 3 else output
+
+    fresh_compact.module.register_forward_hook(poison)
+    config = AdaptConfig(iterations=10, lr=1e-4, batch=2, crop=32)
+    log = adapt(fresh_compact, _lr_images(photo), small_reconstruction, LWayLoss(lpips_alex), config, progress=False)
+    assert log.status == "diverged" and len(log.loss) == 2 and "restored" in log.message
+    assert all(torch.isfinite(p).all() for p in fresh_compact.module.parameters())
+
+
+def test_ctrl_c_stops_cleanly(fresh_compact, small_reconstruction, lpips_alex, photo) -> None:
+    calls = []
+
+    def interrupt(module, args, output):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return output
+
+    fresh_compact.module.register_forward_hook(interrupt)
+    config = AdaptConfig(iterations=10, lr=1e-4, batch=2, crop=32)
+    log = adapt(fresh_compact, _lr_images(photo), small_reconstruction, LWayLoss(lpips_alex), config, progress=False)
+    assert log.status == "interrupted" and len(log.loss) == 2
+
+
+def test_adapted_weights_keep_the_input_keys(fresh_compact, tmp_path: Path) -> None:
+    import spandrel
+    from safetensors.torch import load_file
+
+    layout = OriginalLayout(fresh_compact.module, fresh_compact.path)
+    with torch.no_grad():
+        for p in fresh_compact.module.parameters():
+            p.add_(0.01)
+    [path] = layout.save(fresh_compact.module, tmp_path / "adapted.safetensors")
+    original, saved = load_file(str(fresh_compact.path)), load_file(str(path))
+    assert list(saved) == list(original)
+    assert all(torch.allclose(saved[k], original[k] + 0.01) for k in original)
+    reloaded = spandrel.ModelLoader().load_from_file(path)
+    assert reloaded.architecture.id == "Compact"
+
+
+def test_adapt_command_end_to_end(tmp_path: Path, small_reconstruction, photo) -> None:
+    from lway_engine.cli import app
+    from lway_engine.imageio import Image, read_image, write_image
+    from lway_engine.reconstruction import save_checkpoint
+
+    ckpt = tmp_path / "er.safetensors"
+    save_checkpoint(ckpt, small_reconstruction)
+    for name in ("astronaut", "coffee"):
+        write_image(tmp_path / "lr" / f"{name}.png", Image(photo(name, 36), None, 8))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["adapt", str(tmp_path / "lr"), "-o", str(out), "--model",
+                                      "realesr-animevideov3", "--reconstructor", str(ckpt), "--iterations", "3",
+                                      "--batch", "2", "--crop", "32", "--lr", "1e-4"])
+    assert result.exit_code == 0, result.output
+    for sub in ("sr_before", "sr_after"):
+        assert read_image(out / sub / "coffee.png").size == (144, 144)
+    assert read_image(out / "compare" / "astronaut.png").size == (144, 432)
+    report = json.loads((out / "report.json").read_text())
+    assert report["runs"]["all"]["status"] == "done" and len(report["runs"]["all"]["loss"]) == 3
+    assert (out / "weights" / "adapted.safetensors").exists() and (out / "report.md").exists()
+
+    wrong = CliRunner().invoke(app, ["adapt", str(tmp_path / "lr"), "-o", str(out), "--model",
+                                     "realesr-animevideov3", "--reconstructor", str(tmp_path / "missing.safetensors")])
+    assert wrong.exit_code == 2

@@ -1,0 +1,80 @@
+"""Step 1: pair discovery, on-the-fly synthetic pairs, and a resumable pretraining run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image as PILImage
+from PIL import ImageFilter
+from safetensors.torch import load_file
+
+from lway_engine.imageio import Image, write_image
+from lway_engine.pretrain import PretrainConfig, pretrain
+from lway_engine.reconstruction import ReconstructionConfig, load_checkpoint
+from lway_engine.training_data import PairSource, find_pairs
+
+SMALL = ReconstructionConfig(scale=4, embed_dim=16, encoder_width=8, reconstructor_width=8, num_blocks=1)
+
+
+@pytest.fixture()
+def data(tmp_path: Path, photo) -> tuple[list[Path], list[tuple[Path, Path]]]:
+    hr_files = []
+    for name in ("astronaut", "coffee"):
+        hr_files.append(tmp_path / "hr" / f"{name}.png")
+        write_image(hr_files[-1], Image(photo(name, 160), None, 8))
+    hr = (photo("chelsea", 160) * 255).round().astype(np.uint8)
+    blurred = np.asarray(PILImage.fromarray(hr).filter(ImageFilter.GaussianBlur(2)), np.float32) / 255
+    write_image(tmp_path / "pairs" / "001H.png", Image(hr.astype(np.float32) / 255, None, 8))
+    write_image(tmp_path / "pairs" / "001L.png", Image(blurred, None, 8))  # registered at HR size, as City100
+    write_image(tmp_path / "pairs" / "cam_HR.png", Image(hr.astype(np.float32) / 255, None, 8))
+    write_image(tmp_path / "pairs" / "cam_LR4.png", Image(blurred[::4, ::4].copy(), None, 8))  # already LR size
+    (tmp_path / "pairs" / "002H.png").write_bytes((tmp_path / "pairs" / "001H.png").read_bytes())  # no partner
+    return hr_files, find_pairs([tmp_path / "pairs"], 4)
+
+
+def test_pairs_are_found_and_brought_to_lr_size(data) -> None:
+    hr_files, pairs = data
+    assert [(h.name, lr.name) for h, lr in pairs] == [("001H.png", "001L.png"), ("cam_HR.png", "cam_LR4.png")]
+    source = PairSource.load(hr_files, pairs, 4)
+    for hr, lr in source.real_pairs:
+        assert hr.shape == (3, 160, 160) and lr.shape == (3, 40, 40)
+    rng = np.random.default_rng(0)
+    hr, lr = source.batch(rng, 5, 24, real_fraction=0.5)
+    assert hr.shape == (5, 3, 96, 96) and lr.shape == (5, 3, 24, 24)
+    assert 0 <= float(lr.min()) and float(lr.max()) <= 1
+    assert not source.drop_smaller_than(200).hr_images
+
+
+def test_pretraining_learns_and_resumes_bit_for_bit(data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hr_files, pairs = data
+    config = PretrainConfig(steps=6, batch=2, crop=32, lr=1e-3, checkpoint_every=3, val_every=3, val_samples=4)
+
+    def source() -> PairSource:
+        return PairSource.load(hr_files, pairs, 4)
+
+    straight = tmp_path / "straight.safetensors"
+    log = pretrain(source(), source(), straight, config, SMALL, progress=False)
+    assert [v[0] for v in log["val"]] == [3, 6] and len(log["train"]) == 6
+    assert load_checkpoint(straight, expect_scale=4).config == SMALL
+
+    interrupted = tmp_path / "interrupted.safetensors"
+    calls = []
+    original_batch = PairSource.batch
+
+    def failing_batch(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return original_batch(self, *args, **kwargs)
+
+    monkeypatch.setattr(PairSource, "batch", failing_batch)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(source(), source(), interrupted, config, SMALL, progress=False)
+    monkeypatch.setattr(PairSource, "batch", original_batch)
+    resumed = pretrain(source(), source(), interrupted, config, SMALL, resume=True, progress=False)
+    assert len(resumed["train"]) == 6
+    a, b = load_file(str(straight)), load_file(str(interrupted))
+    assert all(torch.equal(a[k], b[k]) for k in a)

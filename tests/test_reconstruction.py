@@ -1,0 +1,250 @@
+"""The LWay LR reconstruction branch: E and R shapes, conditioning, determinism, adaptation path, checkpoints, cost."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from lway_engine.reconstruction import (
+    MIN_LR_SIZE,
+    CheckpointError,
+    CheckpointNotFoundError,
+    DegradationEncoder,
+    LWayReconstruction,
+    ReconstructionConfig,
+    Reconstructor,
+    load_checkpoint,
+    macs_per_lr_pixel,
+    read_checkpoint_info,
+    save_checkpoint,
+)
+
+# Real-ESRGAN x4plus (RRDBNet) forward, MACs per LR pixel: the SR model an adaptation step backpropagates through.
+RRDBNET_X4_MACS_PER_LR_PIXEL = 16.5e6
+SMALL = ReconstructionConfig(scale=4, embed_dim=64, encoder_width=16, reconstructor_width=16, num_blocks=2)
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+def _to_tensor(img: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(img).permute(2, 0, 1)[None].contiguous()
+
+
+def _perturb_residual_branch(model: LWayReconstruction) -> LWayReconstruction:
+    """Give the zero-initialised output conv non-trivial weights, as training would, so e's effect is visible."""
+    with torch.no_grad():
+        model.reconstructor.conv_out.weight.normal_(std=0.1)
+    return model
+
+
+def _blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
+    radius = math.ceil(3 * sigma)
+    x = torch.arange(-radius, radius + 1, dtype=img.dtype)
+    k = torch.exp(-(x**2) / (2 * sigma**2))
+    k = k / k.sum()
+    padded = F.pad(img, (radius,) * 4, mode="reflect")
+    c = img.shape[1]
+    out = F.conv2d(padded, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    return F.conv2d(out, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+@pytest.mark.parametrize("hr_size", [(64, 64), (96, 160), (136, 72)], ids=str)
+def test_reconstructor_shapes(scale: int, hr_size: tuple[int, int]) -> None:
+    model = LWayReconstruction(ReconstructionConfig(scale, 64, 16, 16, 2))
+    hr = torch.rand(2, 3, *hr_size)
+    out = model(hr, torch.rand(2, 3, 40, 48))
+    assert out.shape == (2, 3, hr_size[0] // scale, hr_size[1] // scale)
+    assert out.dtype == hr.dtype and torch.isfinite(out).all()
+
+
+def test_reconstructor_rejects_bad_inputs() -> None:
+    r = Reconstructor(4, 64, 16, 2)
+    e = torch.randn(2, 64)
+    with pytest.raises(ValueError, match="multiple of the scale 4"):
+        r(torch.rand(2, 3, 64, 62), e)
+    with pytest.raises(ValueError, match="exactly one"):
+        r(torch.rand(2, 3, 64, 64))
+    with pytest.raises(ValueError, match="exactly one"):
+        r(torch.rand(2, 3, 64, 64), e, r.prepare(e))
+    with pytest.raises(ValueError, match="embedding batch 2 does not match image batch 3"):
+        r(torch.rand(3, 3, 64, 64), e)
+
+
+def test_encoder_is_size_agnostic_and_per_sample() -> None:
+    encoder = DegradationEncoder(embed_dim=512, width=16)
+    lr = torch.rand(3, 3, 48, 80)
+    e = encoder(lr)
+    assert e.shape == (3, 512)
+    assert encoder(torch.rand(2, 3, MIN_LR_SIZE, MIN_LR_SIZE)).shape == (2, 512)
+    # No batch statistics: a sample's embedding does not depend on the rest of the batch.
+    torch.testing.assert_close(encoder(lr[1:2]), e[1:2], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="at least 32x32"):
+        encoder(torch.rand(1, 3, 16, 64))
+
+
+def test_untrained_reconstructor_is_area_downsample(photo) -> None:
+    hr = _to_tensor(photo("astronaut", 256))
+    lr = F.avg_pool2d(_blur(hr, 1.5), 4)
+    out = LWayReconstruction()(hr, lr)
+    assert (out - F.avg_pool2d(hr, 4)).abs().mean() < 0.02
+
+
+def test_embedding_conditions_output(photo) -> None:
+    model = _perturb_residual_branch(LWayReconstruction(SMALL))
+    hr = _to_tensor(photo("astronaut", 128))
+    e1, e2 = torch.randn(1, 64), torch.randn(1, 64)
+    r = model.reconstructor
+    assert (r(hr, e1) - r(hr, e2)).abs().mean() > 1e-3
+    assert torch.equal(r(hr, e1), r(hr, e1.clone()))
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_deterministic(mode: str) -> None:
+    model = _perturb_residual_branch(LWayReconstruction(SMALL))
+    model.train(mode == "train")
+    hr, lr = torch.rand(2, 3, 128, 96), torch.rand(2, 3, 32, 40)
+    assert torch.equal(model(hr, lr), model(hr, lr))
+
+
+def test_prepared_styles_match_plain_path() -> None:
+    r = _perturb_residual_branch(LWayReconstruction(SMALL)).reconstructor
+    hr, e = torch.rand(3, 3, 64, 96), torch.randn(3, 64)
+    plain = r(hr, e)
+    styles = r.prepare(e)
+    assert len(styles) == 2 and styles[0].shape == (3, 16, 16, 3, 3)
+    assert (r(hr, styles=styles) - plain).abs().max() <= 1e-6
+    # One embedding shared by the batch (plain convolution) equals giving each sample that embedding (grouped).
+    torch.testing.assert_close(r(hr, e[:1]), r(hr, e[:1].expand(3, -1)), rtol=1e-5, atol=1e-6)
+
+
+def test_frozen_reconstructor_passes_gradient_to_input_only() -> None:
+    model = _perturb_residual_branch(LWayReconstruction(SMALL)).requires_grad_(False)
+    lr = torch.rand(2, 3, 32, 32)
+    styles = model.reconstructor.prepare(model.encoder(lr))
+    hr = torch.rand(2, 3, 128, 128, requires_grad=True)
+    loss = (model.reconstructor(hr, styles=styles) - lr).abs().mean()
+    loss.backward()
+    assert hr.grad is not None and torch.isfinite(hr.grad).all() and hr.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_compiles_without_graph_breaks() -> None:
+    # aot_eager traces forward and backward like inductor but skips code generation, keeping the test fast.
+    r = _perturb_residual_branch(LWayReconstruction(SMALL)).reconstructor
+    hr, e = torch.rand(2, 3, 64, 64), torch.randn(2, 64)
+    compiled = torch.compile(r, backend="aot_eager", fullgraph=True)
+    torch.testing.assert_close(compiled(hr, e), r(hr, e))
+    styles = r.prepare(e)
+    torch.testing.assert_close(compiled(hr, styles=styles), r(hr, styles=styles))
+
+
+def test_checkpoint_round_trip(tmp_path: Path) -> None:
+    model = _perturb_residual_branch(LWayReconstruction()).eval()
+    path = tmp_path / "lway-x4.safetensors"
+    save_checkpoint(path, model, {"step": 1200, "data": "pairs-v1"})
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
+    assert path.stat().st_size < 10e6
+    info = read_checkpoint_info(path)
+    assert info.config == model.config and info.extra == {"step": 1200, "data": "pairs-v1"}
+    loaded = load_checkpoint(path, expect_scale=4, expect_embed_dim=512)
+    hr, lr = torch.rand(1, 3, 128, 128), torch.rand(1, 3, 32, 32)
+    assert torch.equal(loaded(hr, lr), model(hr, lr))
+
+
+def test_save_rejects_non_json_extra_without_writing(tmp_path: Path) -> None:
+    with pytest.raises(TypeError):
+        save_checkpoint(tmp_path / "x.safetensors", LWayReconstruction(SMALL), {"bad": object()})
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def small_checkpoint(tmp_path: Path) -> Path:
+    path = tmp_path / "small.safetensors"
+    save_checkpoint(path, LWayReconstruction(ReconstructionConfig(2, 64, 16, 16, 2)))
+    return path
+
+
+def test_load_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointNotFoundError, match="not found"):
+        load_checkpoint(tmp_path / "nope.safetensors")
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "nope.safetensors")
+
+
+def test_load_corrupt_files(small_checkpoint: Path, tmp_path: Path) -> None:
+    data = small_checkpoint.read_bytes()
+    truncated, garbage, flipped = tmp_path / "t.safetensors", tmp_path / "g.safetensors", tmp_path / "f.safetensors"
+    truncated.write_bytes(data[: len(data) // 2])
+    garbage.write_bytes(bytes(range(256)) * 4)
+    flipped.write_bytes(data[:-10] + bytes([data[-10] ^ 0x40]) + data[-9:])  # a weight's bit, not the header
+    for path in (truncated, garbage):
+        with pytest.raises(CheckpointError, match="not a valid safetensors file"):
+            load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="do not match the checksum"):
+        load_checkpoint(flipped)
+
+
+def test_load_rejects_foreign_safetensors(tmp_path: Path) -> None:
+    path = tmp_path / "other.safetensors"
+    save_file({"weight": torch.zeros(3)}, str(path), metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match="not an LWay reconstruction checkpoint"):
+        load_checkpoint(path)
+
+
+def test_load_rejects_newer_format(small_checkpoint: Path, tmp_path: Path) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(small_checkpoint), framework="pt") as f:
+        metadata = dict(f.metadata())
+    path = tmp_path / "future.safetensors"
+    save_file(load_file(str(small_checkpoint)), str(path), metadata={**metadata, "format_version": "99"})
+    with pytest.raises(CheckpointError, match="format version 99"):
+        load_checkpoint(path)
+    broken = tmp_path / "broken.safetensors"
+    save_file(load_file(str(small_checkpoint)), str(broken), metadata={**metadata, "scale": "four"})
+    with pytest.raises(CheckpointError, match="damaged LWay metadata"):
+        load_checkpoint(broken)
+
+
+def test_load_checks_scale_and_embedding(small_checkpoint: Path) -> None:
+    with pytest.raises(CheckpointError, match="checkpoint is for x2 but the SR model is x4"):
+        load_checkpoint(small_checkpoint, expect_scale=4)
+    with pytest.raises(CheckpointError, match="embeddings of size 64, expected 512"):
+        load_checkpoint(small_checkpoint, expect_embed_dim=512)
+    assert load_checkpoint(small_checkpoint, expect_scale=2, expect_embed_dim=64).config.scale == 2
+
+
+def test_reconstructor_cost_fits_adaptation_budget() -> None:
+    cost = macs_per_lr_pixel(LWayReconstruction())
+    # Every R convolution runs at LR resolution: conv_in on 3*4^2 channels, 4 modulated 64->64, conv_out to RGB.
+    assert cost.reconstructor_forward == 48 * 64 * 9 + 4 * 64 * 64 * 9 + 64 * 3 * 9
+    assert cost.reconstructor_forward < 0.3e6
+    assert cost.reconstructor_backward <= cost.reconstructor_forward  # input gradients only, no weight gradients
+    # Per step R runs forward and backward; E runs once per image. Even against the SR forward alone that is < 5%.
+    assert cost.reconstructor_forward + cost.reconstructor_backward + cost.encoder < 0.05 * RRDBNET_X4_MACS_PER_LR_PIXEL
+
+
+def test_overfits_one_pair(photo) -> None:
+    model = LWayReconstruction(ReconstructionConfig(4, 64, 32, 32, 4))
+    hr = _to_tensor(photo("astronaut", 128))
+    lr = F.avg_pool2d(_blur(hr, 2.0), 4)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(100):
+        loss = F.l1_loss(model(hr, lr), lr)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses[::10]
