@@ -1,1 +1,5 @@
-"""Exporters of adapted models (ONNX, TensorRT), installed as ``lway_engine.export``."""
+"""Exporters of adapted models (ONNX, TensorRT), installed as ``lway_engine.export``.
+
+``onnx.export_onnx`` writes a verified ONNX file, ``tensorrt.build_engine`` a cached TensorRT engine from it,
+``command.export_command`` is ``lway-engine export``; ``lway_engine.runtime.Upscaler`` runs all of them.
+"""

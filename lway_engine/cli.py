@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from lway_engine.degradations.command import degrade_command
+from lway_engine.export.command import export_command
 
 app = typer.Typer(
     help="Self-supervised test-time adaptation of super-resolution models (LWay, CVPR 2024).",
@@ -18,6 +19,7 @@ weights_app = typer.Typer(help="List, fetch and verify pretrained weights in the
                           no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
 app.command("degrade")(degrade_command)
+app.command("export")(export_command)
 
 
 @weights_app.command("list")

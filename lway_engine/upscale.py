@@ -77,13 +77,14 @@ def upscale_image(model: LoadedModel, image: Image, options: UpscaleOptions, pro
     if min(height, width) < model.size.minimum:
         raise ImageTooSmall(f"image is {width}x{height}; this model needs at least "
                             f"{model.size.minimum}x{model.size.minimum}")
-    parameter = next(model.module.parameters())
+    parameter = next(model.module.parameters(), None)  # None: a runtime module (ONNX Runtime, TensorRT, see runtime.py)
+    device = parameter.device if parameter is not None else torch.device("cpu")
     dtype = torch.float16 if options.fp16 else torch.float32
 
     def run(array: np.ndarray) -> np.ndarray:
         if model.in_channels == 1:
             array = (array @ LUMA)[..., None]
-        x = _to_tensor(array, parameter.device, dtype)
+        x = _to_tensor(array, device, dtype)
         y = _to_array(upscale_tensor(model.module, x, model.scale, model.size, options.tile, options.tile_pad,
                                      progress))
         return np.repeat(y, 3, axis=2) if y.shape[2] == 1 else y

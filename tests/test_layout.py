@@ -28,5 +28,5 @@ def test_kernels_and_export_install_under_lway_engine() -> None:
 
 def test_cli_help_lists_the_commands() -> None:
     out = subprocess.run([sys.executable, "-m", "lway_engine", "--help"], capture_output=True, text=True, check=True)
-    for command in ("upscale", "weights", "demo", "adapt", "pretrain", "degrade"):
+    for command in ("upscale", "weights", "demo", "adapt", "pretrain", "degrade", "export"):
         assert command in out.stdout

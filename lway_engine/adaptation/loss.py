@@ -30,8 +30,14 @@ class LWayLoss(nn.Module):
         self.lpips_weight = lpips_weight
 
     def forward(self, x_hat: torch.Tensor, x: torch.Tensor) -> LossTerms:
-        w = hf_weight_map(x) if self.hf_weight else torch.ones_like(x[:, :1])
-        l1 = weighted_l1(x_hat, x, w)
-        perceptual = self.lpips(w * x_hat, w * x).mean()
+        if self.hf_weight and x.is_cuda:  # fused Triton op: W, L1 and the LPIPS inputs in a few passes
+            # Imported here: kernels/ is lway_engine.kernels only once installed, and CPU runs never need it.
+            from lway_engine.kernels import hf_weighted_l1_products
+
+            l1, _, w_x_hat, w_x = hf_weighted_l1_products(x_hat, x)
+        else:
+            w = hf_weight_map(x) if self.hf_weight else torch.ones_like(x[:, :1])
+            l1, w_x_hat, w_x = weighted_l1(x_hat, x, w), w * x_hat, w * x
+        perceptual = self.lpips(w_x_hat, w_x).mean()
         total = l1 + self.lpips_weight * perceptual
         return LossTerms(total, float(l1.detach()), float(perceptual.detach()))

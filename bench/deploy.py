@@ -1,0 +1,158 @@
+"""Deployment throughput: PyTorch eager vs torch.compile vs ONNX Runtime, for Real-ESRGAN x4plus and an adapted copy.
+
+    .venv/bin/python bench/deploy.py --quick --sizes 128       # CPU, a few minutes per size on 2 cores
+    .venv/bin/python bench/deploy.py --device cuda              # adds ORT's CUDA and TensorRT providers
+
+Each backend runs the whole LR image (no tiling) in float32, batch 1. Backends are timed side by side: every
+repeat runs each backend once, in turn, so drifting machine load hits all of them alike; the table reports the
+median. Every backend takes and returns NumPy arrays, as an embedding app would, so GPU rows include the host-device
+copies. The adapted copy is x4plus with seeded 1% weight noise saved
+in the checkpoint's own layout, exported like any adapted weights: it shows adapted models deploy at the same speed.
+Exports are reused across runs when the ONNX metadata names the same weights sha256.
+Prints a table and writes bench/results/deploy_<device>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from lway_engine.adapted_weights import OriginalLayout
+from lway_engine.export.onnx import export_onnx
+from lway_engine.models import LoadedModel, load_model
+from lway_engine.runtime import onnx_providers
+from lway_engine.weights.cache import lway_home, sha256_file
+
+Runner = Callable[[np.ndarray], np.ndarray]
+
+
+def adapted_copy(model: LoadedModel, folder: Path) -> Path:
+    """x4plus with seeded 1% (of each tensor's std) noise, written as ``lway-engine adapt`` writes its weights."""
+    module = copy.deepcopy(model.module)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(torch.randn(p.shape, generator=generator).to(p.device) * 0.01 * p.std())
+    return OriginalLayout(model.module, model.path).save(module, folder / "weights" / "adapted.safetensors")[0]
+
+
+def exported(weights: Path, dest: Path) -> Path:
+    """``dest`` exported from ``weights``, reusing an earlier export of the same bytes."""
+    if dest.is_file():
+        session = ort.InferenceSession(str(dest), providers=["CPUExecutionProvider"])
+        if session.get_modelmeta().custom_metadata_map.get("source_sha256") == sha256_file(weights):
+            return dest
+    return export_onnx(weights, dest, verify_sizes=[(32, 32)]).path
+
+
+def torch_runner(module: torch.nn.Module, device: torch.device) -> Runner:
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return module(torch.from_numpy(x).to(device)).cpu().numpy()  # .cpu() waits for the GPU
+
+    return run
+
+
+def ort_runner(path: Path, provider: tuple[str, dict]) -> Runner:
+    session = ort.InferenceSession(str(path), providers=[provider])  # ORT adds its CPU provider as the fallback
+    if session.get_providers()[0] != provider[0]:
+        raise RuntimeError(f"{provider[0]} did not load (ONNX Runtime fell back to {session.get_providers()})")
+    return lambda x: session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def time_once(run: Runner, x: np.ndarray) -> float:
+    """Seconds for one call, NumPy in to NumPy out."""
+    started = time.perf_counter()
+    run(x)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256], help="LR sides to time")
+    parser.add_argument("--repeats", type=int, default=7, help="timed runs per backend and size")
+    parser.add_argument("--quick", action="store_true", help="3 repeats (overrides --repeats)")
+    parser.add_argument("--workdir", type=Path, default=None, help="exports and adapted weights (default: "
+                        "$LWAY_HOME/bench-deploy, reused across runs)")
+    args = parser.parse_args()
+    repeats = 3 if args.quick else args.repeats
+    device = torch.device(args.device)
+    workdir = args.workdir or lway_home() / "bench-deploy"
+
+    base = load_model("realesrgan-x4plus", device=device)
+    weights = {"x4plus": base.path, "x4plus-adapted": adapted_copy(base, workdir / "adapted")}
+    from skimage import data
+
+    photo = data.astronaut().astype(np.float32) / 255.0
+    rows = []
+    for name, path in weights.items():
+        model = load_model(path, device=device)
+        onnx_path = exported(path, workdir / f"{name}.onnx")
+        providers = onnx_providers(args.device)
+        if device.type == "cuda":
+            providers = [p for p in providers if p[0] != "CPUExecutionProvider"]
+        backends: dict[str, Runner] = {
+            "pytorch-eager": torch_runner(model.module, device),
+            "torch.compile": torch_runner(torch.compile(model.module, dynamic=False), device),
+        }
+        for provider in providers:
+            label = "onnxruntime-" + provider[0].removesuffix("ExecutionProvider").lower()
+            try:
+                backends[label] = ort_runner(onnx_path, provider)
+            except RuntimeError as exc:
+                print(f"skipping {label}: {exc}")
+        for size in args.sizes:
+            top = (photo.shape[0] - size) // 2
+            x = np.ascontiguousarray(photo[top : top + size, top : top + size].transpose(2, 0, 1))[None]
+            reference = None
+            live = dict(backends)
+            for label, run in list(live.items()):  # warm-up: compilation, cuDNN/TensorRT tuning, first allocations
+                try:
+                    started = time.perf_counter()
+                    y = run(x)
+                    print(f"{name} {size}px {label}: first call {time.perf_counter() - started:.1f} s", flush=True)
+                except Exception as exc:  # e.g. torch.compile without a working C++ toolchain
+                    print(f"{name} {size}px {label}: failed ({type(exc).__name__}: {exc}); left out")
+                    del live[label]
+                    continue
+                reference = y if reference is None else reference
+                rows.append({"model": name, "size": size, "backend": label,
+                             "max_abs_diff_vs_eager": float(np.abs(y - reference).max())})
+            times: dict[str, list[float]] = {label: [] for label in live}
+            for _ in range(repeats):
+                for label, run in live.items():
+                    times[label].append(time_once(run, x))
+            for row in rows:
+                if row["model"] == name and row["size"] == size and row["backend"] in times:
+                    median = statistics.median(times[row["backend"]])
+                    row.update(median_s=median, images_per_s=1 / median, runs_s=times[row["backend"]])
+
+    header = f"{'model':<16} {'LR':>5} {'backend':<28} {'img/s':>8} {'median s':>9} {'max|diff| vs eager':>19}"
+    print("\n" + header + "\n" + "-" * len(header))
+    for row in rows:
+        if "median_s" in row:
+            print(f"{row['model']:<16} {row['size']:>5} {row['backend']:<28} {row['images_per_s']:>8.3f} "
+                  f"{row['median_s']:>9.3f} {row['max_abs_diff_vs_eager']:>19.2e}")
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU"
+    out = Path(__file__).resolve().parent / "results" / f"deploy_{device.type}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "device": name, "torch": torch.__version__, "onnxruntime": ort.__version__,
+        "torch_threads": torch.get_num_threads(), "repeats": repeats, "batch": 1, "precision": "fp32",
+        "rows": rows}, indent=1))
+    print(f"\nwritten to {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""``Upscaler``: one entry point for checkpoints, ONNX files and TensorRT engines, with the same image handling."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from lway_engine.export.onnx import OnnxVerificationError, export_onnx
+from lway_engine.export.tensorrt import ShapeOutsideProfile, TensorRTUnavailable
+from lway_engine.imageio import LUMA, Image, read_image, write_image
+from lway_engine.models import ModelLoadError
+from lway_engine.runtime import ArtefactError, Upscaler, onnx_providers
+from lway_engine.upscale import ImageTooSmall
+
+
+@pytest.fixture(scope="module")
+def compact_onnx(lway_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_onnx("realesr-animevideov3", tmp_path_factory.mktemp("runtime") / "compact.onnx").path
+
+
+def test_backend_follows_the_artefact(compact_onnx, compact) -> None:
+    ort = Upscaler(compact_onnx)
+    assert (ort.backend, ort.providers, ort.scale) == ("onnxruntime", ["CPUExecutionProvider"], 4)
+    torch_backend = Upscaler(compact.path)
+    assert torch_backend.backend == "pytorch" and torch_backend.model.architecture == ort.model.architecture
+
+
+def test_onnx_matches_pytorch_and_tiles_match_whole(compact_onnx, compact, photo) -> None:
+    image = Image(photo("coffee", 72), None, 8)
+    whole = Upscaler(compact_onnx, tile=0).upscale(image).pixels
+    tiled = Upscaler(compact_onnx, tile=24, tile_pad=20).upscale(image).pixels  # 3x3 tiles; receptive radius 18
+    reference = Upscaler(compact.path, tile=0).upscale(image).pixels
+    assert whole.shape == (288, 288, 3)
+    assert np.abs(tiled - whole).max() <= 1 / 255
+    assert np.abs(whole - reference).max() <= 1e-3
+
+
+def test_greyscale_and_16bit_rgba_keep_their_kind(compact_onnx, photo, tmp_path: Path) -> None:
+    upscaler = Upscaler(compact_onnx)
+    rgb = photo("astronaut", 32)
+    grey = upscaler.upscale(Image((rgb @ LUMA)[..., None], None, 8))
+    assert grey.grey and grey.size == (128, 128) and grey.bit_depth == 8
+
+    alpha = np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32)
+    write_image(tmp_path / "rgba16.png", Image(rgb, alpha, 16))
+    upscaler.upscale_file(tmp_path / "rgba16.png", tmp_path / "out.png")
+    out = read_image(tmp_path / "out.png")
+    assert out.bit_depth == 16 and not out.grey and out.size == (128, 128)
+    assert out.alpha is not None
+    pooled = out.alpha.reshape(32, 4, 32, 4).mean(axis=(1, 3))
+    assert float(np.abs(pooled - alpha).mean()) < 0.03  # the alpha ramp survives, at 4x the size
+
+
+def test_image_below_the_minimum_is_refused(compact_onnx) -> None:
+    with pytest.raises(ImageTooSmall, match="at least 8x8"):
+        Upscaler(compact_onnx).upscale(Image(np.zeros((4, 40, 3), np.float32), None, 8))
+
+
+def test_static_onnx_refuses_other_shapes(tmp_path: Path, photo) -> None:
+    path = export_onnx("realesr-animevideov3", tmp_path / "static.onnx", static_shape=(24, 24)).path
+    assert Upscaler(path, tile=0).upscale(Image(photo("coffee", 24), None, 8)).size == (96, 96)
+    with pytest.raises(ShapeOutsideProfile, match=r"1x3x32x32 does not fit static.onnx, exported for \?x3x24x24"):
+        Upscaler(path, tile=0).upscale(Image(photo("coffee", 32), None, 8))
+
+
+def test_corrupt_onnx_is_a_clear_error(compact_onnx, tmp_path: Path) -> None:
+    data = compact_onnx.read_bytes()
+    (tmp_path / "truncated.onnx").write_bytes(data[: len(data) // 3])
+    with pytest.raises(ArtefactError, match="truncated.onnx: ONNX Runtime cannot load it"):
+        Upscaler(tmp_path / "truncated.onnx")
+
+
+def test_onnx_without_lway_metadata_is_a_clear_error(compact_onnx, tmp_path: Path) -> None:
+    proto = onnx.load(str(compact_onnx))
+    del proto.metadata_props[:]
+    onnx.save(proto, str(tmp_path / "foreign.onnx"))
+    with pytest.raises(OnnxVerificationError, match="no lway-engine metadata"):
+        Upscaler(tmp_path / "foreign.onnx")
+
+
+def test_unsupported_files_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not a model")
+    with pytest.raises(ModelLoadError, match="unsupported file type"):
+        Upscaler(tmp_path / "notes.txt")
+    with pytest.raises(FileNotFoundError):
+        Upscaler(tmp_path / "missing.onnx")
+
+
+def test_engine_without_tensorrt_names_the_install_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    (tmp_path / "model.engine").write_bytes(b"\0" * 64)
+    with pytest.raises(TensorRTUnavailable, match=r"pip install 'lway-engine\[trt\]'"):
+        Upscaler(tmp_path / "model.engine", device="cuda")
+
+
+def test_onnx_providers_by_device() -> None:
+    assert onnx_providers("cpu") == [("CPUExecutionProvider", {})]
+    gpu = onnx_providers("cuda:1")
+    names = [name for name, _ in gpu]
+    order = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert names == [n for n in order if n in names] and names[-1] == "CPUExecutionProvider"
+    assert all(options["device_id"] == 1 for name, options in gpu if name != "CPUExecutionProvider")
