@@ -26,7 +26,8 @@ def test_kernels_and_export_install_under_lway_engine() -> None:
     assert importlib.util.find_spec("export") is None
 
 
-def test_cli_help_lists_the_commands() -> None:
-    out = subprocess.run([sys.executable, "-m", "lway_engine", "--help"], capture_output=True, text=True, check=True)
+def test_cli_help_lists_the_commands(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "lway-engine"  # the installed entry point, run away from the source tree
+    out = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True, cwd=tmp_path)
     for command in ("upscale", "weights", "demo", "adapt", "pretrain", "degrade", "export"):
         assert command in out.stdout
