@@ -166,3 +166,22 @@ def test_adapt_command_end_to_end(tmp_path: Path, small_reconstruction, photo) -
     wrong = CliRunner().invoke(app, ["adapt", str(tmp_path / "lr"), "-o", str(out), "--model",
                                      "realesr-animevideov3", "--reconstructor", str(tmp_path / "missing.safetensors")])
     assert wrong.exit_code == 2
+
+
+def test_per_image_mode_writes_one_adapted_model_per_image(tmp_path: Path, small_reconstruction, fresh_compact,
+                                                           photo) -> None:
+    from lway_engine.adaptation.run import run_adaptation
+    from lway_engine.imageio import Image, write_image
+
+    files = []
+    for name in ("astronaut", "coffee"):
+        files.append(tmp_path / "lr" / f"{name}.png")
+        write_image(files[-1], Image(photo(name, 36), None, 8))
+    config = AdaptConfig(iterations=2, lr=1e-4, batch=2, crop=32)
+    runs = run_adaptation(fresh_compact, files, tmp_path / "out", small_reconstruction, config, per_image=True,
+                          progress=False)
+    assert sorted(runs) == ["astronaut", "coffee"] and all(log.status == "done" for log in runs.values())
+    weights = sorted(p.name for p in (tmp_path / "out" / "weights").iterdir())
+    assert weights == ["astronaut.safetensors", "coffee.safetensors"]
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["settings"]["mode"] == "per-image"
