@@ -122,6 +122,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int)
     parser.add_argument("--lr", type=float)
     parser.add_argument("--only", help="comma-separated subset of runs, e.g. city100,defocus_noise")
+    parser.add_argument("--out", type=Path, help="JSON path (default: bench/results/quality_<profile>_<device>.json)")
     args = parser.parse_args()
     profile_name = "full" if args.full else "quick"
     profile = PROFILES[profile_name]
@@ -164,7 +165,8 @@ def main() -> None:
         print(f"{name:<40} {len(r['before']):>6} {s['psnr']['gain']:>+10.3f} {s['ssim']['gain']:>+10.4f} "
               f"{s['lpips']['gain']:>+13.4f}")
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{platform.machine()} CPU"
-    out = Path(__file__).resolve().parent / "results" / f"quality_{profile_name}_{device.replace(' ', '_')}.json"
+    default = f"quality_{profile_name}_{device.replace(' ', '_')}.json"
+    out = args.out or Path(__file__).resolve().parent / "results" / default
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"profile": profile_name, "device": device, "config": config.__dict__,
                                "reconstructor": str(args.reconstructor), "results": results}, indent=1))
