@@ -11,7 +11,6 @@ import platform
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image as PILImage
 from PIL import ImageFilter
 from skimage import data
@@ -19,12 +18,9 @@ from skimage import data
 from lway_engine.demo import resize
 from lway_engine.imageio import Image
 from lway_engine.losses import LPIPS
+from lway_engine.metrics import lpips_arrays
 from lway_engine.models import load_model
 from lway_engine.upscale import UpscaleOptions, upscale_image
-
-
-def _t(img: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None]
 
 
 def main() -> None:
@@ -43,10 +39,7 @@ def main() -> None:
     model = load_model("realesrgan-x4plus")
     cases["Real-ESRGAN x4plus of the 4x-downscaled photo"] = upscale_image(model, Image(lr, None, 8),
                                                                            UpscaleOptions(tile=0)).pixels
-    rows = {}
-    with torch.no_grad():
-        for name, img in cases.items():
-            rows[name] = float(metric(_t(img), _t(hr)))
+    rows = {name: lpips_arrays(metric, img, hr) for name, img in cases.items()}
     print(f"{'astronaut 384x384 vs':<48} LPIPS-alex")
     for name, value in rows.items():
         print(f"{name:<48} {value:.4f}")

@@ -29,7 +29,7 @@ from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
 from lway_engine.degradations import EVALUATION_FAMILIES, degrade
 from lway_engine.imageio import Image, read_image
 from lway_engine.losses import LPIPS
-from lway_engine.metrics import psnr_y, ssim_y
+from lway_engine.metrics import lpips_arrays, psnr_y, ssim_y
 from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
 from lway_engine.upscale import UpscaleOptions, upscale_image
@@ -85,10 +85,8 @@ def score(model, metric, items) -> list[dict]:
     rows = []
     for name, lr, hr in items:
         sr = upscale_image(model, Image(lr, None, 8), UpscaleOptions(tile=512)).pixels
-        t = lambda x: torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]  # noqa: E731
-        with torch.no_grad():
-            lp = float(metric(t(sr), t(hr)))
-        rows.append({"image": name, "psnr": psnr_y(sr, hr), "ssim": ssim_y(sr, hr), "lpips": lp})
+        rows.append({"image": name, "psnr": psnr_y(sr, hr), "ssim": ssim_y(sr, hr),
+                     "lpips": lpips_arrays(metric, sr, hr)})
     return rows
 
 

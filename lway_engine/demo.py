@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from lway_engine.adaptation.loop import AdaptConfig
 from lway_engine.adaptation.run import run_adaptation
 from lway_engine.degradations import degrade
-from lway_engine.imageio import Image, read_image, write_image
+from lway_engine.imageio import Image, read_image, to_array, to_tensor, write_image
 from lway_engine.losses import LPIPS
-from lway_engine.metrics import psnr_y
+from lway_engine.metrics import lpips_arrays, psnr_y
 from lway_engine.models import LoadedModel
 from lway_engine.reconstruction import LWayReconstruction
 
@@ -56,15 +56,8 @@ def demo_photos() -> dict[str, np.ndarray]:
 
 def resize(img: np.ndarray, factor: float) -> np.ndarray:
     """Bicubic resize (antialiased when shrinking), float (H, W, C)."""
-    t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None]
-    out = F.interpolate(t, scale_factor=factor, mode="bicubic", align_corners=False, antialias=factor < 1)
-    return out[0].clamp(0, 1).numpy().transpose(1, 2, 0)
-
-
-def _lpips(metric: LPIPS, a: np.ndarray, b: np.ndarray) -> float:
-    to = lambda x: torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]  # noqa: E731
-    with torch.no_grad():
-        return float(metric(to(a), to(b)))
+    out = F.interpolate(to_tensor(img), scale_factor=factor, mode="bicubic", align_corners=False, antialias=factor < 1)
+    return to_array(out.clamp(0, 1))
 
 
 def run_demo(model: LoadedModel, reconstruction: LWayReconstruction, outdir: Path,
@@ -83,6 +76,6 @@ def run_demo(model: LoadedModel, reconstruction: LWayReconstruction, outdir: Pat
     for name, img in hr.items():
         before = read_image(outdir / "adapt" / "sr_before" / f"{name}.png").pixels
         after = read_image(outdir / "adapt" / "sr_after" / f"{name}.png").pixels
-        rows.append(DemoRow(name, psnr_y(before, img), psnr_y(after, img), _lpips(metric, before, img),
-                            _lpips(metric, after, img)))
+        rows.append(DemoRow(name, psnr_y(before, img), psnr_y(after, img), lpips_arrays(metric, before, img),
+                            lpips_arrays(metric, after, img)))
     return rows

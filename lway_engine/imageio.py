@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from lway_engine.atomic import atomic_write
 
@@ -48,6 +49,16 @@ class Image:
         pixels = (rgb @ LUMA)[..., None] if self.grey else rgb
         return replace(self, pixels=np.clip(pixels, 0, 1).astype(np.float32),
                        alpha=None if alpha is None else np.clip(alpha, 0, 1).astype(np.float32))
+
+
+def to_tensor(array: np.ndarray) -> torch.Tensor:
+    """(H, W, C) float array -> (1, C, H, W) float tensor, the layout networks and LPIPS take."""
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))[None]
+
+
+def to_array(tensor: torch.Tensor) -> np.ndarray:
+    """(1, C, H, W) tensor (any device/dtype) -> (H, W, C) float32 array."""
+    return tensor[0].float().cpu().numpy().transpose(1, 2, 0)
 
 
 def _split(array: np.ndarray, bit_depth: int) -> Image:

@@ -11,7 +11,16 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from lway_engine.imageio import LUMA, READ_SUFFIXES, Image, ImageReadError, read_image, write_image
+from lway_engine.imageio import (
+    LUMA,
+    READ_SUFFIXES,
+    Image,
+    ImageReadError,
+    read_image,
+    to_array,
+    to_tensor,
+    write_image,
+)
 from lway_engine.inference import upscale_tensor
 from lway_engine.models import LoadedModel
 
@@ -63,14 +72,6 @@ def collect_inputs(inputs: Sequence[Path]) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def _to_tensor(array: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))[None].to(device=device, dtype=dtype)
-
-
-def _to_array(tensor: torch.Tensor) -> np.ndarray:
-    return tensor[0].float().cpu().numpy().transpose(1, 2, 0)
-
-
 def upscale_image(model: LoadedModel, image: Image, options: UpscaleOptions, progress: bool = False) -> Image:
     """Super-resolve one image; greyscale, bit depth and alpha are carried over to the result."""
     height, width = image.size
@@ -84,8 +85,8 @@ def upscale_image(model: LoadedModel, image: Image, options: UpscaleOptions, pro
     def run(array: np.ndarray) -> np.ndarray:
         if model.in_channels == 1:
             array = (array @ LUMA)[..., None]
-        x = _to_tensor(array, device, dtype)
-        y = _to_array(upscale_tensor(model.module, x, model.scale, model.size, options.tile, options.tile_pad,
+        x = to_tensor(array).to(device=device, dtype=dtype)
+        y = to_array(upscale_tensor(model.module, x, model.scale, model.size, options.tile, options.tile_pad,
                                      progress))
         return np.repeat(y, 3, axis=2) if y.shape[2] == 1 else y
 

@@ -14,21 +14,16 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from lway_engine.adaptation.loop import AdaptConfig, AdaptLog, adapt
 from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adapted_weights import OriginalLayout
-from lway_engine.imageio import Image, read_image, write_image
+from lway_engine.imageio import Image, read_image, to_tensor, write_image
 from lway_engine.models import LoadedModel
 from lway_engine.reconstruction import LWayReconstruction
 from lway_engine.upscale import UpscaleOptions, upscale_image
 
 DEFAULT_RECONSTRUCTOR = Path(__file__).resolve().parent.parent / "assets" / "lway-er-x4.safetensors"
-
-
-def _tensor(image: Image, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image.rgb().transpose(2, 0, 1))).to(device)
 
 
 def _compare(lr: Image, before: Image, after: Image, scale: int) -> Image:
@@ -72,8 +67,8 @@ def run_adaptation(model: LoadedModel, inputs: list[Path], outdir: Path, reconst
     try:
         for run_name, names in groups.items():
             model.module.load_state_dict(original)
-            runs[run_name] = adapt(model, [_tensor(images[n], device) for n in names], reconstruction, loss_fn,
-                                   config, progress)
+            tensors = [to_tensor(images[n].rgb())[0].to(device) for n in names]
+            runs[run_name] = adapt(model, tensors, reconstruction, loss_fn, config, progress)
             weights_name = "adapted" if run_name == "all" else run_name
             layout.save(model.module, outdir / "weights" / f"{weights_name}.safetensors")
             for n in names:
