@@ -157,6 +157,11 @@ def adapt(
                                             "high-frequency map (ablation: off).")] = True,
     seed: Annotated[int, typer.Option(help="Seed for crops and initialisation.")] = 0,
     device: Annotated[str, typer.Option(help="torch device.")] = "cpu",
+    compile: Annotated[bool, typer.Option(
+        "--compile/--no-compile", help="torch.compile the training step and the before/after inference; "
+        "artefacts cached in $LWAY_HOME/torch-compile. Falls back to eager with a warning where it cannot.")] = False,
+    amp: Annotated[Optional[str], typer.Option(help="Mixed precision on CUDA: bf16 or fp16.")] = None,
+    deterministic: Annotated[bool, typer.Option(help="Deterministic kernels (slower; no cuDNN autotuning).")] = False,
 ) -> None:
     """Adapt an SR model to LR images with the LWay self-supervised loss; writes SR before/after, comparisons,
     adapted weights (same keys as the input checkpoint) and a report. Ctrl-C stops early and still writes them."""
@@ -175,7 +180,8 @@ def adapt(
         recon = load_checkpoint(reconstructor or DEFAULT_RECONSTRUCTOR, expect_scale=loaded.scale)
         files = [source for source, _ in collect_inputs(inputs)]
         config = AdaptConfig(iterations=iterations, lr=lr, batch=batch, crop=crop, trainable_fraction=fraction,
-                             trainable_patterns=patterns, hf_weight=hf_weight, seed=seed)
+                             trainable_patterns=patterns, hf_weight=hf_weight, seed=seed, compile=compile,
+                             amp=amp, deterministic=deterministic)
         runs = run_adaptation(loaded, files, output, recon, config, per_image)
     except (ModelLoadError, CheckpointError, FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)

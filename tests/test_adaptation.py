@@ -185,3 +185,96 @@ def test_per_image_mode_writes_one_adapted_model_per_image(tmp_path: Path, small
     assert weights == ["astronaut.safetensors", "coffee.safetensors"]
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["settings"]["mode"] == "per-image"
+
+
+@pytest.fixture()
+def tiny_rrdb(tmp_path: Path):
+    """Real-ESRGAN's architecture (spandrel's RRDBNet) at 1 block x 8 features, randomly initialised and loaded
+    through the same path as a user's checkpoint: compiles in well under a minute on 2 cores."""
+    from safetensors.torch import save_file
+    from spandrel.architectures.ESRGAN import ESRGAN
+
+    from lway_engine.models import load_model
+
+    torch.manual_seed(0)
+    path = tmp_path / "rrdb-tiny.safetensors"
+    save_file(ESRGAN(num_filters=8, num_blocks=1).state_dict(), str(path))
+    return load_model(path)
+
+
+def test_compiled_step_is_one_graph_without_breaks(tiny_rrdb, small_reconstruction, lpips_alex) -> None:
+    from lway_engine.adaptation.step import AdaptStep
+
+    params = list(tiny_rrdb.module.requires_grad_(True).parameters())
+    step = AdaptStep(tiny_rrdb.module, small_reconstruction.reconstructor, LWayLoss(lpips_alex), params, 1e-4,
+                     torch.device("cpu"), compile=True)
+    explained = torch._dynamo.explain(step.forward)(torch.rand(2, 3, 32, 32), torch.randn(2, 32))
+    assert explained.graph_break_count == 0, [r.reason for r in explained.break_reasons]
+    assert explained.graph_count == 1
+
+
+def test_compiled_adaptation_follows_the_eager_trajectory(tiny_rrdb, small_reconstruction, lpips_alex,
+                                                          photo) -> None:
+    import warnings
+
+    from torch._dynamo.utils import counters
+
+    from lway_engine.compiled import CompileFallbackWarning
+
+    original = {k: v.clone() for k, v in tiny_rrdb.module.state_dict().items()}
+    logs, weights = {}, {}
+    for compiled in (False, True):
+        tiny_rrdb.module.load_state_dict(original)
+        counters.clear()
+        config = AdaptConfig(iterations=5, lr=1e-3, batch=2, crop=32, compile=compiled)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", CompileFallbackWarning)  # a silent fallback would compare eager to eager
+            logs[compiled] = adapt(tiny_rrdb, _lr_images(photo), small_reconstruction, LWayLoss(lpips_alex), config,
+                                   progress=False)
+        weights[compiled] = {k: v.clone() for k, v in tiny_rrdb.module.state_dict().items()}
+    assert not counters["graph_break"] and counters["stats"]["unique_graphs"] == 1  # one graph for all 5 steps
+    eager, compiled = logs[False], logs[True]
+    assert eager.status == compiled.status == "done" and len(compiled.step_seconds) == 5
+    moved = max(float((weights[False][k] - original[k]).abs().max()) for k in original)
+    assert moved > 1e-3  # the weights really move: the comparison is not trivial
+    for field in ("loss", "l1", "lpips"):
+        torch.testing.assert_close(getattr(compiled, field), getattr(eager, field), rtol=1e-4, atol=1e-5)
+    for key in weights[False]:
+        torch.testing.assert_close(weights[True][key], weights[False][key], rtol=1e-4, atol=1e-5)
+
+
+def test_compiled_inference_serves_two_sizes_with_one_compile(tiny_rrdb) -> None:
+    from torch._dynamo.utils import counters
+
+    from lway_engine.compiled import DynamicSizeNetwork
+
+    network = DynamicSizeNetwork(tiny_rrdb.module, torch.device("cpu"))
+    counters.clear()
+    # Both above the sizes where CPU convolutions pick another algorithm (a guard on H*W, one more graph below it)
+    for height, width in ((96, 80), (120, 104)):
+        x = torch.rand(1, 3, height, width)
+        with torch.inference_mode():
+            torch.testing.assert_close(network(x), tiny_rrdb.module(x), rtol=1e-4, atol=1e-5)
+    assert counters["stats"]["unique_graphs"] == 1 and not counters["graph_break"]
+
+
+def test_compile_falls_back_to_eager_without_a_cpp_compiler(tiny_rrdb, small_reconstruction, lpips_alex) -> None:
+    import torch._inductor.config as inductor_config
+
+    from lway_engine.adaptation.step import AdaptStep
+    from lway_engine.compiled import CompileFallbackWarning
+
+    x, e = torch.rand(2, 3, 32, 32), torch.randn(2, 32)
+    results = []
+    for compiled in (False, True):
+        params = list(tiny_rrdb.module.requires_grad_(True).parameters())
+        with inductor_config.patch({"cpp.cxx": ("lway-no-such-compiler",)}):
+            if compiled:
+                with pytest.warns(CompileFallbackWarning, match="needs a C\\+\\+ compiler"):
+                    step = AdaptStep(tiny_rrdb.module, small_reconstruction.reconstructor, LWayLoss(lpips_alex),
+                                     params, 0.0, torch.device("cpu"), compile=True)
+            else:
+                step = AdaptStep(tiny_rrdb.module, small_reconstruction.reconstructor, LWayLoss(lpips_alex), params,
+                                 0.0, torch.device("cpu"))
+            results.append(step(x, e))
+    torch.testing.assert_close(results[1], results[0])

@@ -1,7 +1,9 @@
 """The adaptation loop: S(LR crop) -> R(., E(LR)) vs the LR crop, updating a subset of S's parameters with Adam.
 
-Faults are contained per run: a loss that turns NaN or explodes restores the last good weights and stops; Ctrl-C
-stops after the current step and keeps what was learned so far. Either way the caller still writes its outputs.
+Each step (``step.py``, eager or compiled) computes the loss and applies its update in one go; the loop samples the
+crops and checks the loss afterwards. Faults are contained per run: a loss that turns NaN or explodes restores the
+last weights that gave a good loss (those before the previous update, as a check before the update would) and
+stops; Ctrl-C keeps the weights of the last completed step. Either way the caller still writes its outputs.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from lway_engine.adaptation.loss import LWayLoss
+from lway_engine.adaptation.step import AdaptStep, execution_settings
 from lway_engine.adaptation.trainable import select_trainable
 from lway_engine.models import LoadedModel
 from lway_engine.reconstruction import MIN_LR_SIZE
@@ -33,6 +36,9 @@ class AdaptConfig:
     hf_weight: bool = True
     seed: int = 0
     explode_factor: float = 10.0  # a loss above this many times the first one counts as divergence
+    compile: bool = False  # torch.compile the step (see step.py); falls back to eager with a warning
+    amp: str | None = None  # "bf16" or "fp16" autocast, CUDA only
+    deterministic: bool = False
 
 
 @dataclass
@@ -95,39 +101,46 @@ def adapt(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.
         log.message += f"LR below the encoder's {MIN_LR_SIZE}px minimum: reflect-padded for the embedding only. "
     with torch.no_grad():
         embeddings = torch.cat([reconstruction.encoder(_at_least(img, MIN_LR_SIZE)[None]) for img in images])
-    optimizer = torch.optim.Adam(params, lr=config.lr)
-    good = [p.detach().clone() for p in params]
+    device = embeddings.device
+    step_fn = AdaptStep(module, reconstruction.reconstructor, loss_fn, params, config.lr, device, config.compile,
+                        config.amp)
+    good = [p.detach().clone() for p in params]  # weights whose loss was finite and not exploding
+    current = [p.detach().clone() for p in params]  # weights the running step started from
+    updating = False  # between the snapshot into `current` and the step's return
     bar = tqdm(range(config.iterations), desc="adapt", unit="step", disable=not progress)
     try:
-        for step in bar:
-            started = time.perf_counter()
-            lr_crops, e = _random_crops(images, embeddings, config.batch, log.crop, rng)
-            terms = loss_fn(reconstruction.reconstructor(module(lr_crops), e), lr_crops)
-            value = float(terms.total.detach())
-            if not math.isfinite(value) or (log.loss and value > config.explode_factor * log.loss[0]):
-                with torch.no_grad():
-                    for p, saved in zip(params, good):
-                        p.copy_(saved)
-                log.status = "diverged"
-                log.message += f"loss became {value:.4g} at step {step}; restored the weights of step {step - 1}."
-                break
-            with torch.no_grad():
-                for p, saved in zip(params, good):
-                    saved.copy_(p)
-            optimizer.zero_grad(set_to_none=True)
-            terms.total.backward()
-            optimizer.step()
-            log.loss.append(value)
-            log.l1.append(terms.l1)
-            log.lpips.append(terms.lpips)
-            log.step_seconds.append(time.perf_counter() - started)
-            bar.set_postfix(loss=f"{value:.4f}", l1=f"{terms.l1:.4f}", lpips=f"{terms.lpips:.4f}")
-        else:
-            log.status = "done"
+        with execution_settings(device, config.deterministic):
+            for step in bar:
+                started = time.perf_counter()
+                lr_crops, e = _random_crops(images, embeddings, config.batch, log.crop, rng)
+                _copy(params, current)
+                updating = True
+                value, l1, lpips = step_fn(lr_crops, e).tolist()
+                updating = False
+                if not math.isfinite(value) or (log.loss and value > config.explode_factor * log.loss[0]):
+                    _copy(good, params)
+                    log.status = "diverged"
+                    log.message += f"loss became {value:.4g} at step {step}; restored the weights of step {step - 1}."
+                    break
+                good, current = current, good
+                log.loss.append(value)
+                log.l1.append(l1)
+                log.lpips.append(lpips)
+                log.step_seconds.append(time.perf_counter() - started)
+                bar.set_postfix(loss=f"{value:.4f}", l1=f"{l1:.4f}", lpips=f"{lpips:.4f}")
+            else:
+                log.status = "done"
     except KeyboardInterrupt:
+        if updating:  # an interrupted update may have changed some tensors and not others
+            _copy(current, params)
         log.status = "interrupted"
         log.message += f"interrupted after {len(log.loss)} steps; keeping the weights learned so far."
     finally:
         bar.close()
-        module.requires_grad_(False)
+        module.requires_grad_(False).to(memory_format=torch.contiguous_format)
     return log
+
+
+def _copy(sources: list[torch.Tensor], targets: list[torch.Tensor]) -> None:
+    with torch.no_grad():
+        torch._foreach_copy_(targets, sources)

@@ -13,11 +13,15 @@ from lway_engine.losses import LPIPS
 
 @dataclass
 class LossTerms:
-    """The loss and its parts (detached floats for logging)."""
+    """The loss and its parts, all 0-d tensors; ``l1`` and ``lpips`` are detached, for logging.
+
+    Tensors rather than floats: reading a value forces a device sync and would break a ``torch.compile`` graph, so
+    the caller reads all three at once, after the step.
+    """
 
     total: torch.Tensor
-    l1: float
-    lpips: float
+    l1: torch.Tensor
+    lpips: torch.Tensor
 
 
 class LWayLoss(nn.Module):
@@ -40,4 +44,4 @@ class LWayLoss(nn.Module):
             l1, w_x_hat, w_x = weighted_l1(x_hat, x, w), w * x_hat, w * x
         perceptual = self.lpips(w_x_hat, w_x).mean()
         total = l1 + self.lpips_weight * perceptual
-        return LossTerms(total, float(l1.detach()), float(perceptual.detach()))
+        return LossTerms(total, l1.detach(), perceptual.detach())

@@ -10,14 +10,16 @@ from __future__ import annotations
 import copy
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 
 from lway_engine.adaptation.loop import AdaptConfig, AdaptLog, adapt
 from lway_engine.adaptation.loss import LWayLoss
+from lway_engine.adaptation.step import amp_dtype
 from lway_engine.adapted_weights import OriginalLayout
+from lway_engine.compiled import DynamicSizeNetwork
 from lway_engine.imageio import Image, read_image, to_tensor, write_image
 from lway_engine.models import LoadedModel
 from lway_engine.reconstruction import LWayReconstruction
@@ -49,9 +51,13 @@ def _write_report(outdir: Path, settings: dict, runs: dict[str, AdaptLog], secon
 
 def run_adaptation(model: LoadedModel, inputs: list[Path], outdir: Path, reconstruction: LWayReconstruction,
                    config: AdaptConfig, per_image: bool, progress: bool = True) -> dict[str, AdaptLog]:
-    """Adapt over the whole set (one model) or per image (one model each), then write all outputs."""
+    """Adapt over the whole set (one model) or per image (one model each), then write all outputs.
+
+    With ``config.compile`` the before/after inference is compiled too, once for all image and tile sizes.
+    """
     started = time.perf_counter()
     device = next(model.module.parameters()).device
+    amp_dtype(config.amp, device)  # an impossible --amp fails here, before any work
     layout = OriginalLayout(model.module, model.path)
     original = copy.deepcopy(model.module.state_dict())
     images = {p.stem: read_image(p) for p in inputs}
@@ -60,7 +66,8 @@ def run_adaptation(model: LoadedModel, inputs: list[Path], outdir: Path, reconst
     reconstruction = reconstruction.to(device)
     loss_fn = LWayLoss(hf_weight=config.hf_weight).to(device)
     options = UpscaleOptions(tile=512)
-    before = {name: upscale_image(model, img, options) for name, img in images.items()}
+    runner = replace(model, module=DynamicSizeNetwork(model.module, device)) if config.compile else model
+    before = {name: upscale_image(runner, img, options) for name, img in images.items()}
     groups = {name: [name] for name in images} if per_image else {"all": list(images)}
     runs: dict[str, AdaptLog] = {}
     after: dict[str, Image] = {}
@@ -72,7 +79,7 @@ def run_adaptation(model: LoadedModel, inputs: list[Path], outdir: Path, reconst
             weights_name = "adapted" if run_name == "all" else run_name
             layout.save(model.module, outdir / "weights" / f"{weights_name}.safetensors")
             for n in names:
-                after[n] = upscale_image(model, images[n], options)
+                after[n] = upscale_image(runner, images[n], options)
             if runs[run_name].status == "interrupted":
                 break
     finally:

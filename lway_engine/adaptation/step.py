@@ -1,0 +1,121 @@
+"""One adaptation step: a batch of LR crops in, the loss terms out, the trainable parameters updated.
+
+The loop around it (``loop.py``) samples crops with NumPy, outside any compiled region, and decides what to do
+with the result; everything a step computes on tensors is here, eager or compiled:
+
+- ``forward``: SR model S, reconstructor R (:meth:`AdaptStep.reconstruct`, the one place R is called), LWay loss.
+  Compiled, it is one ``torch.compile(fullgraph=True)`` graph, and AOTAutograd compiles its backward with it.
+- the update: backward, then Adam. Compiled runs use the fused Adam kernel (CUDA and CPU), one pass over all
+  trainable tensors with no compile time; ``Optimizer.step`` cannot join the forward graph anyway, as it breaks
+  the graph on purpose (``torch/optim/optimizer.py``, ``_use_grad``: AOT must see it as a no-grad graph).
+
+Crop shapes are fixed during a run, so the forward compiles once. ``amp`` (CUDA only) runs S, R and LPIPS under
+autocast; the L1 term and the loss's sum stay float32, and fp16 scales the loss (GradScaler, which the fused Adam
+unscales without a device sync). On CUDA the model runs channels_last, the layout tensor-core convolutions want.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
+
+import torch
+from torch import nn
+
+from lway_engine.adaptation.loss import LossTerms, LWayLoss
+from lway_engine.compiled import EagerFallback, try_compile
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+Forward = Callable[[torch.Tensor, torch.Tensor], LossTerms]  # (lr_crops, condition) -> loss terms
+
+
+def amp_dtype(amp: str | None, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``amp`` ("bf16", "fp16" or None), which needs a CUDA device."""
+    if amp is None:
+        return None
+    if amp not in AMP_DTYPES:
+        raise ValueError(f"amp must be one of {sorted(AMP_DTYPES)}, got {amp!r}")
+    if device.type != "cuda":
+        raise ValueError(f"--amp {amp} needs a CUDA device (reduced precision on the CPU is slow and inexact); "
+                         "drop --amp or pass --device cuda")
+    return AMP_DTYPES[amp]
+
+
+@contextmanager
+def execution_settings(device: torch.device, deterministic: bool) -> Iterator[None]:
+    """Deterministic kernels (``deterministic``) or cuDNN autotuning for the fixed crop shape; restored afterwards.
+
+    Deterministic mode warns (``warn_only``) rather than fails on an op without a deterministic implementation, and
+    asks inductor not to pick kernels by on-device benchmarking.
+    """
+    import torch._inductor.config as inductor_config
+
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic, inductor_config.deterministic)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what deterministic cuBLAS needs
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
+        inductor_config.deterministic = True
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic, inductor_config.deterministic = saved[2:]
+
+
+class AdaptStep:
+    """Forward, backward and Adam update of one batch; call it with ``(lr_crops, condition)``.
+
+    ``condition`` is what R is conditioned on for each crop (the crop's image embedding). Returns the batch's
+    ``[loss, l1, lpips]`` (computed before the update) as one detached tensor, so the caller syncs once per step.
+    """
+
+    def __init__(self, module: nn.Module, reconstructor: nn.Module, loss_fn: LWayLoss, params: list[nn.Parameter],
+                 lr: float, device: torch.device, compile: bool = False, amp: str | None = None) -> None:
+        self.module, self.reconstructor, self.loss_fn = module, reconstructor, loss_fn
+        self.autocast_dtype = amp_dtype(amp, device)
+        self.channels_last = device.type == "cuda"
+        if self.channels_last:
+            module.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.Adam(params, lr=lr, fused=True if compile else None)
+        self.scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
+        forward = try_compile(self.forward, device, "the adaptation step", fullgraph=True) if compile else None
+        self._run = EagerFallback(forward and partial(self._step, forward), partial(self._step, self.forward),
+                                  "the adaptation step")
+
+    def reconstruct(self, sr: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """R(S(LR), e): the LR the SR output degrades back to."""
+        return self.reconstructor(sr, condition)
+
+    def forward(self, lr_crops: torch.Tensor, condition: torch.Tensor) -> LossTerms:
+        """The loss terms of a batch (differentiable ``total``); what ``compile`` turns into one graph."""
+        with torch.autocast(lr_crops.device.type, self.autocast_dtype, enabled=self.autocast_dtype is not None):
+            x_hat = self.reconstruct(self.module(lr_crops), condition)
+            return self.loss_fn(x_hat.float(), lr_crops)
+
+    def update(self, total: torch.Tensor) -> None:
+        """Backward from ``total``, then one Adam step (with loss scaling under fp16)."""
+        if self.scaler is None:
+            total.backward()
+            self.optimizer.step()
+        else:
+            self.scaler.scale(total).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+
+    def _step(self, forward: Forward, lr_crops: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        # Gradients are cleared first, so a compiled attempt that failed halfway leaves nothing behind for the retry.
+        self.optimizer.zero_grad(set_to_none=True)
+        terms = forward(lr_crops, condition)
+        self.update(terms.total)
+        return torch.stack([terms.total.detach(), terms.l1, terms.lpips])
+
+    def __call__(self, lr_crops: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            lr_crops = lr_crops.contiguous(memory_format=torch.channels_last)
+        return self._run(lr_crops, condition)
