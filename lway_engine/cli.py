@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from lway_engine.degradations.command import degrade_command
+from lway_engine.evaluation.command import evaluate_command
 from lway_engine.export.command import export_command
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ weights_app = typer.Typer(help="List, fetch and verify pretrained weights in the
 app.add_typer(weights_app, name="weights")
 app.command("degrade")(degrade_command)
 app.command("export")(export_command)
+app.command("evaluate")(evaluate_command)
 
 
 @weights_app.command("list")

@@ -32,7 +32,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from lway_engine.metrics.colour import check_pair, luma
 

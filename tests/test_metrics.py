@@ -1,0 +1,157 @@
+"""Metrics against reference implementations on real photos, their ideal values, and their direction.
+
+PSNR/SSIM are compared with scikit-image, LPIPS with the ``lpips`` package and DISTS with ``dists-pytorch``; the
+reference packages get the same ImageNet backbones (our registry's weights, loaded through torchvision's own
+model constructors, since nothing can be downloaded here).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lway_engine.evaluation.ladders import LADDERS, distort, ladder
+from lway_engine.imageio import read_image, to_tensor
+from lway_engine.metrics import METRICS, PAPER_METRICS, build_metric, psnr, psnr_y, rgb_to_y, ssim, ssim_y
+
+PHOTOS = ("astronaut", "coffee", "chelsea")
+
+
+@pytest.fixture(scope="module")
+def photo_pairs(photo) -> tuple[torch.Tensor, torch.Tensor]:
+    """(distorted, reference) batches of three real photos (256 px crops): blur on one, noise on the others."""
+    refs = torch.cat([to_tensor(photo(name, 256)) for name in PHOTOS])
+    distorted = torch.cat([distort(refs[:1], "blur", 2), distort(refs[1:], "noise", 2, seed=1)])
+    return distorted, refs
+
+
+def _quantised(x: torch.Tensor) -> np.ndarray:
+    return np.rint(np.clip(x.numpy().transpose(1, 2, 0), 0, 1) * 255.0)
+
+
+@pytest.mark.parametrize("y_channel", [False, True])
+@pytest.mark.parametrize("crop", [0, 4])
+def test_psnr_ssim_match_scikit_image(photo_pairs, y_channel: bool, crop: int) -> None:
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    distorted, refs = photo_pairs
+    ours_psnr = psnr(distorted, refs, y_channel=y_channel, crop=crop)
+    ours_ssim = ssim(distorted, refs, y_channel=y_channel, crop=crop)
+    for i in range(len(refs)):
+        a, b = _quantised(distorted[i]), _quantised(refs[i])
+        if y_channel:
+            a, b = rgb_to_y(a), rgb_to_y(b)
+        if crop:
+            a, b = a[crop:-crop, crop:-crop], b[crop:-crop, crop:-crop]
+        ref_psnr = peak_signal_noise_ratio(b, a, data_range=255)
+        ref_ssim = structural_similarity(a, b, data_range=255, gaussian_weights=True, sigma=1.5,
+                                         use_sample_covariance=False, channel_axis=None if y_channel else 2)
+        assert abs(float(ours_psnr[i]) - ref_psnr) < 1e-4
+        assert abs(float(ours_ssim[i]) - ref_ssim) < 1e-4
+
+
+def test_array_helpers_keep_their_convention(photo_pairs) -> None:
+    """psnr_y/ssim_y (used by the demo and bench/quality.py): Y channel, 4 px crop, on (H, W, 3) arrays."""
+    distorted, refs = photo_pairs
+    a, b = distorted[0].numpy().transpose(1, 2, 0), refs[0].numpy().transpose(1, 2, 0)
+    assert psnr_y(a, b) == pytest.approx(float(psnr(distorted[:1], refs[:1], y_channel=True, crop=4)), abs=1e-12)
+    assert ssim_y(a, b) == pytest.approx(float(ssim(distorted[:1], refs[:1], y_channel=True, crop=4)), abs=1e-12)
+
+
+def _registry_backbone(monkeypatch: pytest.MonkeyPatch, arch: str, net: str) -> None:
+    """Make ``torchvision.models.<arch>(pretrained=True)`` return the network with our registry's ImageNet
+    weights, for reference packages that would otherwise download them."""
+    import torchvision
+
+    from lway_engine.losses import load_backbone
+
+    factory = getattr(torchvision.models, arch)
+
+    def build(*args, **kwargs):
+        model = factory()
+        model.features.load_state_dict({k.removeprefix("features."): v for k, v in load_backbone(net).items()})
+        return model
+
+    monkeypatch.setattr(torchvision.models, arch, build)
+
+
+@pytest.mark.parametrize("net, arch", [("alex", "alexnet"), ("vgg", "vgg16")])
+def test_lpips_matches_lpips_package(photo_pairs, monkeypatch, net: str, arch: str) -> None:
+    import lpips
+
+    distorted, refs = photo_pairs
+    ours = build_metric(f"lpips-{net}")(distorted, refs)
+    _registry_backbone(monkeypatch, arch, net)
+    reference = lpips.LPIPS(net=net, verbose=False).eval()
+    with torch.no_grad():
+        expected = reference(distorted, refs, normalize=True).flatten().double()
+    assert ours.dtype == torch.float64
+    assert torch.allclose(ours, expected, rtol=0, atol=1e-6), (ours, expected)
+    assert (ours > 0.01).all()  # a real distance, not a degenerate zero
+
+
+def test_dists_matches_reference_implementation(photo_pairs, monkeypatch) -> None:
+    dists_pt = pytest.importorskip("DISTS_pytorch.DISTS_pt")
+    if not (Path(sys.prefix) / "weights.pt").is_file():
+        pytest.skip("dists-pytorch's weights.pt is not installed at sys.prefix")
+    distorted, refs = photo_pairs
+    ours = build_metric("dists")(distorted, refs)
+    _registry_backbone(monkeypatch, "vgg16", "vgg")
+    reference = dists_pt.DISTS()
+    expected = reference(distorted, refs).detach().double()
+    assert torch.allclose(ours, expected, rtol=0, atol=1e-5), (ours, expected)
+    assert (ours > 0.01).all()
+
+
+def test_dists_asset_holds_the_published_weights() -> None:
+    from lway_engine.metrics.dists import load_alpha_beta
+
+    path = Path(sys.prefix) / "weights.pt"
+    if not path.is_file():
+        pytest.skip("dists-pytorch's weights.pt is not installed at sys.prefix")
+    published = torch.load(path, map_location="cpu", weights_only=True)
+    alpha, beta = load_alpha_beta()
+    total = published["alpha"].double().sum() + published["beta"].double().sum()
+    assert torch.equal(alpha, published["alpha"].double().flatten() / total)
+    assert torch.equal(beta, published["beta"].double().flatten() / total)
+
+
+@pytest.mark.parametrize("name", list(METRICS))
+def test_identical_images_score_ideal_and_batches_agree(photo_pairs, name: str) -> None:
+    distorted, refs = photo_pairs
+    metric = build_metric(name)
+    same = metric(refs, refs)
+    if name == "psnr":
+        assert torch.isinf(same).all()
+    elif name == "ssim":
+        assert torch.allclose(same, torch.ones_like(same), rtol=0, atol=1e-12)
+    else:
+        assert same.abs().max() < 1e-9, same
+    batched = metric(distorted, refs)
+    single = torch.cat([metric(distorted[i : i + 1], refs[i : i + 1]) for i in range(len(refs))])
+    assert batched.dtype == torch.float64 and batched.shape == (len(refs),)
+    assert torch.allclose(batched, single, rtol=1e-6, atol=1e-9)
+
+
+KODAK_LADDER_PHOTOS = ("kodim03.png", "kodim19.png")
+
+
+@pytest.mark.parametrize("kind", list(LADDERS))
+def test_every_metric_worsens_along_the_ladders(shared_file, kind: str) -> None:
+    """Five blur and five noise levels on Kodak24 photos (256 px centre crops): each step is worse for every
+    metric (bench/metric_ladders.py runs the same ladders on 10 full photos)."""
+    metrics = {name: build_metric(name) for name in (*PAPER_METRICS, "lpips-vgg")}
+    for file in KODAK_LADDER_PHOTOS:
+        image = to_tensor(read_image(shared_file(f"Kodak24/{file}")).rgb())
+        top, left = (image.shape[2] - 256) // 2, (image.shape[3] - 256) // 2
+        ref = image[..., top : top + 256, left : left + 256]
+        levels = torch.cat(ladder(ref, kind))
+        refs = ref.expand_as(levels)
+        for name, metric in metrics.items():
+            values = metric(levels, refs)
+            steps = values.diff() if METRICS[name].higher_is_better else -values.diff()
+            assert (steps < 0).all(), f"{name} on {file} {kind}: {values.tolist()}"
