@@ -29,6 +29,19 @@ def photo_pairs(photo) -> tuple[torch.Tensor, torch.Tensor]:
     return distorted, refs
 
 
+@pytest.fixture(scope="module")
+def metric():
+    """``metric(name)``: each metric built once for the module (LPIPS and DISTS load real backbones)."""
+    built = {}
+
+    def get(name: str):
+        if name not in built:
+            built[name] = build_metric(name)
+        return built[name]
+
+    return get
+
+
 def _quantised(x: torch.Tensor) -> np.ndarray:
     return np.rint(np.clip(x.numpy().transpose(1, 2, 0), 0, 1) * 255.0)
 
@@ -80,11 +93,11 @@ def _registry_backbone(monkeypatch: pytest.MonkeyPatch, arch: str, net: str) -> 
 
 
 @pytest.mark.parametrize("net, arch", [("alex", "alexnet"), ("vgg", "vgg16")])
-def test_lpips_matches_lpips_package(photo_pairs, monkeypatch, net: str, arch: str) -> None:
+def test_lpips_matches_lpips_package(photo_pairs, metric, monkeypatch, net: str, arch: str) -> None:
     import lpips
 
     distorted, refs = photo_pairs
-    ours = build_metric(f"lpips-{net}")(distorted, refs)
+    ours = metric(f"lpips-{net}")(distorted, refs)
     _registry_backbone(monkeypatch, arch, net)
     reference = lpips.LPIPS(net=net, verbose=False).eval()
     with torch.no_grad():
@@ -94,12 +107,12 @@ def test_lpips_matches_lpips_package(photo_pairs, monkeypatch, net: str, arch: s
     assert (ours > 0.01).all()  # a real distance, not a degenerate zero
 
 
-def test_dists_matches_reference_implementation(photo_pairs, monkeypatch) -> None:
+def test_dists_matches_reference_implementation(photo_pairs, metric, monkeypatch) -> None:
     dists_pt = pytest.importorskip("DISTS_pytorch.DISTS_pt")
     if not (Path(sys.prefix) / "weights.pt").is_file():
         pytest.skip("dists-pytorch's weights.pt is not installed at sys.prefix")
     distorted, refs = photo_pairs
-    ours = build_metric("dists")(distorted, refs)
+    ours = metric("dists")(distorted, refs)
     _registry_backbone(monkeypatch, "vgg16", "vgg")
     reference = dists_pt.DISTS()
     expected = reference(distorted, refs).detach().double()
@@ -121,18 +134,18 @@ def test_dists_asset_holds_the_published_weights() -> None:
 
 
 @pytest.mark.parametrize("name", list(METRICS))
-def test_identical_images_score_ideal_and_batches_agree(photo_pairs, name: str) -> None:
+def test_identical_images_score_ideal_and_batches_agree(photo_pairs, metric, name: str) -> None:
     distorted, refs = photo_pairs
-    metric = build_metric(name)
-    same = metric(refs, refs)
+    fn = metric(name)
+    same = fn(refs, refs)
     if name == "psnr":
         assert torch.isinf(same).all()
     elif name == "ssim":
         assert torch.allclose(same, torch.ones_like(same), rtol=0, atol=1e-12)
     else:
         assert same.abs().max() < 1e-9, same
-    batched = metric(distorted, refs)
-    single = torch.cat([metric(distorted[i : i + 1], refs[i : i + 1]) for i in range(len(refs))])
+    batched = fn(distorted, refs)
+    single = torch.cat([fn(distorted[i : i + 1], refs[i : i + 1]) for i in range(len(refs))])
     assert batched.dtype == torch.float64 and batched.shape == (len(refs),)
     assert torch.allclose(batched, single, rtol=1e-6, atol=1e-9)
 
@@ -141,17 +154,17 @@ KODAK_LADDER_PHOTOS = ("kodim03.png", "kodim19.png")
 
 
 @pytest.mark.parametrize("kind", list(LADDERS))
-def test_every_metric_worsens_along_the_ladders(shared_file, kind: str) -> None:
+def test_every_metric_worsens_along_the_ladders(shared_file, metric, kind: str) -> None:
     """Five blur and five noise levels on Kodak24 photos (256 px centre crops): each step is worse for every
     metric (bench/metric_ladders.py runs the same ladders on 10 full photos)."""
-    metrics = {name: build_metric(name) for name in (*PAPER_METRICS, "lpips-vgg")}
+    metrics = {name: metric(name) for name in (*PAPER_METRICS, "lpips-vgg")}
     for file in KODAK_LADDER_PHOTOS:
         image = to_tensor(read_image(shared_file(f"Kodak24/{file}")).rgb())
         top, left = (image.shape[2] - 256) // 2, (image.shape[3] - 256) // 2
         ref = image[..., top : top + 256, left : left + 256]
         levels = torch.cat(ladder(ref, kind))
         refs = ref.expand_as(levels)
-        for name, metric in metrics.items():
-            values = metric(levels, refs)
+        for name, fn in metrics.items():
+            values = fn(levels, refs)
             steps = values.diff() if METRICS[name].higher_is_better else -values.diff()
             assert (steps < 0).all(), f"{name} on {file} {kind}: {values.tolist()}"
