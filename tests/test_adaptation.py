@@ -206,9 +206,13 @@ def test_compiled_step_is_one_graph_without_breaks(tiny_rrdb, small_reconstructi
     from lway_engine.adaptation.step import AdaptStep
 
     params = list(tiny_rrdb.module.requires_grad_(True).parameters())
-    step = AdaptStep(tiny_rrdb.module, small_reconstruction.reconstructor, LWayLoss(lpips_alex), params, 1e-4,
+    reconstructor = small_reconstruction.reconstructor.requires_grad_(False)  # frozen: R runs the C++ op
+    with torch.no_grad():
+        styles = reconstructor.prepare(torch.randn(3, 32))
+    assert styles.convs is not None
+    step = AdaptStep(tiny_rrdb.module, reconstructor, styles, LWayLoss(lpips_alex), params, 1e-4,
                      torch.device("cpu"), compile=True)
-    explained = torch._dynamo.explain(step.forward)(torch.rand(2, 3, 32, 32), torch.randn(2, 32))
+    explained = torch._dynamo.explain(step.forward)(torch.rand(2, 3, 32, 32), torch.tensor([2, 0]))
     assert explained.graph_break_count == 0, [r.reason for r in explained.break_reasons]
     assert explained.graph_count == 1
 
@@ -264,17 +268,19 @@ def test_compile_falls_back_to_eager_without_a_cpp_compiler(tiny_rrdb, small_rec
     from lway_engine.adaptation.step import AdaptStep
     from lway_engine.compiled import CompileFallbackWarning
 
-    x, e = torch.rand(2, 3, 32, 32), torch.randn(2, 32)
+    x, picks = torch.rand(2, 3, 32, 32), torch.tensor([1, 0])
+    with torch.no_grad():
+        styles = small_reconstruction.reconstructor.prepare(torch.randn(2, 32))
     results = []
     for compiled in (False, True):
         params = list(tiny_rrdb.module.requires_grad_(True).parameters())
         with inductor_config.patch({"cpp.cxx": ("lway-no-such-compiler",)}):
             if compiled:
                 with pytest.warns(CompileFallbackWarning, match="needs a C\\+\\+ compiler"):
-                    step = AdaptStep(tiny_rrdb.module, small_reconstruction.reconstructor, LWayLoss(lpips_alex),
-                                     params, 0.0, torch.device("cpu"), compile=True)
+                    step = AdaptStep(tiny_rrdb.module, small_reconstruction.reconstructor, styles,
+                                     LWayLoss(lpips_alex), params, 0.0, torch.device("cpu"), compile=True)
             else:
-                step = AdaptStep(tiny_rrdb.module, small_reconstruction.reconstructor, LWayLoss(lpips_alex), params,
-                                 0.0, torch.device("cpu"))
-            results.append(step(x, e))
+                step = AdaptStep(tiny_rrdb.module, small_reconstruction.reconstructor, styles, LWayLoss(lpips_alex),
+                                 params, 0.0, torch.device("cpu"))
+            results.append(step(x, picks))
     torch.testing.assert_close(results[1], results[0])

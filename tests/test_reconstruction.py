@@ -121,8 +121,10 @@ def test_prepared_styles_match_plain_path() -> None:
     hr, e = torch.rand(3, 3, 64, 96), torch.randn(3, 64)
     plain = r(hr, e)
     styles = r.prepare(e)
-    assert len(styles) == 2 and styles[0].shape == (3, 16, 16, 3, 3)
+    assert len(styles.style) == len(styles.demod) == 2 and styles.style[0].shape == styles.demod[0].shape == (3, 16)
     assert (r(hr, styles=styles) - plain).abs().max() <= 1e-6
+    picked = styles.select(torch.tensor([2, 2, 0]))
+    torch.testing.assert_close(r(hr, styles=picked), r(hr, e[[2, 2, 0]]))
     # One embedding shared by the batch (plain convolution) equals giving each sample that embedding (grouped).
     torch.testing.assert_close(r(hr, e[:1]), r(hr, e[:1].expand(3, -1)), rtol=1e-5, atol=1e-6)
 

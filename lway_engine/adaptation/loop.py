@@ -39,6 +39,7 @@ class AdaptConfig:
     compile: bool = False  # torch.compile the step (see step.py); falls back to eager with a warning
     amp: str | None = None  # "bf16" or "fp16" autocast, CUDA only
     deterministic: bool = False
+    extension: bool = True  # R through the C++ op lway::conv3x3_fused (csrc/); False: the PyTorch path
 
 
 @dataclass
@@ -71,16 +72,16 @@ def _at_least(img: torch.Tensor, side: int) -> torch.Tensor:
     return torch.nn.functional.pad(img[None], (0, pad_w, 0, pad_h), mode=mode)[0]
 
 
-def _random_crops(images: list[torch.Tensor], embeddings: torch.Tensor, batch: int, crop: int,
+def _random_crops(images: list[torch.Tensor], batch: int, crop: int,
                   rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch of random crops (drawn from random images) with each crop's image embedding."""
+    """A batch of random crops (drawn from random images) with each crop's image index."""
     picks = rng.integers(0, len(images), size=batch)
     crops = []
     for i in picks:
         height, width = images[i].shape[-2:]
         top, left = rng.integers(0, height - crop + 1), rng.integers(0, width - crop + 1)
         crops.append(images[i][:, top : top + crop, left : left + crop])
-    return torch.stack(crops), embeddings[torch.as_tensor(picks)]
+    return torch.stack(crops), torch.as_tensor(picks, device=images[0].device)
 
 
 def adapt(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.nn.Module, loss_fn: LWayLoss,
@@ -101,9 +102,11 @@ def adapt(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.
         log.message += f"LR below the encoder's {MIN_LR_SIZE}px minimum: reflect-padded for the embedding only. "
     with torch.no_grad():
         embeddings = torch.cat([reconstruction.encoder(_at_least(img, MIN_LR_SIZE)[None]) for img in images])
+        reconstruction.reconstructor.use_extension = config.extension
+        styles = reconstruction.reconstructor.prepare(embeddings)  # once per run, not per step: e and R are fixed
     device = embeddings.device
-    step_fn = AdaptStep(module, reconstruction.reconstructor, loss_fn, params, config.lr, device, config.compile,
-                        config.amp)
+    step_fn = AdaptStep(module, reconstruction.reconstructor, styles, loss_fn, params, config.lr, device,
+                        config.compile, config.amp)
     good = [p.detach().clone() for p in params]  # weights whose loss was finite and not exploding
     current = [p.detach().clone() for p in params]  # weights the running step started from
     updating = False  # between the snapshot into `current` and the step's return
@@ -112,10 +115,10 @@ def adapt(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.
         with execution_settings(device, config.deterministic):
             for step in bar:
                 started = time.perf_counter()
-                lr_crops, e = _random_crops(images, embeddings, config.batch, log.crop, rng)
+                lr_crops, picks = _random_crops(images, config.batch, log.crop, rng)
                 _copy(params, current)
                 updating = True
-                value, l1, lpips = step_fn(lr_crops, e).tolist()
+                value, l1, lpips = step_fn(lr_crops, picks).tolist()
                 updating = False
                 if not math.isfinite(value) or (log.loss and value > config.explode_factor * log.loss[0]):
                     _copy(good, params)

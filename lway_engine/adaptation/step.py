@@ -26,6 +26,7 @@ from torch import nn
 
 from lway_engine.adaptation.loss import LossTerms, LWayLoss
 from lway_engine.compiled import EagerFallback, try_compile
+from lway_engine.reconstruction import Reconstructor, Styles
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 Forward = Callable[[torch.Tensor, torch.Tensor], LossTerms]  # (lr_crops, condition) -> loss terms
@@ -71,13 +72,15 @@ def execution_settings(device: torch.device, deterministic: bool) -> Iterator[No
 class AdaptStep:
     """Forward, backward and Adam update of one batch; call it with ``(lr_crops, condition)``.
 
-    ``condition`` is what R is conditioned on for each crop (the crop's image embedding). Returns the batch's
+    ``condition`` says what R is conditioned on for each crop: the index of the crop's image in ``styles``, R's
+    conditioning prepared once per run from the images' embeddings (``Reconstructor.prepare``). Returns the batch's
     ``[loss, l1, lpips]`` (computed before the update) as one detached tensor, so the caller syncs once per step.
     """
 
-    def __init__(self, module: nn.Module, reconstructor: nn.Module, loss_fn: LWayLoss, params: list[nn.Parameter],
-                 lr: float, device: torch.device, compile: bool = False, amp: str | None = None) -> None:
-        self.module, self.reconstructor, self.loss_fn = module, reconstructor, loss_fn
+    def __init__(self, module: nn.Module, reconstructor: Reconstructor, styles: Styles, loss_fn: LWayLoss,
+                 params: list[nn.Parameter], lr: float, device: torch.device, compile: bool = False,
+                 amp: str | None = None) -> None:
+        self.module, self.reconstructor, self.styles, self.loss_fn = module, reconstructor, styles, loss_fn
         self.autocast_dtype = amp_dtype(amp, device)
         self.channels_last = device.type == "cuda"
         if self.channels_last:
@@ -89,8 +92,8 @@ class AdaptStep:
                                   "the adaptation step")
 
     def reconstruct(self, sr: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
-        """R(S(LR), e): the LR the SR output degrades back to."""
-        return self.reconstructor(sr, condition)
+        """R(S(LR), e): the LR the SR output degrades back to; ``condition`` holds each crop's image index."""
+        return self.reconstructor(sr, styles=self.styles.select(condition))
 
     def forward(self, lr_crops: torch.Tensor, condition: torch.Tensor) -> LossTerms:
         """The loss terms of a batch (differentiable ``total``); what ``compile`` turns into one graph."""

@@ -17,8 +17,10 @@ class ModulatedConv2d(nn.Module):
     """Convolution whose weights are scaled per input channel by ``affine(e)``, then demodulated, then bias-lReLU.
 
     The work is split in two so adaptation can hoist what depends on ``e`` only out of its loop:
-    :meth:`modulated_weight` (per image, once) and :meth:`forward` (per step). Demodulation renormalises each output
-    filter to unit norm, so the style changes the *shape* of the filters but not the activations' scale.
+    :meth:`modulation` (per image, once) and :meth:`forward` (per step). Demodulation renormalises each output
+    filter to unit norm, so the style changes the *shape* of the filters but not the activations' scale. Since
+    ``conv(x, W * style[in] * demod[out]) == demod[out] * conv(style[in] * x, W)``, the pair (style, demod) is all
+    a fused kernel needs to run the modulated convolution with the shared weight ``W``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, embed_dim: int, kernel_size: int = 3) -> None:
@@ -31,19 +33,20 @@ class ModulatedConv2d(nn.Module):
         nn.init.ones_(self.affine.bias)  # styles start around 1: an unconditioned convolution
         self.bias = nn.Parameter(torch.zeros(out_channels))
 
-    def modulated_weight(self, e: Tensor) -> Tensor:
-        """Per-sample demodulated weights (B, out, in, k, k) for embeddings ``e`` (B, embed_dim)."""
+    def modulation(self, e: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-sample input-channel styles (B, in) and output demodulation factors (B, out) for ``e`` (B, embed)."""
         style = self.affine(e)
         w = self.weight[None] * style[:, None, :, None, None]
-        return w * torch.rsqrt(w.square().sum(dim=(2, 3, 4), keepdim=True) + DEMOD_EPS)
+        return style, torch.rsqrt(w.square().sum(dim=(2, 3, 4)) + DEMOD_EPS)
 
-    def forward(self, x: Tensor, weight: Tensor) -> Tensor:
-        """Convolve ``x`` (B, in, h, w) with ``weight`` from :meth:`modulated_weight`, batch 1 or B.
+    def forward(self, x: Tensor, style: Tensor, demod: Tensor) -> Tensor:
+        """Convolve ``x`` (B, in, h, w) with the weights modulated by ``style`` and ``demod`` (batch 1 or B).
 
-        A batch-1 weight (one embedding for the whole batch) is a plain convolution; otherwise each sample gets its
-        own filters through one grouped convolution (groups = B), not a Python loop over the batch.
+        A batch-1 modulation (one embedding for the whole batch) is a plain convolution; otherwise each sample gets
+        its own filters through one grouped convolution (groups = B), not a Python loop over the batch.
         """
         b, c, h, w = x.shape
+        weight = self.weight[None] * style[:, None, :, None, None] * demod[:, :, None, None, None]
         if weight.shape[0] == 1:
             out = F.conv2d(x, weight[0], None, 1, self.padding)
         elif weight.shape[0] != b:

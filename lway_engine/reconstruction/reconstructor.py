@@ -8,17 +8,34 @@ correction to the area-downsampled HR.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lway_engine.reconstruction.fused import PackedConv, conv3x3_block, op_available
 from lway_engine.reconstruction.layers import ConvAct
 from lway_engine.reconstruction.modulated import ModulatedConv2d
 
-# Per-block demodulated weights (B, width, width, 3, 3), from :meth:`Reconstructor.prepare`.
-Styles = tuple[Tensor, ...]
-
 _RESIDUAL_GAIN = math.sqrt(0.5)  # keeps x + f(x) at the scale of x (as StyleGAN2's residual blocks do)
+
+
+@dataclass(frozen=True)
+class Styles:
+    """What R's forward needs from ``e`` (B, embed_dim), from :meth:`Reconstructor.prepare`: per block, the input
+    styles (B, width) and output demodulation (B, width); and, for the fused path, R's convolutions packed once.
+
+    During adaptation ``e`` and R are fixed, so this is computed once for every image and indexed per step.
+    """
+
+    style: tuple[Tensor, ...]
+    demod: tuple[Tensor, ...]
+    convs: tuple[PackedConv, ...] | None = None  # conv_in, blocks..., conv_out; None: the PyTorch path
+
+    def select(self, index: Tensor) -> Styles:
+        """The styles of the embeddings at ``index`` (e.g. the source image of each crop in a batch)."""
+        return replace(self, style=tuple(s[index] for s in self.style), demod=tuple(d[index] for d in self.demod))
 
 
 class Reconstructor(nn.Module):
@@ -28,20 +45,34 @@ class Reconstructor(nn.Module):
     adaptation budget (< 0.3M MACs per LR pixel), and depth mainly buys receptive field, which the unshuffle
     already multiplies by ``scale``. ``e`` conditions R only through the blocks' modulation. The output conv starts
     at zero, so an untrained R is exactly an area downsample and training only learns the departure from it.
+
+    Frozen (no parameter requires grad), R runs through the C++ op ``lway::conv3x3_fused`` (csrc/conv3x3.cpp)
+    unless ``use_extension`` is False or the op has no kernel for the device; the result is the same within
+    float32 rounding. Training R always uses the PyTorch path, which also gives the weights' gradients.
     """
 
     def __init__(self, scale: int = 4, embed_dim: int = 512, width: int = 64, num_blocks: int = 4) -> None:
         super().__init__()
         self.scale = scale
+        self.use_extension = True
         self.conv_in = ConvAct(3 * scale**2, width)
         self.blocks = nn.ModuleList(ModulatedConv2d(width, width, embed_dim) for _ in range(num_blocks))
         self.conv_out = nn.Conv2d(width, 3, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
 
+    def _fused(self) -> bool:
+        frozen = not any(p.requires_grad for p in self.parameters())  # the op gives no gradients to R's weights
+        return self.use_extension and frozen
+
     def prepare(self, e: Tensor) -> Styles:
         """What depends on ``e`` (B, embed_dim) only: compute once per image during adaptation, pass as ``styles``."""
-        return tuple(block.modulated_weight(e) for block in self.blocks)
+        style, demod = zip(*(block.modulation(e) for block in self.blocks))
+        convs = None
+        if self._fused() and op_available(e.device):
+            layers = [self.conv_in, *self.blocks, self.conv_out]
+            convs = tuple(PackedConv.of(layer.weight, layer.bias) for layer in layers)
+        return Styles(tuple(style), tuple(demod), convs)
 
     def forward(self, hr: Tensor, e: Tensor | None = None, styles: Styles | None = None) -> Tensor:
         """``hr`` (B, 3, H, W), H and W multiples of ``scale``, and ``e`` or ``styles`` -> LR (B, 3, H/s, W/s).
@@ -54,7 +85,19 @@ class Reconstructor(nn.Module):
             raise ValueError(f"HR size {hr.shape[-2]}x{hr.shape[-1]} is not a multiple of the scale {self.scale}")
         if styles is None:
             styles = self.prepare(e)
-        x = self.conv_in(F.pixel_unshuffle(hr, self.scale))
-        for block, weight in zip(self.blocks, styles, strict=True):
-            x = (x + block(x, weight)) * _RESIDUAL_GAIN
-        return F.avg_pool2d(hr, self.scale) + self.conv_out(x)
+        if styles.style[0].shape[0] not in (1, hr.shape[0]):
+            raise ValueError(f"embedding batch {styles.style[0].shape[0]} does not match image batch {hr.shape[0]} "
+                             "(nor is it 1)")
+        x = F.pixel_unshuffle(hr, self.scale)
+        if styles.convs is not None and self._fused():
+            first, *blocks, last = styles.convs
+            x = conv3x3_block(x, first)
+            for conv, style, demod in zip(blocks, styles.style, styles.demod, strict=True):
+                x = conv3x3_block(x, conv, style, demod, residual=x, res_gain=_RESIDUAL_GAIN)
+            out = conv3x3_block(x, last, act=False)
+        else:
+            x = self.conv_in(x)
+            for block, style, demod in zip(self.blocks, styles.style, styles.demod, strict=True):
+                x = (x + block(x, style, demod)) * _RESIDUAL_GAIN
+            out = self.conv_out(x)
+        return F.avg_pool2d(hr, self.scale) + out
