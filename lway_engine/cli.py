@@ -164,6 +164,9 @@ def adapt(
         "artefacts cached in $LWAY_HOME/torch-compile. Falls back to eager with a warning where it cannot.")] = False,
     amp: Annotated[Optional[str], typer.Option(help="Mixed precision on CUDA: bf16 or fp16.")] = None,
     deterministic: Annotated[bool, typer.Option(help="Deterministic kernels (slower; no cuDNN autotuning).")] = False,
+    ext: Annotated[bool, typer.Option(
+        "--ext/--no-ext", help="Run the frozen reconstructor through the C++ extension's fused op (faster, same "
+        "result within float32 rounding); --no-ext uses the plain PyTorch path.")] = True,
 ) -> None:
     """Adapt an SR model to LR images with the LWay self-supervised loss; writes SR before/after, comparisons,
     adapted weights (same keys as the input checkpoint) and a report. Ctrl-C stops early and still writes them."""
@@ -183,7 +186,7 @@ def adapt(
         files = [source for source, _ in collect_inputs(inputs)]
         config = AdaptConfig(iterations=iterations, lr=lr, batch=batch, crop=crop, trainable_fraction=fraction,
                              trainable_patterns=patterns, hf_weight=hf_weight, seed=seed, compile=compile,
-                             amp=amp, deterministic=deterministic)
+                             amp=amp, deterministic=deterministic, extension=ext)
         runs = run_adaptation(loaded, files, output, recon, config, per_image)
     except (ModelLoadError, CheckpointError, FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
