@@ -128,7 +128,7 @@ def stage_timer(step: AdaptStep, compiled: bool, device: torch.device) -> Callab
         sr_fn, r_fn, loss_fn = (torch.compile(f) for f in (sr_fn, r_fn, loss_fn))
     amp = dict(device_type=device.type, dtype=step.autocast_dtype, enabled=step.autocast_dtype is not None)
 
-    def run(lr_crops: torch.Tensor, e: torch.Tensor) -> dict[str, float]:
+    def run(lr_crops: torch.Tensor, picks: torch.Tensor) -> dict[str, float]:
         times: dict[str, float] = {}
         started = [time.perf_counter()]
 
@@ -142,7 +142,7 @@ def stage_timer(step: AdaptStep, compiled: bool, device: torch.device) -> Callab
             sr = sr_fn(lr_crops)
             lap("SR forward")
             sr_leaf = sr.detach().requires_grad_()
-            x_hat = r_fn(sr_leaf, e).float()
+            x_hat = r_fn(sr_leaf, picks).float()
             lap("R forward+backward")
             x_hat_leaf = x_hat.detach().requires_grad_()
             total = loss_fn(x_hat_leaf, lr_crops).total
@@ -171,19 +171,20 @@ def bench_model(label: str, model: LoadedModel, recon: LWayReconstruction, lpips
         embeddings = torch.cat([recon.encoder(img[None]) for img in images])
         sync(device)
         encoder_s = time.perf_counter() - started
+        styles = recon.reconstructor.prepare(embeddings)  # once per run, as adapt does
 
     def crops() -> tuple[torch.Tensor, torch.Tensor]:
         picks = rng.integers(0, len(images), size=batch)
         tops = rng.integers(0, images[0].shape[-1] - crop + 1, size=(batch, 2))
         x = torch.stack([images[i][:, t : t + crop, s : s + crop] for i, (t, s) in zip(picks, tops)])
-        return x, embeddings[torch.as_tensor(picks, device=device)]
+        return x, torch.as_tensor(picks, device=device)  # R's condition: each crop's image index into styles
 
     variants = []
     for name, (compiled, amp) in profile["variants"].items():
         module = copy.deepcopy(model.module).eval()
         select_trainable(module, 0.65)
         params = [p for p in module.parameters() if p.requires_grad]
-        step = AdaptStep(module, recon.reconstructor, LWayLoss(lpips), params, 1e-6, device, compiled, amp)
+        step = AdaptStep(module, recon.reconstructor, styles, LWayLoss(lpips), params, 1e-6, device, compiled, amp)
         variants.append(Variant(name, step, stage_timer(step, compiled, device) if breakdown else None, [], []))
     for variant in variants:  # first step (compilation), then a warm one; the difference is the compile time
         first = []
