@@ -1,6 +1,6 @@
 // lway_engine._C: the Python module that carries the lway:: custom ops.
 //
-// Loading this shared library runs the TORCH_LIBRARY static initialisers in bias_act.cpp, which register the ops
+// Loading this shared library runs the TORCH_LIBRARY static initialisers (bias_act.cpp, conv3x3.cpp, ...), which register the ops
 // with the dispatcher; the ops are then reached through torch.ops.lway.*, not through this module. The module
 // itself only reports how it was built, so a mismatch with the running torch is easy to diagnose. `import torch`
 // must come first (lway_engine.ext does it) so the torch libraries this links against are already loaded.
@@ -19,6 +19,16 @@ py::dict build_info() {
   info["openmp"] = true;
 #else
   info["openmp"] = false;
+#endif
+#ifdef LWAY_WITH_CUDA
+  info["cuda"] = true;
+#else
+  info["cuda"] = false;
+#endif
+#ifdef LWAY_WINOGRAD_AVX2
+  info["winograd_avx2"] = true;
+#else
+  info["winograd_avx2"] = false;
 #endif
 #ifdef NDEBUG
   info["debug"] = false;

@@ -161,3 +161,21 @@ def test_reconstructor_fused_path_compiles_without_graph_breaks() -> None:
     (ref_grad,) = torch.autograd.grad(ref.sum(), hr)
     torch.testing.assert_close(out, ref)
     torch.testing.assert_close(grad, ref_grad)
+
+
+@pytest.mark.skipif(not (torch.cuda.is_available() and op_available(torch.device("cuda"))),
+                    reason="needs a GPU and the extension built with its CUDA kernels")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cuda_kernels_match_reference(dtype: torch.dtype) -> None:
+    n, c, h, w, k = 3, 64, 37, 29, 64
+    weight, bias, in_scale, out_scale = (t.cuda().to(dtype) for t in _args(n, c, k, True))
+    x = torch.randn(n, c, h, w, device="cuda", dtype=dtype, requires_grad=True)
+    grad = torch.randn(n, k, h, w, device="cuda", dtype=dtype)
+    y = conv3x3_block(x, PackedConv.of(weight, bias), in_scale, out_scale, x, res_gain=0.7)
+    (gx,) = torch.autograd.grad(y, x, grad)
+    x64 = x.detach().double().requires_grad_()
+    ref = conv3x3_reference(x64, weight.double(), in_scale.double(), out_scale.double(), bias.double(), x64, True,
+                            SLOPE, GAIN, 0.7)
+    (ref_gx,) = torch.autograd.grad(ref, x64, grad.double())
+    tol = 1e-5 if dtype == torch.float32 else 2e-2  # cuDNN may use TF32 off by default; bf16 has 8 mantissa bits
+    assert _max_rel(y, ref) < tol and _norm_rel(gx, ref_gx) < tol

@@ -41,7 +41,9 @@ def macs_per_lr_pixel(model: LWayReconstruction, lr_size: int = 64) -> Reconstru
     hr = torch.zeros(1, 3, hr_size, hr_size, device=param.device, dtype=param.dtype, requires_grad=True)
     with torch.no_grad():
         encoder = _conv_macs(lambda: model.encoder(lr))
+        use_extension, model.reconstructor.use_extension = model.reconstructor.use_extension, False  # aten convs
         styles = model.reconstructor.prepare(model.encoder(lr))
+        model.reconstructor.use_extension = use_extension
     out: list[torch.Tensor] = []
     forward = _conv_macs(lambda: out.append(model.reconstructor(hr, styles=styles)))
     backward = _conv_macs(lambda: torch.autograd.grad(out[0].sum(), hr))  # gradient to the HR only, as in step 2
