@@ -106,6 +106,7 @@ def errors(r: Reconstructor, hr: torch.Tensor, e: torch.Tensor, grad: torch.Tens
         r.use_extension = use
         out = r(hr, styles=r.prepare(e))
         (g,) = torch.autograd.grad(out, hr, grad)
+        out, out64 = out.detach(), out64.detach()
         result[label] = {"output_max_rel": float((out.double() - out64).abs().max() / out64.abs().max()),
                          "grad_norm_rel": float((g.double() - grad64).norm() / grad64.norm())}
     r.use_extension = True
