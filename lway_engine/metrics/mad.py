@@ -25,6 +25,12 @@ Two strategies, blended by how visible the distortion is:
 
 Block statistics come from exact per-4x4-cell central moments combined per block (no raw-moment cancellation),
 and all filtering is one FFT per image, so a 768x512 pair takes about a second on a CPU.
+
+Sanity check (not a test): on 40 blur/noise ladder images of four Kodak24 crops, Spearman 0.99 and Pearson 0.99
+with pyiqa 0.1.16's MAD, whose values run 1.2-1.9x ours (more on the faintest noise): pyiqa (written without the
+official code, by its own note) scales luminance after the power (k I^(gamma/3)), takes the reference's block
+contrast from neighbouring 16x16 blocks rather than the block's 8x8 sub-blocks, and indexes the scale weights by
+orientation.
 """
 
 from __future__ import annotations
