@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
-from lway_engine.losses import load_backbone
+from lway_engine.metrics.backbones import imagenet_model
 from lway_engine.metrics.colour import check_pair
 
 ALPHA_BETA = Path(__file__).resolve().parent.parent / "assets" / "dists-alpha-beta.safetensors"
@@ -65,10 +65,7 @@ class DISTS(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        from torchvision.models import vgg16
-
-        features = vgg16().features
-        features.load_state_dict({k.removeprefix("features."): v for k, v in load_backbone("vgg").items()})
+        features = imagenet_model("vgg16").features
         pools = dict(zip(_STAGE_ENDS[:-1], CHANNELS[1:]))  # max pool index -> channels it pools
         layers = [L2Pool(pools[i]) if i in pools else features[i] for i in range(_STAGE_ENDS[-1])]
         starts = (0, *_STAGE_ENDS[:-1])
