@@ -16,7 +16,8 @@ import torch
 from lway_engine.atomic import atomic_write
 
 READ_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")
-LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601, as Pillow's convert("L")
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma, as Pillow's convert("L"); the one definition
+LUMA = np.array(LUMA_WEIGHTS, dtype=np.float32)
 
 
 class ImageReadError(ValueError):

@@ -14,8 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from lway_engine.degradations import kernels
+from lway_engine.imageio import LUMA_WEIGHTS
 
-LUMA = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float32)  # BT.601, as lway_engine.imageio
+LUMA = torch.tensor(LUMA_WEIGHTS, dtype=torch.float32)
 RESIZE_MODES = ("area", "bilinear", "bicubic")
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from lway_engine.imageio import LUMA_WEIGHTS
+
 # MATLAB rgb2ycbcr's Y row for 8-bit RGB: Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255, in [16, 235].
 _YCBCR_Y = (65.481, 128.553, 24.966)
-# BT.601 luma weights (sum 1): the grey image NLPD and MAD are defined on.
-_LUMA = (0.299, 0.587, 0.114)
 
 
 def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
@@ -32,7 +32,7 @@ def ycbcr_y(x255: torch.Tensor) -> torch.Tensor:
 
 def luma(x: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) RGB -> (N, 1, H, W) BT.601 luma in the input's range, in float64."""
-    weights = torch.tensor(_LUMA, dtype=torch.float64, device=x.device)
+    weights = torch.tensor(LUMA_WEIGHTS, dtype=torch.float64, device=x.device)  # the grey NLPD and MAD use
     return torch.einsum("nchw,c->nhw", x.double(), weights).unsqueeze(1)
 
 
