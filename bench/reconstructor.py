@@ -160,22 +160,16 @@ def bench_step(recon: LWayReconstruction, rounds: int, device: torch.device) -> 
         e = recon.encoder(lr)
         sr = model.module(lr)
     grad = torch.randn_like(lr)
-    steps, r_alone = {}, {}
-    for use in (False, True):
-        r.use_extension = use
+    picks = torch.arange(2, device=device)
+    runs = {}
+    for label, use in (("eager", False), ("extension", True)):
+        r.use_extension = use  # what prepare packs; from then on the styles choose R's path (no packed convs: PyTorch)
         with torch.no_grad():
             styles = r.prepare(e)
         step = AdaptStep(model.module, r, styles, LWayLoss(LPIPS("alex").to(device)), params, 0.0, device)
-        picks = torch.arange(2, device=device)
-        steps[use] = lambda step=step, picks=picks: step(lr, picks)
-        r_alone[use] = forward_backward(r, sr.clone().requires_grad_(), grad, styles=styles)
-    runs = {}
-    for use in (False, True):
-        label = "extension" if use else "eager"
-        runs[f"step ({label})"] = (lambda use=use: (setattr(r, "use_extension", use), steps[use]()))
-        runs[f"R ({label})"] = (lambda use=use: (setattr(r, "use_extension", use), r_alone[use]()))
+        runs[f"step ({label})"] = lambda step=step: step(lr, picks)
+        runs[f"R ({label})"] = forward_backward(r, sr.clone().requires_grad_(), grad, styles=styles)
     ms = median_ms(runs, rounds, device)
-    r.use_extension = True
     share = {label: ms[f"R ({label})"] / ms[f"step ({label})"] for label in ("eager", "extension")}
     return {"model": "realesrgan-x4plus", "batch": 2, "lr_crop": 48, "ms": ms, "r_share_of_step": share}
 

@@ -225,9 +225,9 @@ at::Tensor conv3x3_act_backward_cpu(const at::Tensor& grad_y, const std::optiona
                      : (sd ? &act_backward_row<false, true> : &act_backward_row<false, false>);
   at::parallel_for(0, pixels, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, k)), [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
-      const int64_t at = p * k;
-      row(gd + at, md ? md + at : nullptr, sd ? sd + p / per_sample * scale_stride : nullptr, od + at, k, positive,
-          negative);
+      const int64_t offset = p * k;
+      row(gd + offset, md ? md + offset : nullptr, sd ? sd + p / per_sample * scale_stride : nullptr, od + offset, k,
+          positive, negative);
     }
   });
   return out;
