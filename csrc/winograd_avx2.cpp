@@ -233,7 +233,12 @@ void run_blocks(const ConvArgs& a, int64_t begin, int64_t end, float* workspace)
     const int64_t count = std::min(kBlockTiles, tiles - first);
     const int64_t rows = (count + kRows - 1) / kRows * kRows;  // GEMM rows: whole micro-kernel calls
     for (int64_t r = 0; r < count; ++r) transform_input(a, tile_at(a, first + r), zeros, tmp, v, r, rows);
-    for (int64_t p = 0; p < kPoints; ++p) {  // rows past `count` hold stale data; their products are never read
+    // The last block's padding rows (past `count`) are zeroed, not left uninitialised: their products are never
+    // read, but garbage could hold denormals, which slow the GEMM down.
+    for (int64_t p = 0; p < kPoints && count < rows; ++p) {
+      std::fill(v + (p * rows + count) * c, v + (p * rows + rows) * c, 0.f);
+    }
+    for (int64_t p = 0; p < kPoints; ++p) {
       for (int64_t j = 0; j < kb; ++j) {
         const float* up = a.u + (p * kb + j) * c * kLanes;
         for (int64_t r = 0; r < rows; r += kRows) {
