@@ -6,8 +6,10 @@
 Each backend runs the whole LR image (no tiling) in float32, batch 1. Backends are timed side by side: every
 repeat runs each backend once, in turn, so drifting machine load hits all of them alike; the table reports the
 median. Every backend takes and returns NumPy arrays, as an embedding app would, so GPU rows include the host-device
-copies. The adapted copy is x4plus with seeded 1% weight noise saved
-in the checkpoint's own layout, exported like any adapted weights: it shows adapted models deploy at the same speed.
+copies. On the CPU, ONNX Runtime runs twice: with its own kernels, and as ``Upscaler`` opens a model there by default
+(``+lway-winograd``: 3x3 convolutions through lway-engine's Winograd custom op, same .onnx file). The adapted copy
+is x4plus with seeded 1% weight noise saved in the checkpoint's own layout, exported like any adapted weights: it
+shows adapted models deploy at the same speed.
 Exports are reused across runs when the ONNX metadata names the same weights sha256.
 Prints a table and writes bench/results/deploy_<device>.json.
 """
@@ -29,6 +31,7 @@ import torch
 
 from lway_engine.adapted_weights import OriginalLayout
 from lway_engine.export.onnx import export_onnx
+from lway_engine.export.ort_winograd import cpu_session_source
 from lway_engine.models import LoadedModel, load_model
 from lway_engine.runtime import onnx_providers
 from lway_engine.weights.cache import lway_home, sha256_file
@@ -63,8 +66,15 @@ def torch_runner(module: torch.nn.Module, device: torch.device) -> Runner:
     return run
 
 
-def ort_runner(path: Path, provider: tuple[str, dict]) -> Runner:
-    session = ort.InferenceSession(str(path), providers=[provider])  # ORT adds its CPU provider as the fallback
+def ort_runner(path: Path, provider: tuple[str, dict], cpu_kernels: bool = False) -> Runner:
+    """A session on ``provider``; with ``cpu_kernels``, the graph as ``Upscaler`` opens it on the CPU (3x3
+    convolutions through lway-engine's Winograd op, export/ort_winograd.py)."""
+    options, source = ort.SessionOptions(), str(path)
+    if cpu_kernels:
+        source, report = cpu_session_source(path, options)
+        if report is None:
+            raise RuntimeError("lway-engine's ONNX Runtime CPU kernels are not available here")
+    session = ort.InferenceSession(source, options, providers=[provider])  # ORT adds its CPU provider as fallback
     if session.get_providers()[0] != provider[0]:
         raise RuntimeError(f"{provider[0]} did not load (ONNX Runtime fell back to {session.get_providers()})")
     return lambda x: session.run(None, {session.get_inputs()[0].name: x})[0]
@@ -108,10 +118,12 @@ def main() -> None:
         }
         for provider in providers:
             label = "onnxruntime-" + provider[0].removesuffix("ExecutionProvider").lower()
-            try:
-                backends[label] = ort_runner(onnx_path, provider)
-            except RuntimeError as exc:
-                print(f"skipping {label}: {exc}")
+            variants = [(label, False)] + ([(label + "+lway-winograd", True)] if device.type == "cpu" else [])
+            for variant, cpu_kernels in variants:
+                try:
+                    backends[variant] = ort_runner(onnx_path, provider, cpu_kernels)
+                except RuntimeError as exc:
+                    print(f"skipping {variant}: {exc}")
         for size in args.sizes:
             top = (photo.shape[0] - size) // 2
             x = np.ascontiguousarray(photo[top : top + size, top : top + size].transpose(2, 0, 1))[None]

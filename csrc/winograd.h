@@ -6,9 +6,10 @@
 // at a time, stay in cache. The epilogue (per-sample output scale, bias, leaky ReLU, residual add, gains) runs on
 // the tile while it is still in registers, so no extra pass over the activations is needed.
 //
-// This header is included by two translation units: winograd_avx2.cpp (compiled with -mavx2 -mfma, nothing from
-// ATen, so no AVX2 code can leak into inline functions shared with the rest of the library) and conv3x3.cpp, which
-// checks the CPU at run time before calling in and splits the work over threads.
+// winograd_avx2.cpp implements it (compiled with -mavx2 -mfma, nothing from ATen, so no AVX2 code can leak into
+// inline functions shared with the rest of the library). Two callers check the CPU at run time before calling in
+// and split the work over threads: conv3x3.cpp (the torch op, ATen's thread pool) and ort_conv3x3.cpp (the ONNX
+// Runtime custom op, ORT's intra-op pool).
 #pragma once
 
 #include <cstdint>
@@ -33,7 +34,7 @@ struct ConvArgs {
   const float* bias;         // (K), or nullptr
   const float* residual;     // (N, H, W, K) added before res_gain, or nullptr
   float* y;                  // output (N, H, W, K)
-  uint8_t* mask;             // (N, H, W, K): 1 where the pre-activation is > 0; nullptr unless act
+  uint8_t* mask;             // (N, H, W, K): 1 where the pre-activation is > 0 (act only); nullptr: not kept
   int64_t n, h, w, c, k;
   bool act;
   float negative_slope, act_gain, res_gain;

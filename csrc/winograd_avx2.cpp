@@ -15,7 +15,9 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
+#include <utility>
 
 namespace lway::winograd {
 namespace {
@@ -112,8 +114,8 @@ void transform_input(const ConvArgs& a, const Tile& t, const float* zeros, float
 }
 
 // The epilogue for one pixel's K channels, specialised on which terms are present so the loop has no branches
-// and vectorises.
-template <bool kScale, bool kBias, bool kAct, bool kResidual>
+// and vectorises. kMask: the mask of positive pre-activations is written (training needs it, inference does not).
+template <bool kScale, bool kBias, bool kAct, bool kMask, bool kResidual>
 void epilogue_row(const float* __restrict__ src, const float* __restrict__ os, const float* __restrict__ bias,
                   const float* __restrict__ res, float* __restrict__ dst, uint8_t* __restrict__ mask, int64_t k,
                   float slope, float gain, float res_gain) {
@@ -122,7 +124,7 @@ void epilogue_row(const float* __restrict__ src, const float* __restrict__ os, c
     if constexpr (kScale) z *= os[i];
     if constexpr (kBias) z += bias[i];
     if constexpr (kAct) {
-      mask[i] = z > 0.f;
+      if constexpr (kMask) mask[i] = z > 0.f;
       z = (z > 0.f ? z : z * slope) * gain;
     }
     if constexpr (kResidual) z += res[i];
@@ -133,20 +135,17 @@ void epilogue_row(const float* __restrict__ src, const float* __restrict__ os, c
 using EpilogueRow = void (*)(const float*, const float*, const float*, const float*, float*, uint8_t*, int64_t,
                              float, float, float);
 
-template <bool... kFlags>
-constexpr EpilogueRow kEpilogues = &epilogue_row<kFlags...>;
+// Entry i of the table is the epilogue whose flags are the bits of i (scale, bias, act, mask, residual).
+template <int... kIndex>
+constexpr std::array<EpilogueRow, sizeof...(kIndex)> epilogue_table(std::integer_sequence<int, kIndex...>) {
+  return {&epilogue_row<(kIndex & 16) != 0, (kIndex & 8) != 0, (kIndex & 4) != 0, (kIndex & 2) != 0,
+                        (kIndex & 1) != 0>...};
+}
 
 EpilogueRow pick_epilogue(const ConvArgs& a) {
-  static constexpr EpilogueRow table[16] = {
-      kEpilogues<false, false, false, false>, kEpilogues<false, false, false, true>,
-      kEpilogues<false, false, true, false>,  kEpilogues<false, false, true, true>,
-      kEpilogues<false, true, false, false>,  kEpilogues<false, true, false, true>,
-      kEpilogues<false, true, true, false>,   kEpilogues<false, true, true, true>,
-      kEpilogues<true, false, false, false>,  kEpilogues<true, false, false, true>,
-      kEpilogues<true, false, true, false>,   kEpilogues<true, false, true, true>,
-      kEpilogues<true, true, false, false>,   kEpilogues<true, true, false, true>,
-      kEpilogues<true, true, true, false>,    kEpilogues<true, true, true, true>};
-  return table[(a.out_scale != nullptr) * 8 + (a.bias != nullptr) * 4 + a.act * 2 + (a.residual != nullptr)];
+  static constexpr auto table = epilogue_table(std::make_integer_sequence<int, 32>{});
+  return table[(a.out_scale != nullptr) * 16 + (a.bias != nullptr) * 8 + a.act * 4 + (a.act && a.mask) * 2 +
+               (a.residual != nullptr)];
 }
 
 // Output tile from the products M[p][row][0:Kp], then the epilogue, written where the tile lies inside the image.

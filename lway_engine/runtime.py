@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from lway_engine.export.onnx import runtime_model
+from lway_engine.export.ort_winograd import RewriteReport, cpu_session_source
 from lway_engine.export.tensorrt import ShapeOutsideProfile, ShapeProfile, import_tensorrt
 from lway_engine.imageio import Image, read_image, write_image
 from lway_engine.models import MIN_INPUT_SIDE, LoadedModel, SizeRequirements, load_model
@@ -76,16 +77,21 @@ class _OnnxRuntimeNetwork(nn.Module):
         return torch.from_numpy(y).float()
 
 
-def _onnx_model(path: Path, device: str) -> tuple[LoadedModel, list[str]]:
+def _onnx_model(path: Path, device: str, cpu_kernels: bool) -> tuple[LoadedModel, list[str], RewriteReport | None]:
+    """The session behind an .onnx file; on the CPU its 3x3 convolutions run through lway's Winograd kernel
+    (``lway_engine.export.ort_winograd``) unless ``cpu_kernels`` is False."""
     import onnxruntime as ort
 
-
+    options, source, report = ort.SessionOptions(), str(path), None
     try:
-        session = ort.InferenceSession(str(path), providers=onnx_providers(device))
-    except Exception as exc:  # ORT raises InvalidProtobuf, Fail, NoSuchFile, ... for bad files
+        if device == "cpu" and cpu_kernels:
+            source, report = cpu_session_source(path, options)
+        session = ort.InferenceSession(source, options, providers=onnx_providers(device))
+    except Exception as exc:  # onnx/ORT raise DecodeError, InvalidProtobuf, Fail, NoSuchFile, ... for bad files
         raise ArtefactError(f"{path.name}: ONNX Runtime cannot load it ({type(exc).__name__}: {exc})") from exc
     metadata = session.get_modelmeta().custom_metadata_map
-    return runtime_model(_OnnxRuntimeNetwork(session, path), metadata, path, sha256_file(path)), session.get_providers()
+    model = runtime_model(_OnnxRuntimeNetwork(session, path), metadata, path, sha256_file(path))
+    return model, session.get_providers(), report
 
 
 class _TensorRTNetwork(nn.Module):
@@ -148,17 +154,20 @@ class Upscaler:
     ``tile``/``tile_pad`` as in ``lway-engine upscale`` (0 runs images whole). ``device`` is ``cpu``, ``cuda`` or
     ``cuda:N``; for ONNX, ``cuda`` means TensorRT, CUDA and CPU providers in that order (``providers`` lists those
     that loaded). Shapes outside an engine's or static ONNX export's profile raise ``ShapeOutsideProfile``, images
-    below the model's minimum ``ImageTooSmall``.
+    below the model's minimum ``ImageTooSmall``. On the CPU an ONNX model's 3x3 convolutions run through
+    lway-engine's Winograd kernel (``cpu_kernels_report`` says how many; ``cpu_kernels=False`` keeps ORT's own).
     """
 
-    def __init__(self, path: str | Path, device: str = "cpu", tile: int = 512, tile_pad: int = 64) -> None:
+    def __init__(self, path: str | Path, device: str = "cpu", tile: int = 512, tile_pad: int = 64,
+                 cpu_kernels: bool = True) -> None:
         suffix = Path(path).suffix.lower()
         self.providers: list[str] = []
+        self.cpu_kernels_report: RewriteReport | None = None
         if suffix in (".onnx", ".engine") and not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such file")
         if suffix == ".onnx":
             self.backend = "onnxruntime"
-            self.model, self.providers = _onnx_model(Path(path), device)
+            self.model, self.providers, self.cpu_kernels_report = _onnx_model(Path(path), device, cpu_kernels)
         elif suffix == ".engine":
             self.backend = "tensorrt"
             self.model = _engine_model(Path(path), device)

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 import torch
@@ -29,7 +30,10 @@ from lway_engine.export.tensorrt import (
     import_tensorrt,
     optimisation_profile,
 )
+from lway_engine.export.ort_winograd import cpu_supported, library_path
+from lway_engine.imageio import Image
 from lway_engine.models import ModelLoadError
+from lway_engine.runtime import Upscaler
 from lway_engine.weights.cache import sha256_file
 
 
@@ -83,11 +87,18 @@ def test_adapted_weights_export_with_their_settings(compact, tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-def test_x4plus_export_matches_pytorch(x4plus, tmp_path: Path) -> None:
+def test_x4plus_export_matches_pytorch(x4plus, tmp_path: Path, photo) -> None:
     report = export_onnx("realesrgan-x4plus", tmp_path / "x4plus.onnx", verify_sizes=[(24, 32)])
     assert list(report.max_abs_error) == ["1x3x24x32"]
     assert report.max_abs_error["1x3x24x32"] <= 1e-3
     assert report.metadata["architecture"] == x4plus.architecture and report.metadata["scale"] == "4"
+    # As apps run it on the CPU: through lway-engine's Winograd op where this processor has it (all 351 convolutions).
+    upscaler = Upscaler(report.path, tile=0)
+    if library_path() is not None and cpu_supported():
+        assert upscaler.cpu_kernels_report.convolutions == 351
+    image = Image(photo("rocket", 36), None, 8)
+    expected = Upscaler(x4plus.path, tile=0).upscale(image).pixels
+    assert np.abs(upscaler.upscale(image).pixels - expected).max() <= 1e-3
 
 
 def test_fp16_export_is_half_inside_and_float_outside(compact, tmp_path: Path) -> None:

@@ -8,8 +8,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from typer.testing import CliRunner
 
+from lway_engine.cli import app
 from lway_engine.export.onnx import OnnxVerificationError, export_onnx
+from lway_engine.export.ort_winograd import cpu_supported, library_path
 from lway_engine.export.tensorrt import ShapeOutsideProfile, TensorRTUnavailable
 from lway_engine.imageio import LUMA, Image, read_image, write_image
 from lway_engine.models import ModelLoadError
@@ -37,6 +40,24 @@ def test_onnx_matches_pytorch_and_tiles_match_whole(compact_onnx, compact, photo
     assert whole.shape == (288, 288, 3)
     assert np.abs(tiled - whole).max() <= 1 / 255
     assert np.abs(whole - reference).max() <= 1e-3
+
+
+@pytest.mark.skipif(library_path() is None or not cpu_supported(), reason="x86-64 AVX2+FMA kernel only")
+def test_cpu_kernels_are_the_default_and_agree_with_onnx_runtimes_own(compact_onnx, photo) -> None:
+    fast, plain = Upscaler(compact_onnx, tile=0), Upscaler(compact_onnx, tile=0, cpu_kernels=False)
+    assert plain.cpu_kernels_report is None
+    report = fast.cpu_kernels_report  # all 18 convolutions of animevideov3 (SRVGGNetCompact) are 3x3; NCHW only
+    assert (report.convolutions, report.transposes) == (18, 2)  # at the input and before the pixel shuffle
+    image = Image(photo("chelsea", 40), None, 8)
+    assert np.abs(fast.upscale(image).pixels - plain.upscale(image).pixels).max() <= 1e-4
+
+
+def test_cli_upscales_with_an_onnx_model(compact_onnx, photo, tmp_path: Path) -> None:
+    write_image(tmp_path / "in" / "cat.png", Image(photo("chelsea", 24), None, 8))
+    result = CliRunner().invoke(app, ["upscale", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
+                                      "--model", str(compact_onnx), "--no-cpu-kernels"])
+    assert result.exit_code == 0, result.output
+    assert read_image(tmp_path / "out" / "cat.png").size == (96, 96)
 
 
 def test_greyscale_and_16bit_rgba_keep_their_kind(compact_onnx, photo, tmp_path: Path) -> None:
