@@ -87,7 +87,11 @@ class AdaptStep:
             module.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.Adam(params, lr=lr, fused=True if compile else None)
         self.scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
-        forward = try_compile(self.forward, device, "the adaptation step", fullgraph=True) if compile else None
+        # On the CPU, inductor's switch of the convolutions to channels-last slows their backward (oneDNN) more than
+        # it speeds their forward: x4plus's compiled step measured 0.98x eager with it, 1.05x without.
+        options = {"layout_optimization": False} if device.type == "cpu" else None
+        forward = try_compile(self.forward, device, "the adaptation step", fullgraph=True,
+                              options=options) if compile else None
         self._run = EagerFallback(forward and partial(self._step, forward), partial(self._step, self.forward),
                                   "the adaptation step")
 
