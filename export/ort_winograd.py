@@ -61,12 +61,28 @@ class RewriteReport:
     transposes: int = 0
 
 
-class _Graph:
-    """The mutable view of an ONNX graph the two passes share: constants by name and each tensor's consumers."""
+def _shapes(model: object) -> dict[str, tuple[int | str | None, ...]]:
+    """Each tensor's dims as ONNX shape inference sees them: an int, a symbolic name, or None where unknown."""
+    from onnx import shape_inference
 
-    def __init__(self, graph: object) -> None:
+    inferred = shape_inference.infer_shapes(model).graph
+    shapes = {}
+    for info in (*inferred.input, *inferred.value_info, *inferred.output):
+        if info.type.HasField("tensor_type") and info.type.tensor_type.HasField("shape"):
+            dims = info.type.tensor_type.shape.dim
+            shapes[info.name] = tuple(d.dim_value if d.HasField("dim_value") else d.dim_param or None for d in dims)
+    return shapes
+
+
+class _Graph:
+    """The mutable view of an ONNX graph the two passes share: constants by name, each tensor's consumers and
+    inferred shape."""
+
+    def __init__(self, model: object) -> None:
         from onnx import numpy_helper
 
+        graph = model.graph
+        self.shapes = _shapes(model)
         self.graph = graph
         self.constants: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
         for node in graph.node:
@@ -83,6 +99,12 @@ class _Graph:
     def only_consumer(self, tensor: str) -> object | None:
         users = self.consumers.get(tensor, [])
         return users[0] if len(users) == 1 and tensor not in self.outputs else None
+
+    def same_shape(self, a: str, b: str) -> bool:
+        """Whether ``a`` and ``b`` provably have one shape (every dim known, or the same symbol): a residual the op
+        adds element by element, rather than a broadcast."""
+        shape = self.shapes.get(a)
+        return shape is not None and None not in shape and "" not in shape and shape == self.shapes.get(b)
 
     def scalar(self, name: str) -> float | None:
         value = self.constants.get(name)
@@ -149,7 +171,7 @@ def _fuse(graph: _Graph, report: RewriteReport) -> list[object]:
                 nxt = follower(out)
         if nxt is not None and nxt.op_type == "Add" and len(nxt.input) == 2 and nxt.input[0] != nxt.input[1]:
             other = nxt.input[1] if nxt.input[0] == out else nxt.input[0]
-            if other not in graph.constants:  # a residual activation, not a broadcast constant
+            if graph.same_shape(other, out):  # a residual activation, not a broadcast one
                 chain.append(nxt)
                 residual, out = other, nxt.output[0]
         inputs = [node.input[0], node.input[1], node.input[2] if bias is not None else "", residual]
@@ -274,7 +296,7 @@ def rewrite(model: object) -> tuple[object, RewriteReport]:
 
     report = RewriteReport()
     model = onnx.ModelProto.FromString(model.SerializeToString())
-    graph = _Graph(model.graph)
+    graph = _Graph(model)
     fused = _fuse(graph, report)
     if report.convolutions == 0:
         return model, report

@@ -23,12 +23,19 @@ pytestmark = pytest.mark.skipif(library_path() is None or not ort_winograd.cpu_s
 
 
 class _Builder:
-    """A small NCHW float graph with seeded weights."""
+    """A small NCHW float graph with seeded weights.
+
+    Convolution outputs are declared with symbolic shapes, as torch's exporter declares them (ONNX's own shape
+    inference cannot carry a symbolic size through a convolution): the rewrite fuses a residual Add only where it
+    can prove both inputs have one shape. ``spatial`` names the current height and width.
+    """
 
     def __init__(self) -> None:
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
+        self.value_info: list[onnx.ValueInfoProto] = []
         self.rng = np.random.default_rng(0)
+        self.spatial = ["h", "w"]
 
     def constant(self, name: str, value: np.ndarray) -> str:
         self.initializers.append(numpy_helper.from_array(np.asarray(value, np.float32), name))
@@ -39,6 +46,7 @@ class _Builder:
                                                             (cout, cin, kernel, kernel)))
         inputs = [x, weight] + ([self.constant(f"{name}.b", self.rng.normal(0, 0.1, cout))] if bias else [])
         self.node("Conv", inputs, name, kernel_shape=[kernel, kernel], pads=[kernel // 2] * 4)
+        self.value_info.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["n", cout, *self.spatial]))
         return name
 
     def node(self, op: str, inputs: list[str], output: str, **attributes: object) -> str:
@@ -49,7 +57,7 @@ class _Builder:
         graph = helper.make_graph(
             self.nodes, "test", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, "h", "w"])],
             [helper.make_tensor_value_info(output, TensorProto.FLOAT, ["n", channels, None, None])],
-            self.initializers)
+            self.initializers, value_info=[v for v in self.value_info if v.name != output])
         return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
 
@@ -60,10 +68,13 @@ def _every_pattern() -> onnx.ModelProto:
     b = g.node("Add", [scaled, a], "b")  # conv -> * 0.2 -> + a: folded scale and a residual
     c = g.node("Concat", [a, b], "c", axis=1)
     d = g.node("PRelu", [g.conv(c, "conv_c", 16, 8), g.constant("slope", g.rng.uniform(0, 0.3, (8, 1, 1)))], "d")
-    e = g.node("Resize", [d, "", g.constant("scales", np.array([1, 1, 2, 2]))], "e", mode="nearest")
+    both = g.node("Add", [g.conv(d, "conv_p", 8, 8), g.conv(d, "conv_q", 8, 8)], "both")  # the Add goes to conv_p
+    pooled = g.node("GlobalAveragePool", [both], "pooled")  # (N, 8, 1, 1): broadcast, so not a fused residual
+    gated = g.node("Add", [g.conv(both, "conv_s", 8, 8), pooled], "gated")
+    e = g.node("Resize", [gated, "", g.constant("scales", np.array([1, 1, 2, 2]))], "e", mode="nearest")
+    g.spatial = ["2h", "2w"]
     f = g.node("Relu", [g.conv(e, "conv_d", 8, 4)], "f")
-    both = g.node("Add", [g.conv(f, "conv_p", 4, 4), g.conv(f, "conv_q", 4, 4)], "both")  # the Add goes to conv_p
-    return g.model(g.conv(both, "conv_1x1", 4, 3, kernel=1), 3)
+    return g.model(g.conv(f, "conv_1x1", 4, 3, kernel=1), 3)
 
 
 def _session(model: onnx.ModelProto, kernels: bool) -> ort.InferenceSession:
@@ -82,12 +93,14 @@ def _photo_input(photo, height: int, width: int, batch: int) -> np.ndarray:
 def test_rewrite_runs_every_pattern_like_onnx_runtime(photo) -> None:
     model = _every_pattern()
     rewritten, report = rewrite(model)
-    assert report.convolutions == 6  # all but the 1x1
+    assert report.convolutions == 7  # all but the 1x1
     assert dict(report.fused) == {"LeakyRelu": 1, "Mul": 1, "Add": 2}
     ops = [n.op_type for n in rewritten.graph.node]
-    assert ops.count(OP) == 6 and ops.count("Conv") == 1 and "Mul" not in ops and "LeakyRelu" not in ops
-    # NCHW only at the edges: into the first Conv3x3 and into the 1x1 Conv ORT keeps.
-    assert report.transposes == ops.count("Transpose") == 2
+    assert ops.count(OP) == 7 and ops.count("Conv") == 1 and ops.count("Add") == 1
+    assert "Mul" not in ops and "LeakyRelu" not in ops
+    # NCHW where NHWC meets an op the rewrite does not know (the input, GlobalAveragePool, the broadcast Add and
+    # the Resize after it, the 1x1 Conv); NHWC everywhere else.
+    assert report.transposes == ops.count("Transpose") == 5
     assert next(n for n in rewritten.graph.node if n.op_type == "Concat").attribute[0].i == 3
     plain, fast = _session(model, kernels=False), _session(rewritten, kernels=True)
     for height, width, batch in ((13, 17, 1), (20, 9, 2), (1, 2, 1)):
@@ -140,7 +153,7 @@ def test_missing_library_warns_and_keeps_onnx_runtimes_kernels(monkeypatch: pyte
     path = tmp_path / "model.onnx"
     onnx.save(_every_pattern(), path)
     source, report = cpu_session_source(path, ort.SessionOptions())
-    assert isinstance(source, bytes) and report.convolutions == 6
+    assert isinstance(source, bytes) and report.convolutions == 7
     monkeypatch.setattr(ort_winograd, "library_path", lambda: None)
     with pytest.warns(ExtensionUnavailableWarning, match="not built"):
         assert cpu_session_source(path, ort.SessionOptions()) == (str(path), None)
