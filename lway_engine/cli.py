@@ -161,6 +161,10 @@ def adapt(
                                             "for the whole set.")] = False,
     hf_weight: Annotated[bool, typer.Option("--hf-weight/--no-hf-weight", help="Weight the loss by the Haar "
                                             "high-frequency map (ablation: off).")] = True,
+    anchor: Annotated[float, typer.Option(
+        help="Hold low-frequency areas to the unadapted model's output with this weight: adds anchor * mean((1-W) "
+             "* |S(LR) - S0(LR)|). Less harm where the reconstructor cannot reproduce the degradation (noise grain, "
+             "faded colours), smaller gains elsewhere; 0 is the paper's loss.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed for crops and initialisation.")] = 0,
     device: Annotated[str, typer.Option(help="torch device.")] = "cpu",
     compile: Annotated[bool, typer.Option(
@@ -190,7 +194,7 @@ def adapt(
         files = [source for source, _ in collect_inputs(inputs)]
         config = AdaptConfig(iterations=iterations, lr=lr, batch=batch, crop=crop, trainable_fraction=fraction,
                              trainable_patterns=patterns, hf_weight=hf_weight, seed=seed, compile=compile,
-                             amp=amp, deterministic=deterministic, extension=ext)
+                             amp=amp, deterministic=deterministic, extension=ext, anchor=anchor)
         runs = run_adaptation(loaded, files, output, recon, config, per_image)
     except (ModelLoadError, CheckpointError, FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)

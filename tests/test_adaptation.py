@@ -187,6 +187,32 @@ def test_per_image_mode_writes_one_adapted_model_per_image(tmp_path: Path, small
     assert report["settings"]["mode"] == "per-image"
 
 
+def test_anchor_holds_flat_areas_to_the_unadapted_output(fresh_compact, small_reconstruction, lpips_alex,
+                                                         photo) -> None:
+    from lway_engine.adaptation.hf_weight import hf_weight_map
+
+    images = _lr_images(photo)
+    x = torch.stack(images)
+    original = {k: v.clone() for k, v in fresh_compact.module.state_dict().items()}
+    with torch.no_grad():
+        before = fresh_compact.module(x)
+        flat = 1 - torch.nn.functional.interpolate(hf_weight_map(x), size=before.shape[-2:], mode="nearest")
+    drift, first_loss = {}, {}
+    for anchor in (0.0, 10.0):
+        fresh_compact.module.load_state_dict(original)
+        config = AdaptConfig(iterations=6, lr=1e-3, batch=2, crop=32, anchor=anchor)
+        log = adapt(fresh_compact, images, small_reconstruction, LWayLoss(lpips_alex), config, progress=False)
+        with torch.no_grad():
+            drift[anchor] = float((flat * (fresh_compact.module(x) - before)).abs().mean())
+        first_loss[anchor] = log.loss[0]
+    assert first_loss[10.0] == pytest.approx(first_loss[0.0], rel=1e-5)  # S == S0 at the first step: no extra loss
+    assert drift[0.0] > 1e-3  # the plain loss really moves flat areas
+    assert drift[10.0] < 0.5 * drift[0.0]
+    with pytest.raises(ValueError, match="anchor must be >= 0"):
+        adapt(fresh_compact, images, small_reconstruction, LWayLoss(lpips_alex), AdaptConfig(anchor=-1.0),
+              progress=False)
+
+
 @pytest.fixture()
 def tiny_rrdb(tmp_path: Path):
     """Real-ESRGAN's architecture (spandrel's RRDBNet) at 1 block x 8 features, randomly initialised and loaded
@@ -210,11 +236,12 @@ def test_compiled_step_is_one_graph_without_breaks(tiny_rrdb, small_reconstructi
     with torch.no_grad():
         styles = reconstructor.prepare(torch.randn(3, 32))
     assert styles.convs is not None
-    step = AdaptStep(tiny_rrdb.module, reconstructor, styles, LWayLoss(lpips_alex), params, 1e-4,
-                     torch.device("cpu"), compile=True)
-    explained = torch._dynamo.explain(step.forward)(torch.rand(2, 3, 32, 32), torch.tensor([2, 0]))
-    assert explained.graph_break_count == 0, [r.reason for r in explained.break_reasons]
-    assert explained.graph_count == 1
+    for anchor in (0.0, 1.0):  # the flat-area anchor's frozen copy of S runs inside the same graph
+        step = AdaptStep(tiny_rrdb.module, reconstructor, styles, LWayLoss(lpips_alex), params, 1e-4,
+                         torch.device("cpu"), compile=True, anchor=anchor)
+        explained = torch._dynamo.explain(step.forward)(torch.rand(2, 3, 32, 32), torch.tensor([2, 0]))
+        assert explained.graph_break_count == 0, [r.reason for r in explained.break_reasons]
+        assert explained.graph_count == 1
 
 
 def test_compiled_adaptation_follows_the_eager_trajectory(tiny_rrdb, small_reconstruction, lpips_alex,

@@ -40,6 +40,7 @@ class AdaptConfig:
     amp: str | None = None  # "bf16" or "fp16" autocast, CUDA only
     deterministic: bool = False
     extension: bool = True  # R through the C++ op lway::conv3x3_fused (csrc/); False: the PyTorch path
+    anchor: float = 0.0  # weight holding flat areas to the unadapted model's output (step.py); 0: the paper's loss
 
 
 @dataclass
@@ -106,7 +107,7 @@ def adapt(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.
         styles = reconstruction.reconstructor.prepare(embeddings)  # once per run, not per step: e and R are fixed
     device = embeddings.device
     step_fn = AdaptStep(module, reconstruction.reconstructor, styles, loss_fn, params, config.lr, device,
-                        config.compile, config.amp)
+                        config.compile, config.amp, config.anchor)
     good = [p.detach().clone() for p in params]  # weights whose loss was finite and not exploding
     current = [p.detach().clone() for p in params]  # weights the running step started from
     updating = False  # between the snapshot into `current` and the step's return

@@ -9,6 +9,13 @@ with the result; everything a step computes on tensors is here, eager or compile
   trainable tensors with no compile time; ``Optimizer.step`` cannot join the forward graph anyway, as it breaks
   the graph on purpose (``torch/optim/optimizer.py``, ``_use_grad``: AOT must see it as a no-grad graph).
 
+``anchor`` > 0 adds ``anchor * mean((1 - W) * |S(LR) - S0(LR)|)`` at SR size (W the LR's HF map, repeated over each
+LR pixel's SR block; S0 a frozen copy of the model as it was before adapting): the low-frequency areas the LWay
+loss ignores are then held to the unadapted output instead of drifting with the shared weights. Why: a
+deterministic R cannot reproduce an LR's noise realisation or a degradation it never learned (faded colours, Bayer
+demosaicking; ``bench/objective_check.py``), and without the anchor S learns to paint them into flat areas. It is
+off by default (the paper's loss).
+
 Crop shapes are fixed during a run, so the forward compiles once. ``amp`` (CUDA only) runs S, R and LPIPS under
 autocast; the L1 term and the loss's sum stay float32, and fp16 scales the loss (GradScaler, which the fused Adam
 unscales without a device sync). On CUDA the model runs channels_last, the layout tensor-core convolutions want.
@@ -16,14 +23,17 @@ unscales without a device sync). On CUDA the model runs channels_last, the layou
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from lway_engine.adaptation.hf_weight import hf_weight_map
 from lway_engine.adaptation.loss import LossTerms, LWayLoss
 from lway_engine.compiled import EagerFallback, try_compile
 from lway_engine.reconstruction import Reconstructor, Styles
@@ -79,12 +89,16 @@ class AdaptStep:
 
     def __init__(self, module: nn.Module, reconstructor: Reconstructor, styles: Styles, loss_fn: LWayLoss,
                  params: list[nn.Parameter], lr: float, device: torch.device, compile: bool = False,
-                 amp: str | None = None) -> None:
+                 amp: str | None = None, anchor: float = 0.0) -> None:
+        if anchor < 0:
+            raise ValueError(f"anchor must be >= 0, got {anchor}")
         self.module, self.reconstructor, self.styles, self.loss_fn = module, reconstructor, styles, loss_fn
         self.autocast_dtype = amp_dtype(amp, device)
         self.channels_last = device.type == "cuda"
         if self.channels_last:
             module.to(memory_format=torch.channels_last)
+        self.anchor = anchor
+        self.unadapted = copy.deepcopy(module).requires_grad_(False) if anchor else None
         self.optimizer = torch.optim.Adam(params, lr=lr, fused=True if compile else None)
         self.scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
         # On the CPU, inductor's switch of the convolutions to channels-last slows their backward (oneDNN) more than
@@ -102,8 +116,18 @@ class AdaptStep:
     def forward(self, lr_crops: torch.Tensor, condition: torch.Tensor) -> LossTerms:
         """The loss terms of a batch (differentiable ``total``); what ``compile`` turns into one graph."""
         with torch.autocast(lr_crops.device.type, self.autocast_dtype, enabled=self.autocast_dtype is not None):
-            x_hat = self.reconstruct(self.module(lr_crops), condition)
-            return self.loss_fn(x_hat.float(), lr_crops)
+            sr = self.module(lr_crops)
+            terms = self.loss_fn(self.reconstruct(sr, condition).float(), lr_crops)
+            if self.unadapted is None:
+                return terms
+            return LossTerms(terms.total + self.anchor * self.flat_area_anchor(sr, lr_crops), terms.l1, terms.lpips)
+
+    def flat_area_anchor(self, sr: torch.Tensor, lr_crops: torch.Tensor) -> torch.Tensor:
+        """``mean((1 - W) * |S(LR) - S0(LR)|)`` at SR size (see the module docstring)."""
+        with torch.no_grad():
+            reference = self.unadapted(lr_crops).float()
+            flat = 1 - F.interpolate(hf_weight_map(lr_crops), size=sr.shape[-2:], mode="nearest")
+        return (flat * (sr.float() - reference)).abs().mean()
 
     def update(self, total: torch.Tensor) -> None:
         """Backward from ``total``, then one Adam step (with loss scaling under fp16)."""
