@@ -60,9 +60,10 @@ OrtStatus* shape_of(const Api& api, const OrtValue* value, TensorShape& out) {
   return status;
 }
 
-// The float data of a constant input of shape `expected` (-1: any size), copied out of ORT's initializer.
+// The float data of a constant input of shape `expected` (-1: any size): ORT's initializer, valid while the
+// kernel is being created (what the kernel keeps, it copies or transforms).
 OrtStatus* constant_input(const Api& api, const OrtKernelInfo* info, size_t index, const char* name,
-                          std::vector<int64_t> expected, std::vector<float>& data, std::vector<int64_t>& dims) {
+                          std::vector<int64_t> expected, const float*& data, std::vector<int64_t>& dims) {
   int is_constant = 0;
   const OrtValue* value = nullptr;
   LWAY_ORT_TRY(api.KernelInfoGetConstantInput_tensor(info, index, &is_constant, &value));
@@ -75,10 +76,7 @@ OrtStatus* constant_input(const Api& api, const OrtKernelInfo* info, size_t inde
                                   shape_text(expected) + " (-1: any)");
   void* raw = nullptr;
   LWAY_ORT_TRY(api.GetTensorMutableData(const_cast<OrtValue*>(value), &raw));
-  int64_t count = 1;
-  for (int64_t d : shape.dims) count *= d;
-  const auto* begin = static_cast<const float*>(raw);
-  data.assign(begin, begin + count);
+  data = static_cast<const float*>(raw);
   dims = shape.dims;
   return nullptr;
 }
@@ -109,13 +107,15 @@ OrtStatus* create_kernel(const OrtCustomOp*, const OrtApi* table, const OrtKerne
   LWAY_ORT_TRY(api.KernelInfoGetAttribute_int64(info, "activation", &activation));
   LWAY_ORT_TRY(api.KernelInfoGetAttribute_float(info, "alpha", &kernel->alpha));
   kernel->act = activation != 0;
-  std::vector<float> weight;
+  const float* weight = nullptr;
+  const float* bias = nullptr;
   std::vector<int64_t> dims;
   LWAY_ORT_TRY(constant_input(api, info, 1, "W", {-1, -1, 3, 3}, weight, dims));
   kernel->k = dims[0], kernel->c = dims[1];
-  LWAY_ORT_TRY(constant_input(api, info, 2, "B", {kernel->k}, kernel->bias, dims));
+  LWAY_ORT_TRY(constant_input(api, info, 2, "B", {kernel->k}, bias, dims));
+  kernel->bias.assign(bias, bias + kernel->k);
   kernel->u.resize(winograd::weight_floats(kernel->k, kernel->c));
-  winograd::transform_weights(weight.data(), kernel->k, kernel->c, kernel->u.data());
+  winograd::transform_weights(weight, kernel->k, kernel->c, kernel->u.data());
   *out = kernel.release();
   return nullptr;
 }

@@ -104,7 +104,7 @@ class _Graph:
         """Whether ``a`` and ``b`` provably have one shape (every dim known, or the same symbol): a residual the op
         adds element by element, rather than a broadcast."""
         shape = self.shapes.get(a)
-        return shape is not None and None not in shape and "" not in shape and shape == self.shapes.get(b)
+        return shape is not None and None not in shape and shape == self.shapes.get(b)
 
     def scalar(self, name: str) -> float | None:
         value = self.constants.get(name)
@@ -289,7 +289,7 @@ class _Layouts:
 def rewrite(model: object) -> tuple[object, RewriteReport]:
     """A copy of ``model`` whose eligible 3x3 convolutions run as ``ai.lway::Conv3x3`` (see the module docstring).
 
-    Returns the model unchanged (same object) when it has no such convolution.
+    The copy is returned unchanged (``report.convolutions == 0``) when the model has no such convolution.
     """
     import onnx
     from onnx import helper, numpy_helper
