@@ -24,15 +24,11 @@ from quality import PROFILES, city100, family_set
 from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
 from lway_engine.degradations import EVALUATION_FAMILIES
-from lway_engine.imageio import Image
+from lway_engine.imageio import Image, to_tensor
 from lway_engine.losses import LPIPS
 from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
 from lway_engine.upscale import UpscaleOptions, upscale_image
-
-
-def _tensor(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
 
 
 def main() -> None:
@@ -52,11 +48,11 @@ def main() -> None:
         rows = []
         with torch.no_grad():
             for stem, lr, hr in items:
-                x = _tensor(lr)
+                x = to_tensor(lr)
                 styles = recon.reconstructor.prepare(recon.encoder(x))
                 sr = upscale_image(model, Image(lr, None, 8), UpscaleOptions(tile=512)).pixels
-                from_hr = recon.reconstructor(_tensor(hr), styles=styles)
-                from_sr = recon.reconstructor(_tensor(sr), styles=styles)
+                from_hr = recon.reconstructor(to_tensor(hr), styles=styles)
+                from_sr = recon.reconstructor(to_tensor(sr), styles=styles)
                 rows.append({"image": stem, "loss_hr": float(loss_fn(from_hr, x).total),
                              "loss_sr": float(loss_fn(from_sr, x).total),
                              "l1_hr": float((from_hr - x).abs().mean()), "l1_sr": float((from_sr - x).abs().mean())})
