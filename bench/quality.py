@@ -7,7 +7,8 @@
     are used: 001-030 trained the bundled E+R checkpoint. (b) Clean HR sets under the evaluation families (never
     used for training; Sun_Hays80 only from its second half, the first half trained E+R). PSNR/SSIM on Y with a
     4-px border crop, LPIPS-alex on RGB. Ablations: --no-hf-weight and per-image vs whole-set adaptation.
-Prints a table per set and writes bench/results/quality_<profile>_<device>.json.
+Prints a table per set and writes bench/results/quality_<profile>[_anchor<W>]_<device>.json (``--anchor W``: the
+opt-in flat-area anchor of ``adapt --anchor``).
 """
 
 from __future__ import annotations
@@ -119,15 +120,17 @@ def main() -> None:
     parser.add_argument("--reconstructor", type=Path, default=DEFAULT_RECONSTRUCTOR)
     parser.add_argument("--iterations", type=int)
     parser.add_argument("--lr", type=float)
+    parser.add_argument("--anchor", type=float, help="adapt --anchor weight (default: the profile's, 0 = paper's loss)")
     parser.add_argument("--only", help="comma-separated subset of runs, e.g. city100,defocus_noise")
-    parser.add_argument("--out", type=Path, help="JSON path (default: bench/results/quality_<profile>_<device>.json)")
+    parser.add_argument("--out", type=Path,
+                        help="JSON path (default: bench/results/quality_<profile>[_anchor<W>]_<device>.json)")
     args = parser.parse_args()
     profile_name = "full" if args.full else "quick"
     profile = PROFILES[profile_name]
     config: AdaptConfig = profile["adapt"]
-    if args.iterations or args.lr:
-        config = AdaptConfig(**{**config.__dict__, "iterations": args.iterations or config.iterations,
-                                "lr": args.lr or config.lr})
+    overrides = {k: v for k, v in (("iterations", args.iterations), ("lr", args.lr), ("anchor", args.anchor))
+                 if v is not None}
+    config = AdaptConfig(**{**config.__dict__, **overrides})
     torch.manual_seed(0)
     model = load_model("realesrgan-x4plus", device=args.device)
     original = copy.deepcopy(model.module.state_dict())
@@ -163,7 +166,8 @@ def main() -> None:
         print(f"{name:<40} {len(r['before']):>6} {s['psnr']['gain']:>+10.3f} {s['ssim']['gain']:>+10.4f} "
               f"{s['lpips']['gain']:>+13.4f}")
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{platform.machine()} CPU"
-    default = f"quality_{profile_name}_{device.replace(' ', '_')}.json"
+    variant = f"_anchor{config.anchor:g}" if config.anchor else ""
+    default = f"quality_{profile_name}{variant}_{device.replace(' ', '_')}.json"
     out = args.out or Path(__file__).resolve().parent / "results" / default
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"profile": profile_name, "device": device, "config": config.__dict__,
