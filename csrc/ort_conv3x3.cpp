@@ -30,8 +30,8 @@ using ort::Api;
 
 constexpr const char* kOp = "ai.lway::Conv3x3";
 
-OrtStatus* fail(const Api& api, const std::string& message) {
-  return api.CreateStatus(ort::kInvalidArgument, (std::string(kOp) + ": " + message).c_str());
+OrtStatus* fail(const Api& api, const std::string& message, int code = ort::kInvalidArgument) {
+  return api.CreateStatus(code, (std::string(kOp) + ": " + message).c_str());
 }
 
 std::string shape_text(const std::vector<int64_t>& dims) {
@@ -99,8 +99,8 @@ bool cpu_has_avx2_fma() {
 OrtStatus* create_kernel(const OrtCustomOp*, const OrtApi* table, const OrtKernelInfo* info, void** out) {
   const Api api(table);
   if (!cpu_has_avx2_fma()) {
-    return api.CreateStatus(ort::kFail, "ai.lway::Conv3x3 needs an x86-64 processor with AVX2 and FMA; open the "
-                                        "model without lway-engine's CPU kernels (Upscaler(..., ext=False))");
+    return fail(api, "needs an x86-64 processor with AVX2 and FMA; open the model without lway-engine's CPU kernels "
+                     "(Upscaler(..., cpu_kernels=False), upscale --no-cpu-kernels)", ort::kFail);
   }
   auto kernel = std::make_unique<Kernel>(api);
   int64_t activation = 0;
@@ -186,7 +186,7 @@ OrtStatus* compute(void* state, OrtKernelContext* context) {
   Job job{&args, static_cast<size_t>(winograd::workspace_floats(args))};
   LWAY_ORT_TRY(api.KernelContext_ParallelFor(context, &run_block, static_cast<size_t>(winograd::tile_blocks(args)),
                                              0, &job));
-  if (job.out_of_memory) return api.CreateStatus(ort::kFail, "ai.lway::Conv3x3: out of memory for its workspace");
+  if (job.out_of_memory) return fail(api, "out of memory for its workspace", ort::kFail);
   return nullptr;
 }
 

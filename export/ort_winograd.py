@@ -111,8 +111,7 @@ class _Graph:
         return float(value.reshape(())) if value is not None and value.size == 1 else None
 
     def constant(self, stem: str, value: np.ndarray) -> str:
-        self._names += 1
-        name = f"{stem}__lway{self._names}"
+        name = self.unique(stem)
         self.new_constants[name] = value
         return name
 
