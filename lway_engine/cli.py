@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -208,22 +209,33 @@ def adapt(
 @app.command()
 def pretrain(
     output: Annotated[Path, typer.Option("--output", "-o", help="Checkpoint to write (.safetensors).")],
-    hr: Annotated[Optional[list[Path]], typer.Option(help="HR folders for synthetic pairs (repeatable).")] = None,
+    hr: Annotated[Optional[list[Path]], typer.Option(
+        help="HR folders (searched recursively) or files for synthetic pairs (repeatable).")] = None,
     pairs: Annotated[Optional[list[Path]], typer.Option(
         help="Folders of real registered pairs: City100 NNNH/NNNL or RealSR *_HR/*_LR4 (repeatable).")] = None,
-    holdout: Annotated[float, typer.Option(help="Fraction of files (last by name) kept for validation.")] = 0.1,
-    steps: Annotated[int, typer.Option(help="Training steps.")] = 3000,
-    batch: Annotated[int, typer.Option(help="Pairs per step.")] = 8,
-    crop: Annotated[int, typer.Option(help="LR crop side.")] = 48,
+    holdout: Annotated[float, typer.Option(
+        help="Fraction of each folder's files (last by name) kept for validation.")] = 0.1,
+    steps: Annotated[int, typer.Option(help="Training steps (the cosine schedule spans them; --resume continues).")
+                     ] = 3000,
+    batch: Annotated[int, typer.Option(help="Pairs per step.")] = 16,
+    crop: Annotated[int, typer.Option(help="LR crop side.")] = 64,
     lr: Annotated[float, typer.Option(help="Adam learning rate (cosine-decayed to 10%).")] = 2e-4,
     scale: Annotated[int, typer.Option(help="SR scale the reconstructor serves.")] = 4,
     embed_dim: Annotated[int, typer.Option(help="Degradation embedding size.")] = 512,
+    blocks: Annotated[int, typer.Option(help="Modulated residual blocks in R.")] = 6,
+    width: Annotated[int, typer.Option(help="Channels of R's blocks.")] = 64,
+    colour_head: Annotated[bool, typer.Option(help="End R with an embedding-driven global colour/tone map.")] = True,
+    real_fraction: Annotated[float, typer.Option(help="Share of real pairs among the samples, when both kinds are "
+                                                 "given.")] = 0.5,
     checkpoint_every: Annotated[int, typer.Option(help="Write checkpoint + resume state every N steps.")] = 250,
+    workers: Annotated[int, typer.Option(help="Processes synthesising batches ahead of training.")] = 1,
     resume: Annotated[bool, typer.Option(help="Continue from OUTPUT and OUTPUT.state.pt.")] = False,
     seed: Annotated[int, typer.Option(help="Seed for sampling, degradations and initialisation.")] = 0,
 ) -> None:
-    """Step 1: train the degradation encoder + LR reconstructor on synthetic (BSRGAN / Real-ESRGAN degradations)
-    and/or real pairs with L1 + LPIPS. Checkpoints are atomic; --resume continues a stopped run."""
+    """Step 1: train the degradation encoder + LR reconstructor on synthetic pairs (the broad camera/optics/scan
+    space, BSRGAN and Real-ESRGAN degradations) and/or real pairs with L1 + LPIPS. Unreadable or too-small files
+    are skipped, greyscale and 16-bit ones converted, with counts. Checkpoints are atomic; --resume continues a
+    stopped run bit for bit."""
     from lway_engine.pretrain import PretrainConfig
     from lway_engine.pretrain import pretrain as run_pretrain
     from lway_engine.reconstruction import ReconstructionConfig
@@ -235,18 +247,29 @@ def pretrain(
     if not hr_files and not pair_files:
         raise typer.BadParameter("give --hr folders and/or --pairs folders containing images")
 
-    def split(items: list) -> tuple[list, list]:
-        keep = len(items) - max(1, round(len(items) * holdout)) if len(items) > 1 else len(items)
-        return items[:keep], items[keep:] or items[:1]
+    def split(items: list, folder: Callable[[object], Path]) -> tuple[list, list]:
+        """Per folder, the last ``holdout`` of its files by name are validation (each folder is represented)."""
+        train, val = [], []
+        for parent in sorted({folder(item) for item in items}):
+            group = [item for item in items if folder(item) == parent]
+            keep = len(group) - max(1, round(len(group) * holdout)) if len(group) > 1 else len(group)
+            train += group[:keep]
+            val += group[keep:] or group[:1]
+        return train, val
 
-    hr_train, hr_val = split(hr_files)
-    pairs_train, pairs_val = split(pair_files)
+    hr_train, hr_val = split(hr_files, lambda p: p.parent)
+    pairs_train, pairs_val = split(pair_files, lambda pair: pair[0].parent)
     min_side = crop * scale
-    train = PairSource.load(hr_train, pairs_train, scale).drop_smaller_than(min_side)
-    val = PairSource.load(hr_val, pairs_val, scale).drop_smaller_than(min_side)
-    typer.echo(f"training on {len(train.hr_images)} HR images + {len(train.real_pairs)} real pairs; validating on "
-               f"{len(val.hr_images)} + {len(val.real_pairs)} held out (last by name)")
+    train = PairSource.load(hr_train, pairs_train, scale, min_hr_side=min_side)
+    val = PairSource.load(hr_val, pairs_val, scale, min_hr_side=min_side)
+    typer.echo(f"training on {len(train.hr_images)} HR images + {len(train.real_pairs)} real pairs "
+               f"({train.report.summary()}); validating on {len(val.hr_images)} + {len(val.real_pairs)} held out "
+               f"(last by name in each folder; {val.report.summary()})")
     config = PretrainConfig(steps=steps, batch=batch, crop=crop, lr=lr, checkpoint_every=checkpoint_every,
-                            val_every=checkpoint_every, seed=seed)
-    log = run_pretrain(train, val, output, config, ReconstructionConfig(scale=scale, embed_dim=embed_dim), resume)
-    typer.echo(f"done in {log['seconds']:.0f} s; final validation {log['val'][-1][1]}; checkpoint {output}")
+                            val_every=checkpoint_every, seed=seed, workers=workers,
+                            real_fraction=real_fraction)
+    model_config = ReconstructionConfig(scale=scale, embed_dim=embed_dim, reconstructor_width=width,
+                                        num_blocks=blocks, colour_head=int(colour_head))
+    log = run_pretrain(train, val, output, config, model_config, resume)
+    typer.echo(f"done in {log['seconds']:.0f} s, {log['samples']} samples seen; final validation {log['val'][-1][1]}; "
+               f"checkpoint {output}")

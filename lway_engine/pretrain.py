@@ -1,8 +1,10 @@
 """Step 1 of LWay: train the degradation encoder E and reconstructor R so that R(HR, E(LR)) reproduces LR.
 
-Resumable: every ``checkpoint_every`` steps the model (safetensors) and the optimizer/RNG state (``*.state.pt``)
-are written atomically, and ``resume=True`` continues from them bit-for-bit. A held-out validation set (fixed
-samples from files never used for training) is scored every ``val_every`` steps.
+Resumable: every ``checkpoint_every`` steps the model (safetensors) and the optimizer state (``*.state.pt``) are
+written atomically, and ``resume=True`` continues from them bit-for-bit: each step's batch is a pure function of
+(seed, step), so no sampler state is needed, and ``workers`` processes can synthesise the next batches while this
+one trains (degradation synthesis is NumPy/Pillow work that would otherwise stall the optimiser). A held-out
+validation set (fixed samples from files never used for training) is scored every ``val_every`` steps.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,6 +26,28 @@ from lway_engine.reconstruction import LWayReconstruction, ReconstructionConfig,
 from lway_engine.training_data import PairSource
 
 
+class _StepBatches(torch.utils.data.Dataset):
+    """Index i -> the batch of step ``start + i``; what the prefetching DataLoader's workers compute."""
+
+    def __init__(self, source: PairSource, config: PretrainConfig, start: int) -> None:
+        self.source, self.config, self.start = source, config, start
+
+    def __len__(self) -> int:
+        return self.config.steps - self.start
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        c = self.config
+        return self.source.batch_for_step(c.seed, self.start + index, c.batch, c.crop, c.real_fraction)
+
+
+def _batches(source: PairSource, config: PretrainConfig, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    steps = _StepBatches(source, config, start)
+    if config.workers == 0:
+        return (steps[i] for i in range(len(steps)))
+    return iter(torch.utils.data.DataLoader(steps, batch_size=None, num_workers=config.workers, prefetch_factor=4,
+                                            persistent_workers=False))
+
+
 @dataclass(frozen=True)
 class PretrainConfig:
     """Optimisation and data settings of step 1."""
@@ -30,6 +55,7 @@ class PretrainConfig:
     steps: int = 3000
     batch: int = 8
     crop: int = 48  # LR crop side (HR crops are crop * scale)
+    workers: int = 0  # processes preparing batches ahead of the optimiser (0: in the training process)
     lr: float = 2e-4
     real_fraction: float = 0.5  # share of real pairs in a batch when both kinds of data are given
     lpips_weight: float = 1.0
@@ -76,31 +102,30 @@ def pretrain(train: PairSource, val: PairSource, out: Path, config: PretrainConf
         state = torch.load(state_path, weights_only=False)  # our own file: optimizer state and RNG state
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.99))
         optimizer.load_state_dict(state["optimizer"])
-        rng = np.random.default_rng()
-        rng.bit_generator.state = state["rng"]
         log, start = state["log"], state["step"]
     else:
         model = LWayReconstruction(model_config)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.99))
-        rng = np.random.default_rng(config.seed)
-        log = {"config": asdict(config), "model": asdict(model_config), "train": [], "val": [], "seconds": 0.0}
+        log = {"config": asdict(config), "model": asdict(model_config), "train": [], "val": [], "seconds": 0.0,
+               "samples": 0, "data": train.report.summary()}
         start = 0
     scheduler_floor = config.lr * 0.1
 
     def save(step: int) -> None:
         save_checkpoint(out, model, extra={"step": step, "seed": config.seed})
-        state = {"optimizer": optimizer.state_dict(), "rng": rng.bit_generator.state, "log": log, "step": step}
+        state = {"optimizer": optimizer.state_dict(), "log": log, "step": step}
         atomic_write(state_path, lambda tmp: torch.save(state, tmp))
         atomic_write(log_path, lambda tmp: tmp.write_text(json.dumps(log, indent=1)))
 
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="pretrain", disable=not progress)
     began = time.perf_counter() - log["seconds"]
+    batches = _batches(train, config, start)
     for step in bar:
         model.train()
         for group in optimizer.param_groups:  # cosine decay to 10% keeps late steps from undoing early progress
             group["lr"] = scheduler_floor + (config.lr - scheduler_floor) * 0.5 * (1 + math.cos(math.pi * step /
                                                                                           config.steps))
-        hr, lr = train.batch(rng, config.batch, config.crop, config.real_fraction)
+        hr, lr = next(batches)
         total, l1, perceptual = _loss(model, lpips, hr, lr, config.lpips_weight)
         value = float(total.detach())
         if not math.isfinite(value):
@@ -109,6 +134,7 @@ def pretrain(train: PairSource, val: PairSource, out: Path, config: PretrainConf
         total.backward()
         optimizer.step()
         log["train"].append([step + 1, value, l1, perceptual])
+        log["samples"] = (step + 1) * config.batch
         bar.set_postfix(loss=f"{value:.4f}", l1=f"{l1:.4f}", lpips=f"{perceptual:.4f}")
         done = step + 1
         if done % config.val_every == 0 or done == config.steps:

@@ -4,31 +4,64 @@ real registered pairs from disk.
 Real-pair layouts: City100 (``NNNH.png`` / ``NNNL.png``) and RealSR V3 (``*_HR.png`` / ``*_LR{scale}.png``). In
 both the LR is registered to the HR grid at HR size, so it is area-downsampled by the scale (an LR already at
 HR/scale size is used as it is).
+
+Every step's batch is a pure function of (seed, step) (:meth:`PairSource.batch_for_step`): a resumed run needs no
+sampler state, and a worker process can prepare the next batches while the model trains on this one.
+Files that cannot serve (unreadable, smaller than a crop) are skipped and counted, greyscale and 16-bit ones
+converted and counted (:class:`LoadReport`), so one bad file never stops a long run.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lway_engine.degradations import TRAINING_PIPELINES, degrade
-from lway_engine.imageio import READ_SUFFIXES, read_image
+from lway_engine.degradations import TRAINING_MIX, degrade
+from lway_engine.imageio import READ_SUFFIXES, ImageReadError, read_image
 
 
-def _load(path: Path) -> torch.Tensor:
-    """(3, H, W) uint8 tensor: decoded once and kept compactly in memory for the whole run."""
-    rgb = read_image(path).rgb()
-    return torch.from_numpy(np.rint(rgb * 255).astype(np.uint8).transpose(2, 0, 1).copy())
+@dataclass
+class LoadReport:
+    """What loading training files did besides reading them: conversions and skips, by reason."""
+
+    converted: Counter = field(default_factory=Counter)  # "greyscale", "16-bit", "alpha dropped"
+    skipped: dict[str, str] = field(default_factory=dict)  # file name -> reason
+
+    def summary(self) -> str:
+        parts = [f"{n} {kind} converted to 8-bit RGB" for kind, n in sorted(self.converted.items())]
+        reasons = Counter(reason.split(":")[0] for reason in self.skipped.values())
+        parts += [f"{n} skipped ({reason})" for reason, n in sorted(reasons.items())]
+        return "; ".join(parts) or "all files used as they are"
 
 
-def image_files(folders: list[Path]) -> list[Path]:
-    """Image files under the folders, sorted (a stable order makes index-based splits reproducible)."""
-    return sorted(p for f in folders for p in f.rglob("*") if p.suffix.lower() in READ_SUFFIXES)
+def _load(path: Path, report: LoadReport) -> torch.Tensor | None:
+    """(3, H, W) uint8 tensor, decoded once and kept compactly in memory; None (and a note) if unreadable."""
+    try:
+        image = read_image(path)
+    except (ImageReadError, OSError) as exc:
+        report.skipped[path.name] = f"unreadable: {exc}"
+        return None
+    for flag, kind in ((image.grey, "greyscale"), (image.bit_depth == 16, "16-bit"),
+                       (image.alpha is not None, "alpha dropped")):
+        if flag:
+            report.converted[kind] += 1
+    return torch.from_numpy(np.rint(image.rgb() * 255).astype(np.uint8).transpose(2, 0, 1).copy())
+
+
+def image_files(inputs: list[Path]) -> list[Path]:
+    """Image files: folders searched recursively, files taken as given; sorted (a stable order makes index-based
+    splits reproducible)."""
+    found = set()
+    for path in inputs:
+        found.update(p for p in path.rglob("*") if p.suffix.lower() in READ_SUFFIXES) if path.is_dir() \
+            else found.add(path)
+    return sorted(found)
 
 
 def find_pairs(folders: list[Path], scale: int) -> list[tuple[Path, Path]]:
@@ -54,23 +87,33 @@ class PairSource:
     scale: int
     hr_images: list[torch.Tensor]
     real_pairs: list[tuple[torch.Tensor, torch.Tensor]]
+    report: LoadReport = field(default_factory=LoadReport)
+    pipelines: dict[str, float] = field(default_factory=lambda: dict(TRAINING_MIX))  # synthetic mix, by odds
 
     @classmethod
-    def load(cls, hr_files: list[Path], pair_files: list[tuple[Path, Path]], scale: int) -> PairSource:
+    def load(cls, hr_files: list[Path], pair_files: list[tuple[Path, Path]], scale: int,
+             min_hr_side: int = 0) -> PairSource:
+        """Read the files, skipping (and reporting) unreadable ones and those whose HR cannot hold a
+        ``min_hr_side`` square crop."""
+        report = LoadReport()
+
+        def big_enough(path: Path, hr: torch.Tensor) -> bool:
+            if min(hr.shape[-2:]) >= min_hr_side:
+                return True
+            report.skipped[path.name] = f"smaller than the crop: {tuple(hr.shape[-2:])} < {min_hr_side} px"
+            return False
+
         real = []
         for hr_path, lr_path in pair_files:
-            hr, lr = _load(hr_path), _load(lr_path)
+            hr, lr = _load(hr_path, report), _load(lr_path, report)
+            if hr is None or lr is None or not big_enough(hr_path, hr):
+                continue
             if lr.shape[-2:] == hr.shape[-2:]:
                 lr = F.avg_pool2d(lr[None].float(), scale)[0].round().to(torch.uint8)
             h, w = lr.shape[-2:]
             real.append((hr[:, : h * scale, : w * scale], lr))
-        return cls(scale, [_load(p) for p in hr_files], real)
-
-    def drop_smaller_than(self, hr_side: int) -> PairSource:
-        """Keep only images (and pairs) whose HR can hold an ``hr_side`` square crop."""
-        big = lambda t: min(t.shape[-2:]) >= hr_side  # noqa: E731
-        return PairSource(self.scale, [h for h in self.hr_images if big(h)],
-                          [(h, lr) for h, lr in self.real_pairs if big(h)])
+        images = [(p, _load(p, report)) for p in hr_files]
+        return cls(scale, [img for p, img in images if img is not None and big_enough(p, img)], real, report)
 
     def sample(self, rng: np.random.Generator, crop: int, real_fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
         """One (HR (3, crop*s, crop*s), LR (3, crop, crop)) float pair in [0, 1]."""
@@ -84,10 +127,17 @@ class PairSource:
         size = crop * s
         top, left = rng.integers(0, hr.shape[1] - size + 1), rng.integers(0, hr.shape[2] - size + 1)
         patch = hr[:, top : top + size, left : left + size].float() / 255
-        pipeline = TRAINING_PIPELINES[rng.integers(len(TRAINING_PIPELINES))]
+        names = list(self.pipelines)
+        pipeline = names[int(rng.choice(len(names), p=np.array(list(self.pipelines.values())) / sum(
+            self.pipelines.values())))]
         return patch, degrade(patch, pipeline, rng, scale=s)
 
     def batch(self, rng: np.random.Generator, size: int, crop: int, real_fraction: float
               ) -> tuple[torch.Tensor, torch.Tensor]:
         samples = [self.sample(rng, crop, real_fraction) for _ in range(size)]
         return torch.stack([hr for hr, _ in samples]), torch.stack([lr for _, lr in samples])
+
+    def batch_for_step(self, seed: int, step: int, size: int, crop: int, real_fraction: float
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch of training step ``step``: a pure function of (seed, step), whatever ran before."""
+        return self.batch(np.random.default_rng([seed, step]), size, crop, real_fraction)

@@ -13,6 +13,7 @@ from lway_engine.degradations import (
     EVALUATION_FAMILIES,
     PIPELINES,
     TRAINING_PIPELINES,
+    UNSEEN_FAMILIES,
     apply_plan,
     degrade,
     degrade_files,
@@ -49,9 +50,10 @@ def high_pass_std(img: torch.Tensor) -> float:
 
 
 def test_pipeline_names() -> None:
-    assert TRAINING_PIPELINES == ("bsrgan", "realesrgan")
+    assert TRAINING_PIPELINES == ("bsrgan", "realesrgan", "broad")
     assert EVALUATION_FAMILIES == ("defocus_noise", "motion", "bayer_jpeg", "film")
-    assert set(PIPELINES) == {"bicubic", *TRAINING_PIPELINES, *EVALUATION_FAMILIES}
+    assert UNSEEN_FAMILIES == ("halftone_scan", "gif_palette")
+    assert set(PIPELINES) == {"bicubic", *TRAINING_PIPELINES, *EVALUATION_FAMILIES, *UNSEEN_FAMILIES}
     assert not PIPELINES["bicubic"].random
 
 
@@ -135,7 +137,7 @@ def test_kernels_are_normalised_and_odd() -> None:
     ]
     specs = _kernels_in_plans()
     kinds = {s["kind"] for s in specs}
-    assert kinds == {"gaussian", "generalized_gaussian", "plateau", "sinc", "disc", "motion"}
+    assert kinds == {"gaussian", "generalized_gaussian", "plateau", "sinc", "disc", "motion", "motion_curve"}
     built += [kernels.build(**s) for s in specs]
     for k in built:
         assert k.ndim == 2 and k.shape[0] == k.shape[1] and k.shape[0] % 2 == 1 and 7 <= k.shape[0] <= 21

@@ -45,7 +45,9 @@ def test_pairs_are_found_and_brought_to_lr_size(data) -> None:
     hr, lr = source.batch(rng, 5, 24, real_fraction=0.5)
     assert hr.shape == (5, 3, 96, 96) and lr.shape == (5, 3, 24, 24)
     assert 0 <= float(lr.min()) and float(lr.max()) <= 1
-    assert not source.drop_smaller_than(200).hr_images
+    small = PairSource.load(hr_files, pairs, 4, min_hr_side=200)
+    assert not small.hr_images and not small.real_pairs
+    assert len(small.report.skipped) == 4 and "smaller than the crop" in small.report.summary()
 
 
 def test_pretraining_learns_and_resumes_bit_for_bit(data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -78,3 +80,22 @@ def test_pretraining_learns_and_resumes_bit_for_bit(data, tmp_path: Path, monkey
     assert len(resumed["train"]) == 6
     a, b = load_file(str(straight)), load_file(str(interrupted))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_bad_training_files_are_skipped_or_converted_with_counts(tmp_path: Path, photo) -> None:
+    rgb = photo("astronaut", 160)
+    write_image(tmp_path / "colour.png", Image(rgb, None, 8))
+    write_image(tmp_path / "grey.png", Image(rgb.mean(axis=2, keepdims=True), None, 8))
+    write_image(tmp_path / "deep.png", Image(rgb, None, 16))
+    write_image(tmp_path / "tiny.png", Image(rgb[:50, :50], None, 8))
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    files = sorted(tmp_path.glob("*.png"))
+    source = PairSource.load(files, [], 4, min_hr_side=128)
+    assert len(source.hr_images) == 3 and all(img.shape[0] == 3 for img in source.hr_images)
+    assert source.report.converted == {"greyscale": 1, "16-bit": 1}
+    assert set(source.report.skipped) == {"tiny.png", "broken.png"}
+    summary = source.report.summary()
+    assert "1 skipped (unreadable)" in summary and "1 skipped (smaller than the crop)" in summary
+    hr, lr = source.batch_for_step(0, 3, 2, 32, 0.0)
+    assert torch.equal(hr, source.batch_for_step(0, 3, 2, 32, 0.0)[0])  # a pure function of (seed, step)
+    assert lr.shape == (2, 3, 32, 32)

@@ -250,3 +250,55 @@ def test_overfits_one_pair(photo) -> None:
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses[::10]
+
+
+def test_colour_head_starts_as_identity_and_every_path_agrees() -> None:
+    config = ReconstructionConfig(**{**SMALL.__dict__, "colour_head": 1})
+    with_head = _perturb_residual_branch(LWayReconstruction(config))
+    without = LWayReconstruction(SMALL)
+    without.load_state_dict({k: v for k, v in with_head.state_dict().items() if "colour" not in k})
+    hr, e = torch.rand(3, 3, 64, 64), torch.randn(3, 64)
+    torch.testing.assert_close(with_head.reconstructor(hr, e), without.reconstructor(hr, e))
+    with torch.no_grad():
+        with_head.reconstructor.colour.weight.normal_(std=0.05)
+        with_head.reconstructor.colour.bias.normal_(std=0.05)
+    r = with_head.reconstructor
+    plain = r(hr, e)
+    assert (plain - without.reconstructor(hr, e)).abs().max() > 1e-3  # the head now changes the output
+    styles = r.prepare(e)
+    torch.testing.assert_close(r(hr, styles=styles.select(torch.tensor([1, 0, 2]))), r(hr, e[[1, 0, 2]]))
+    r.requires_grad_(False)  # frozen: the C++ op path where it is available
+    torch.testing.assert_close(r(hr, styles=r.prepare(e)), plain, atol=1e-5, rtol=1e-5)
+
+
+def test_colour_head_can_express_a_fade() -> None:
+    """A faded print (contrast about mid-grey, colour cast, lifted blacks) is one affine map per channel: exactly
+    what the head's matrix diagonal and offset hold."""
+    from lway_engine.degradations import ops
+    from lway_engine.reconstruction.reconstructor import COLOUR_PARAMS, apply_colour
+
+    contrast, gains, lift = 0.7, torch.tensor([1.05, 0.97, 0.92]), 0.06
+    slope = (1 - lift) * gains * contrast
+    params = torch.zeros(1, COLOUR_PARAMS)
+    params[0, [0, 4, 8]] = slope - 1
+    params[0, 9:12] = lift + (1 - lift) * gains * 0.5 * (1 - contrast)
+    x = torch.rand(1, 3, 16, 16) * 0.8 + 0.1
+    torch.testing.assert_close(apply_colour(x, params), ops.colour_fade(x, contrast, gains.tolist(), lift))
+
+
+def test_checkpoint_without_a_later_field_loads_with_its_default(tmp_path: Path) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = tmp_path / "old.safetensors"
+    save_checkpoint(path, LWayReconstruction(SMALL))
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata()
+    for dropped, loads in (("colour_head", True), ("num_blocks", False)):
+        edited = tmp_path / f"without-{dropped}.safetensors"
+        save_file(load_file(str(path)), str(edited), metadata={k: v for k, v in metadata.items() if k != dropped})
+        if loads:
+            assert load_checkpoint(edited).config.colour_head == 0
+        else:
+            with pytest.raises(CheckpointError, match="num_blocks"):
+                load_checkpoint(edited)

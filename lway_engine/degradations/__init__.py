@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from lway_engine.degradations.catalog import EVALUATION_FAMILIES, TRAINING_PIPELINES
+from lway_engine.degradations.catalog import EVALUATION_FAMILIES, TRAINING_MIX, TRAINING_PIPELINES, UNSEEN_FAMILIES
 
 if TYPE_CHECKING:
     from lway_engine.degradations.files import degrade_files, file_seed
@@ -22,7 +22,7 @@ _LAZY = {
     "degrade_files": "files", "file_seed": "files",
 }
 
-__all__ = ["EVALUATION_FAMILIES", "TRAINING_PIPELINES", *_LAZY]
+__all__ = ["EVALUATION_FAMILIES", "TRAINING_MIX", "TRAINING_PIPELINES", "UNSEEN_FAMILIES", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

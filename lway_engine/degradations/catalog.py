@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
-TRAINING_PIPELINES = ("bsrgan", "realesrgan")
+TRAINING_PIPELINES = ("bsrgan", "realesrgan", "broad")
+# E+R pretraining draws its synthetic pairs from the training pipelines with these odds.
+TRAINING_MIX = {"broad": 0.6, "bsrgan": 0.2, "realesrgan": 0.2}
 EVALUATION_FAMILIES = ("defocus_noise", "motion", "bayer_jpeg", "film")
+# Evaluation families whose degradation *types* no training pipeline contains (the four above now lie inside the
+# broad space's types, with their images and parameter draws kept out of training).
+UNSEEN_FAMILIES = ("halftone_scan", "gif_palette")
 CONTROLS = ("bicubic",)
 
 DESCRIPTIONS: dict[str, str] = {
     "bicubic": "control: antialiased bicubic downsampling only (no randomness)",
     "bsrgan": "training: BSRGAN shuffled Gaussian blur x2 / downsample / Gaussian noise / JPEG, then JPEG",
     "realesrgan": "training: Real-ESRGAN second-order blur/resize/noise/JPEG with sinc filters",
+    "broad": "training: optics (defocus, Gaussian, motion lines and arcs, chromatic aberration, vignetting), "
+             "resize chains, camera ISP (linear light, white balance and colour errors, Bayer + 3 demosaics, "
+             "shot/read noise, tone curve, sharpening) or film scan (fading, grain, scan blur), JPEG 4:2:0/4:4:4 "
+             "and double, global tone",
     "defocus_noise": "evaluation: defocus disc blur, downsample, Poisson-Gaussian sensor noise",
     "motion": "evaluation: linear motion blur, downsample, mild sensor noise",
     "bayer_jpeg": "evaluation: downsample, RGGB mosaic + bilinear demosaic, JPEG q 40-70",
     "film": "evaluation: mild defocus, downsample, faded colours, film grain",
+    "halftone_scan": "evaluation, unseen type: CMY halftone print, scanner blur, downsample",
+    "gif_palette": "evaluation, unseen type: downsample, 16-96 colour palette with Floyd-Steinberg dithering",
 }
-assert set(DESCRIPTIONS) == {*CONTROLS, *TRAINING_PIPELINES, *EVALUATION_FAMILIES}
+assert set(DESCRIPTIONS) == {*CONTROLS, *TRAINING_PIPELINES, *EVALUATION_FAMILIES, *UNSEEN_FAMILIES}
+assert set(TRAINING_MIX) == set(TRAINING_PIPELINES) and abs(sum(TRAINING_MIX.values()) - 1) < 1e-9

@@ -99,13 +99,38 @@ def motion(size: int, length: float, angle: float) -> np.ndarray:
     t = np.linspace(-length / 2, length / 2, samples)
     px = half + t * math.cos(angle)
     py = half - t * math.sin(angle)  # image rows grow downwards
+    return _normalise(_splat(size, px, py))
+
+
+def _splat(size: int, px: np.ndarray, py: np.ndarray) -> np.ndarray:
+    """Accumulate points (px, py) into a (size, size) grid with bilinear weights (anti-aliased rasterising)."""
     kernel = np.zeros((size, size), dtype=np.float64)
     x0, y0 = np.floor(px).astype(int), np.floor(py).astype(int)
     fx, fy = px - x0, py - y0
     for dy, dx, weight in ((0, 0, (1 - fx) * (1 - fy)), (0, 1, fx * (1 - fy)), (1, 0, (1 - fx) * fy),
                            (1, 1, fx * fy)):
         np.add.at(kernel, (np.clip(y0 + dy, 0, size - 1), np.clip(x0 + dx, 0, size - 1)), weight)
-    return _normalise(kernel)
+    return kernel
+
+
+def motion_curve(size: int, length: float, angle: float, bend: float) -> np.ndarray:
+    """Motion along a circular arc of ``length`` pixels whose chord starts at ``angle`` radians; ``bend`` is the
+    arc's total turn in radians (0: a straight line), as a hand-held camera's shake often curves. Centred on the
+    arc's midpoint and splatted bilinearly like :func:`motion`."""
+    if abs(bend) < 1e-6:
+        return motion(size, length, angle)
+    half = size // 2
+    samples = max(2, int(math.ceil(length * 16)) + 1)
+    turn = np.linspace(-bend / 2, bend / 2, samples)  # heading along the arc, relative to ``angle``
+    radius = length / abs(bend)
+    # Arc points relative to the midpoint: integrate the heading (closed form for a circle).
+    along = radius * np.sin(turn) * np.sign(bend)
+    across = radius * (1 - np.cos(turn)) * np.sign(bend)
+    px = half + along * math.cos(angle) - across * math.sin(angle)
+    py = half - (along * math.sin(angle) + across * math.cos(angle))
+    if np.abs(px - half).max() > half or np.abs(py - half).max() > half:
+        raise ValueError(f"an arc of length {length} does not fit a {size}x{size} kernel")
+    return _normalise(_splat(size, px, py))
 
 
 KERNELS: dict[str, Callable[..., np.ndarray]] = {
@@ -115,6 +140,7 @@ KERNELS: dict[str, Callable[..., np.ndarray]] = {
     "sinc": sinc,
     "disc": disc,
     "motion": motion,
+    "motion_curve": motion_curve,
 }
 
 

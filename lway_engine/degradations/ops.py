@@ -13,14 +13,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lway_engine.degradations import kernels
+from lway_engine.degradations import kernels, resample
 from lway_engine.imageio import LUMA_WEIGHTS
 
 LUMA = torch.tensor(LUMA_WEIGHTS, dtype=torch.float32)
-RESIZE_MODES = ("area", "bilinear", "bicubic")
+RESIZE_MODES = ("area", "bilinear", "bicubic")  # what the BSRGAN / Real-ESRGAN pipelines draw from
+# Lanczos-3 and true nearest-neighbour (``resample``): what editors, browsers and camera firmware also use.
+ALL_RESIZE_MODES = (*RESIZE_MODES, "lanczos", "nearest")
 
 
-def _batched(img: torch.Tensor) -> tuple[torch.Tensor, bool]:
+def batched(img: torch.Tensor) -> tuple[torch.Tensor, bool]:
     """(C, H, W) -> (1, C, H, W) and whether to squeeze back."""
     if img.ndim == 3:
         return img.unsqueeze(0), True
@@ -29,7 +31,7 @@ def _batched(img: torch.Tensor) -> tuple[torch.Tensor, bool]:
     raise ValueError(f"expected (C, H, W) or (N, C, H, W), got {tuple(img.shape)}")
 
 
-def _unbatched(img: torch.Tensor, squeeze: bool) -> torch.Tensor:
+def unbatched(img: torch.Tensor, squeeze: bool) -> torch.Tensor:
     return img.squeeze(0) if squeeze else img
 
 
@@ -52,7 +54,7 @@ def _pad(x: torch.Tensor, pad: int) -> torch.Tensor:
 
 def filter2d(img: torch.Tensor, kernel: np.ndarray | torch.Tensor) -> torch.Tensor:
     """Convolve every channel with the same odd-sized kernel (depthwise conv2d, reflect padding)."""
-    x, squeeze = _batched(img)
+    x, squeeze = batched(img)
     k = torch.as_tensor(np.asarray(kernel, dtype=np.float32) if isinstance(kernel, np.ndarray) else kernel,
                         dtype=x.dtype)
     if k.ndim != 2 or k.shape[0] != k.shape[1] or k.shape[0] % 2 == 0:
@@ -60,25 +62,27 @@ def filter2d(img: torch.Tensor, kernel: np.ndarray | torch.Tensor) -> torch.Tens
     channels = x.shape[1]
     weight = k.flip(0, 1).expand(channels, 1, *k.shape).contiguous()  # flip: true convolution, not correlation
     out = F.conv2d(_pad(x, k.shape[0] // 2), weight, groups=channels)
-    return _unbatched(out, squeeze)
+    return unbatched(out, squeeze)
 
 
 def resize(img: torch.Tensor, size: Sequence[int], mode: str) -> torch.Tensor:
-    """Resize to ``size`` = (H, W) with area/bilinear/bicubic; bilinear/bicubic antialias when shrinking."""
-    if mode not in RESIZE_MODES:
-        raise ValueError(f"unknown resize mode {mode!r}; known: {', '.join(RESIZE_MODES)}")
-    x, squeeze = _batched(img)
+    """Resize to ``size`` = (H, W); bilinear/bicubic/lanczos antialias when shrinking, nearest never does."""
+    if mode not in ALL_RESIZE_MODES:
+        raise ValueError(f"unknown resize mode {mode!r}; known: {', '.join(ALL_RESIZE_MODES)}")
+    x, squeeze = batched(img)
     size = (int(size[0]), int(size[1]))
     if min(size) < 1:
         raise ValueError(f"resize target {size} is empty")
     if size == tuple(x.shape[-2:]):
         return img
-    if mode == "area":
+    if mode in ("lanczos", "nearest"):
+        out = resample.resize(x, size, mode)
+    elif mode == "area":
         out = F.interpolate(x, size=size, mode="area")
     else:
         shrinking = size[0] < x.shape[-2] or size[1] < x.shape[-1]
         out = F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=shrinking)
-    return _unbatched(out, squeeze)
+    return unbatched(out, squeeze)
 
 
 def subsample(img: torch.Tensor, factor: int) -> torch.Tensor:
@@ -132,25 +136,29 @@ def sensor_noise(img: torch.Tensor, peak: float, read: float, seed: int) -> torc
     return linear_to_srgb(torch.from_numpy(noisy).to(img.dtype))
 
 
-def jpeg(img: torch.Tensor, quality: int) -> torch.Tensor:
-    """JPEG round trip through Pillow at ``quality`` (1..100), 4:2:0 chroma as Pillow's default; 8-bit in and out."""
+def jpeg(img: torch.Tensor, quality: int, chroma: str = "4:2:0") -> torch.Tensor:
+    """JPEG round trip through Pillow at ``quality`` (1..100) and ``chroma`` subsampling ("4:2:0", Pillow's
+    default and most cameras', or "4:4:4"); 8-bit in and out."""
     from PIL import Image as PILImage
 
     if not 1 <= int(quality) <= 100:
         raise ValueError("JPEG quality must be in 1..100")
-    x, squeeze = _batched(img)
+    subsampling = {"4:4:4": 0, "4:2:0": 2}.get(chroma)
+    if subsampling is None:
+        raise ValueError(f"JPEG chroma must be '4:4:4' or '4:2:0', not {chroma!r}")
+    x, squeeze = batched(img)
     if x.shape[1] != 3:
         raise ValueError("JPEG expects RGB images")
     outs = []
     for one in x:
         array = np.rint(one.clamp(0, 1).permute(1, 2, 0).numpy() * 255.0).astype(np.uint8)
         buffer = io.BytesIO()
-        PILImage.fromarray(array).save(buffer, format="JPEG", quality=int(quality))
+        PILImage.fromarray(array).save(buffer, format="JPEG", quality=int(quality), subsampling=subsampling)
         buffer.seek(0)
         with PILImage.open(buffer) as decoded:
             back = np.asarray(decoded.convert("RGB"), dtype=np.float32) / 255.0
         outs.append(torch.from_numpy(back).permute(2, 0, 1))
-    return _unbatched(torch.stack(outs).to(img.dtype), squeeze)
+    return unbatched(torch.stack(outs).to(img.dtype), squeeze)
 
 
 def _bayer_masks(height: int, width: int, dtype: torch.dtype) -> torch.Tensor:
@@ -178,7 +186,7 @@ def demosaic_bilinear(raw: torch.Tensor) -> torch.Tensor:
     Written as normalised convolution (interpolate samples, divide by interpolated sample density) so it is the
     textbook bilinear result inside the image and still exact for flat regions at the borders.
     """
-    x, squeeze = _batched(raw)
+    x, squeeze = batched(raw)
     masks = _bayer_masks(*x.shape[-2:], x.dtype).unsqueeze(0)
     channels = []
     for c, k in enumerate((_RED_BLUE, _GREEN, _RED_BLUE)):
@@ -187,7 +195,7 @@ def demosaic_bilinear(raw: torch.Tensor) -> torch.Tensor:
         weight = _pad(mask.expand_as(x), 1)
         kernel = torch.from_numpy(k).to(x.dtype).view(1, 1, 3, 3)
         channels.append(F.conv2d(value, kernel) / F.conv2d(weight, kernel).clamp_min(1e-8))
-    return _unbatched(torch.cat(channels, dim=1), squeeze)
+    return unbatched(torch.cat(channels, dim=1), squeeze)
 
 
 def bayer_round_trip(img: torch.Tensor) -> torch.Tensor:
@@ -202,7 +210,7 @@ def film_grain(img: torch.Tensor, strength: float, grain_size: float, seed: int)
     mostly shared by the channels with a weaker per-channel (dye layer) part, and scaled by ``strength`` times
     an envelope that peaks in the midtones and vanishes in pure black and white, as film grain does.
     """
-    x, squeeze = _batched(img)
+    x, squeeze = batched(img)
     kernel = kernels.disc(kernels.fitting_size(grain_size + 0.5), grain_size)
     gain = 1.0 / float(np.sqrt((kernel**2).sum()))  # std of disc-filtered unit white noise is sqrt(sum k^2)
     n, c, h, w = x.shape
@@ -211,7 +219,7 @@ def film_grain(img: torch.Tensor, strength: float, grain_size: float, seed: int)
     mixed = 0.8 * grain[:, :1] + 0.6 * grain[:, 1:]  # unit variance: 0.8^2 + 0.6^2 = 1
     lum = luma(x).clamp(0, 1)
     envelope = 0.25 + 0.75 * 2 * torch.sqrt(lum * (1 - lum))
-    return _unbatched(x + strength * envelope * mixed, squeeze)
+    return unbatched(x + strength * envelope * mixed, squeeze)
 
 
 def colour_fade(img: torch.Tensor, contrast: float, gains: Sequence[float], lift: float) -> torch.Tensor:
@@ -220,3 +228,12 @@ def colour_fade(img: torch.Tensor, contrast: float, gains: Sequence[float], lift
     flat = 0.5 + contrast * (img - 0.5)
     cast = (flat * gain).clamp(0, 1)
     return lift + (1 - lift) * cast
+
+
+def tone_adjust(img: torch.Tensor, exposure: float, gamma: float, contrast: float, saturation: float) -> torch.Tensor:
+    """Global tone and colour as photo editors apply them: exposure gain in linear light, a gamma on the encoded
+    values, contrast about mid-grey, saturation as a blend with the luma (1 keeps each unchanged)."""
+    out = linear_to_srgb(srgb_to_linear(img) * exposure).clamp(0, 1) ** gamma
+    out = 0.5 + contrast * (out - 0.5)
+    grey = luma(out)
+    return grey + saturation * (out - grey)

@@ -13,46 +13,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from lway_engine.degradations import kernels, ops
-from lway_engine.degradations.catalog import CONTROLS, DESCRIPTIONS, EVALUATION_FAMILIES, TRAINING_PIPELINES
+from lway_engine.degradations.broad import plan_broad
+from lway_engine.degradations.catalog import (
+    CONTROLS,
+    DESCRIPTIONS,
+    EVALUATION_FAMILIES,
+    TRAINING_PIPELINES,
+    UNSEEN_FAMILIES,
+)
+from lway_engine.degradations.steps import OPS, Step, loguniform, seed_from
 
-__all__ = ["EVALUATION_FAMILIES", "OPS", "PIPELINES", "TRAINING_PIPELINES", "Pipeline", "Step", "apply_plan",
+__all__ = ["EVALUATION_FAMILIES", "OPS", "PIPELINES", "UNSEEN_FAMILIES", "TRAINING_PIPELINES", "Pipeline", "Step", "apply_plan",
            "crop_to_scale", "degrade", "plan"]
 
-
-@dataclass(frozen=True)
-class Step:
-    """One operation of a plan: ``op`` names an entry of ``OPS``, ``params`` are its keyword arguments."""
-
-    op: str
-    params: Mapping[str, Any] = field(default_factory=dict)
-
-    def __call__(self, img: torch.Tensor) -> torch.Tensor:
-        return ops.clip(OPS[self.op](img, **self.params))
-
-
-def _blur(img: torch.Tensor, kernel: Mapping[str, Any]) -> torch.Tensor:
-    return ops.filter2d(img, kernels.build(**kernel))
-
-
-OPS: dict[str, Callable[..., torch.Tensor]] = {
-    "blur": _blur,
-    "resize": ops.resize,
-    "subsample": ops.subsample,
-    "gaussian_noise": ops.gaussian_noise,
-    "poisson_noise": ops.poisson_noise,
-    "sensor_noise": ops.sensor_noise,
-    "jpeg": ops.jpeg,
-    "bayer": ops.bayer_round_trip,
-    "film_grain": ops.film_grain,
-    "fade": ops.colour_fade,
-}
 
 Planner = Callable[[np.random.Generator, int, int, int], list[Step]]
 
@@ -70,20 +50,12 @@ class Pipeline:
 # --------------------------------------------------------------------------------------------- sampling helpers
 
 
-def _seed(rng: np.random.Generator) -> int:
-    return int(rng.integers(0, 2**63 - 1))
-
-
 def _mode(rng: np.random.Generator) -> str:
     return str(rng.choice(ops.RESIZE_MODES))
 
 
 def _size(height: float, width: float) -> tuple[int, int]:
     return max(1, int(height)), max(1, int(width))
-
-
-def _loguniform(rng: np.random.Generator, low: float, high: float) -> float:
-    return float(math.exp(rng.uniform(math.log(low), math.log(high))))
 
 
 def _final(height: int, width: int, scale: int) -> tuple[int, int]:
@@ -141,7 +113,7 @@ def _plan_bsrgan(rng: np.random.Generator, height: int, width: int, scale: int) 
             steps.append(Step("resize", {"size": current, "mode": _mode(rng)}))
         elif op == 4:
             steps.append(Step("gaussian_noise", {"sigma": float(rng.uniform(2, 25)) / 255,
-                                                 "grey": bool(rng.random() < 0.4), "seed": _seed(rng)}))
+                                                 "grey": bool(rng.random() < 0.4), "seed": seed_from(rng)}))
         elif op == 5 and rng.random() < 0.9:
             steps.append(Step("jpeg", {"quality": int(rng.integers(30, 96))}))
     steps.append(Step("jpeg", {"quality": int(rng.integers(30, 96))}))
@@ -196,9 +168,9 @@ def _realesrgan_kernel(rng: np.random.Generator, stage: _Stage) -> dict[str, Any
 def _realesrgan_noise(rng: np.random.Generator, stage: _Stage) -> Step:
     if rng.random() < stage.gaussian_noise_prob:
         return Step("gaussian_noise", {"sigma": float(rng.uniform(*stage.noise_sigma)) / 255,
-                                       "grey": bool(rng.random() < stage.grey_noise_prob), "seed": _seed(rng)})
+                                       "grey": bool(rng.random() < stage.grey_noise_prob), "seed": seed_from(rng)})
     return Step("poisson_noise", {"scale": float(rng.uniform(*stage.poisson_scale)),
-                                  "grey": bool(rng.random() < stage.grey_noise_prob), "seed": _seed(rng)})
+                                  "grey": bool(rng.random() < stage.grey_noise_prob), "seed": seed_from(rng)})
 
 
 def _realesrgan_resize(rng: np.random.Generator, stage: _Stage, base: tuple[int, int]) -> Step:
@@ -250,8 +222,8 @@ def _plan_defocus_noise(rng: np.random.Generator, height: int, width: int, scale
     return [
         _disc_step(radius),
         Step("resize", {"size": _final(height, width, scale), "mode": _mode(rng)}),
-        Step("sensor_noise", {"peak": _loguniform(rng, 60, 600), "read": float(rng.uniform(0.0005, 0.003)),
-                              "seed": _seed(rng)}),
+        Step("sensor_noise", {"peak": loguniform(rng, 60, 600), "read": float(rng.uniform(0.0005, 0.003)),
+                              "seed": seed_from(rng)}),
     ]
 
 
@@ -262,8 +234,8 @@ def _plan_motion(rng: np.random.Generator, height: int, width: int, scale: int) 
     return [
         Step("blur", {"kernel": kernel}),
         Step("resize", {"size": _final(height, width, scale), "mode": _mode(rng)}),
-        Step("sensor_noise", {"peak": _loguniform(rng, 600, 3000), "read": float(rng.uniform(0.0002, 0.001)),
-                              "seed": _seed(rng)}),
+        Step("sensor_noise", {"peak": loguniform(rng, 600, 3000), "read": float(rng.uniform(0.0002, 0.001)),
+                              "seed": seed_from(rng)}),
     ]
 
 
@@ -283,7 +255,33 @@ def _plan_film(rng: np.random.Generator, height: int, width: int, scale: int) ->
                       "gains": [float(g) for g in 1 + rng.uniform(-0.08, 0.08, size=3)],
                       "lift": float(rng.uniform(0.02, 0.1))}),
         Step("film_grain", {"strength": float(rng.uniform(0.02, 0.06)), "grain_size": float(rng.uniform(0.5, 1.5)),
-                            "seed": _seed(rng)}),
+                            "seed": seed_from(rng)}),
+    ]
+
+
+# ------------------------------------------------------------------------------------------------ unseen families
+# Degradation types that no training pipeline contains (printing.py): they measure generalisation honestly now
+# that the broad space covers the four families above.
+
+
+def _plan_halftone_scan(rng: np.random.Generator, height: int, width: int, scale: int) -> list[Step]:
+    """A scanned magazine print: CMY halftone screens at the classic 15/75/0 degree angles (plus a random rotation
+    of the sheet), period 3-6 HR px, scanner blur, downsampled."""
+    turn = float(rng.uniform(0, 90))
+    sigma = _hr_extent(rng.uniform(0.8, 1.6), scale, 0.3, 3.0)
+    return [
+        Step("halftone", {"period": _hr_extent(rng.uniform(3.0, 6.0), scale, 2.0, 12.0),
+                          "angles": [15 + turn, 75 + turn, turn]}),
+        Step("blur", {"kernel": {"kind": "gaussian", "size": kernels.fitting_size(3 * sigma), "sigma_x": sigma}}),
+        Step("resize", {"size": _final(height, width, scale), "mode": _mode(rng)}),
+    ]
+
+
+def _plan_gif_palette(rng: np.random.Generator, height: int, width: int, scale: int) -> list[Step]:
+    """An old web image: downsampled, then saved with an adaptive palette of 16-96 colours and dithering."""
+    return [
+        Step("resize", {"size": _final(height, width, scale), "mode": _mode(rng)}),
+        Step("palette", {"colours": int(round(loguniform(rng, 16, 96))), "dither": True}),
     ]
 
 
@@ -291,10 +289,13 @@ _PLANNERS: dict[str, Planner] = {
     "bicubic": _plan_bicubic,
     "bsrgan": _plan_bsrgan,
     "realesrgan": _plan_realesrgan,
+    "broad": plan_broad,
     "defocus_noise": _plan_defocus_noise,
     "motion": _plan_motion,
     "bayer_jpeg": _plan_bayer_jpeg,
     "film": _plan_film,
+    "halftone_scan": _plan_halftone_scan,
+    "gif_palette": _plan_gif_palette,
 }
 PIPELINES: dict[str, Pipeline] = {
     name: Pipeline(name, description, _PLANNERS[name], random=name not in CONTROLS)

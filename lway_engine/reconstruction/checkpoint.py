@@ -25,6 +25,9 @@ from lway_engine.reconstruction.model import LWayReconstruction, ReconstructionC
 
 FORMAT = "lway-reconstruction"
 FORMAT_VERSION = 1
+# Config fields added after the first files were written: a file without one was trained without the feature, which
+# is what the field's default means. Any other missing field is damage.
+_ADDED_FIELDS = frozenset({"colour_head"})
 
 
 class CheckpointError(Exception):
@@ -90,7 +93,8 @@ def read_checkpoint_info(path: str | os.PathLike[str]) -> CheckpointInfo:
                 f"{path} has format version {version}, this lway-engine reads up to {FORMAT_VERSION}: "
                 "upgrade lway-engine"
             )
-        fields = {f.name: int(metadata[f.name]) for f in dataclasses.fields(ReconstructionConfig)}
+        fields = {f.name: int(metadata[f.name] if f.name in metadata or f.name not in _ADDED_FIELDS else f.default)
+                  for f in dataclasses.fields(ReconstructionConfig)}
         config = ReconstructionConfig(**fields)
         extra = json.loads(metadata["extra"])
         content_sha256 = metadata["content_sha256"]

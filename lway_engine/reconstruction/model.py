@@ -19,11 +19,14 @@ class ReconstructionConfig:
     encoder_width: int = 64
     reconstructor_width: int = 64
     num_blocks: int = 4
+    colour_head: int = 0  # 1: R ends with an embedding-driven global colour/tone map (reconstructor.apply_colour)
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "colour_head" else 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.colour_head not in (0, 1):
+            raise ValueError(f"colour_head must be 0 or 1, got {self.colour_head!r}")
 
 
 class LWayReconstruction(nn.Module):
@@ -38,7 +41,8 @@ class LWayReconstruction(nn.Module):
         self.config = config or ReconstructionConfig()
         c = self.config
         self.encoder = DegradationEncoder(c.embed_dim, c.encoder_width)
-        self.reconstructor = Reconstructor(c.scale, c.embed_dim, c.reconstructor_width, c.num_blocks)
+        self.reconstructor = Reconstructor(c.scale, c.embed_dim, c.reconstructor_width, c.num_blocks,
+                                           bool(c.colour_head))
 
     def forward(self, hr: Tensor, lr: Tensor) -> Tensor:
         """Reconstruct ``lr`` from ``hr`` and the degradation embedding of ``lr`` itself."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -31,10 +32,30 @@ class Styles:
     style: tuple[Tensor, ...]
     demod: tuple[Tensor, ...]
     convs: tuple[PackedConv, ...] | None = None  # conv_in, blocks..., conv_out; None: the PyTorch path
+    colour: Tensor | None = None  # (B, COLOUR_PARAMS) for R's colour head; None: R has none
 
     def select(self, index: Tensor) -> Styles:
         """The styles of the embeddings at ``index`` (e.g. the source image of each crop in a batch)."""
-        return replace(self, style=tuple(s[index] for s in self.style), demod=tuple(d[index] for d in self.demod))
+        return replace(self, style=tuple(s[index] for s in self.style), demod=tuple(d[index] for d in self.demod),
+                       colour=None if self.colour is None else self.colour[index])
+
+
+COLOUR_PARAMS = 9 + 3 + 6  # 3x3 matrix (minus identity), offset, two curve coefficients per channel
+
+
+def apply_colour(x: Tensor, params: Tensor) -> Tensor:
+    """R's global tone and colour map ``y = (I + A) x + b + c1 x(1-x) + c2 x(1-x)(2x-1)`` per pixel, channels
+    mixed by A; ``params`` (B, COLOUR_PARAMS) from the embedding, all zero = the identity.
+
+    Why: fading, colour casts, white-balance and exposure errors change every pixel's colour by one smooth map per
+    image. The modulated blocks are demodulated, so they cannot scale their output by the embedding; this head
+    can, and it applies to R's whole output so the detail is scaled with the tones as the degradation scales it.
+    """
+    matrix, offset, curve = params[:, :9].view(-1, 3, 3), params[:, 9:12], params[:, 12:].view(-1, 3, 2)
+    bump = x * (1 - x)
+    mixed = x + torch.einsum("bij,bjhw->bihw", matrix, x)
+    return mixed + offset[:, :, None, None] + curve[:, :, 0, None, None] * bump \
+        + curve[:, :, 1, None, None] * bump * (2 * x - 1)
 
 
 class Reconstructor(nn.Module):
@@ -50,7 +71,8 @@ class Reconstructor(nn.Module):
     float32 rounding. Training R always uses the PyTorch path, which also gives the weights' gradients.
     """
 
-    def __init__(self, scale: int = 4, embed_dim: int = 512, width: int = 64, num_blocks: int = 4) -> None:
+    def __init__(self, scale: int = 4, embed_dim: int = 512, width: int = 64, num_blocks: int = 4,
+                 colour_head: bool = False) -> None:
         super().__init__()
         self.scale = scale
         self.use_extension = True
@@ -59,6 +81,10 @@ class Reconstructor(nn.Module):
         self.conv_out = nn.Conv2d(width, 3, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
+        self.colour = nn.Linear(embed_dim, COLOUR_PARAMS) if colour_head else None
+        if self.colour is not None:  # starts as the identity map, like the zero output conv
+            nn.init.zeros_(self.colour.weight)
+            nn.init.zeros_(self.colour.bias)
 
     def _fused(self) -> bool:
         frozen = not any(p.requires_grad for p in self.parameters())  # the op gives no gradients to R's weights
@@ -71,7 +97,8 @@ class Reconstructor(nn.Module):
         if self._fused() and op_available(e.device):
             layers = [self.conv_in, *self.blocks, self.conv_out]
             convs = tuple(PackedConv.of(layer.weight, layer.bias) for layer in layers)
-        return Styles(tuple(style), tuple(demod), convs)
+        colour = None if self.colour is None else self.colour(e)
+        return Styles(tuple(style), tuple(demod), convs, colour)
 
     def forward(self, hr: Tensor, e: Tensor | None = None, styles: Styles | None = None) -> Tensor:
         """``hr`` (B, 3, H, W), H and W multiples of ``scale``, and ``e`` or ``styles`` -> LR (B, 3, H/s, W/s).
@@ -99,4 +126,5 @@ class Reconstructor(nn.Module):
             for block, style, demod in zip(self.blocks, styles.style, styles.demod, strict=True):
                 x = (x + block(x, style, demod)) * _RESIDUAL_GAIN
             out = self.conv_out(x)
-        return F.avg_pool2d(hr, self.scale) + out
+        lr = F.avg_pool2d(hr, self.scale) + out
+        return lr if styles.colour is None else apply_colour(lr, styles.colour)

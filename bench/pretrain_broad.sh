@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Train the default E+R checkpoint (lway_engine/assets/lway-er-x4.safetensors; model card beside it) on the
+# training split of ../shared/data, resumably:
+#
+#     bench/pretrain_broad.sh OUT.safetensors [--resume] [other `lway-engine pretrain` options]
+#
+# Training data (and only these; everything else in ../shared/data evaluates):
+#   Urban100_HR_jpeg (all), Manga109_HR_jpeg (all), Sun_Hays80 files 1-40 by name, City100 pairs 001-030.
+# Each folder's last 10% by name is held out for validation. Synthetic LR comes from the broad / BSRGAN /
+# Real-ESRGAN mix (lway_engine.degradations.TRAINING_MIX);
+# 30% of the samples are real pairs (--real-fraction 0.3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${LWAY_DATA:-../shared/data}
+OUT=$1; shift
+args=()
+for f in "$DATA"/Urban100_HR_jpeg/*.jpg "$DATA"/Manga109_HR_jpeg/*.jpg; do args+=(--hr "$f"); done
+while IFS= read -r f; do args+=(--hr "$DATA/Sun_Hays80/$f"); done < <(ls "$DATA/Sun_Hays80" | LC_ALL=C grep -E '\.(jpg|png)$' | LC_ALL=C sort | head -40)
+for i in $(seq -w 1 30); do args+=(--pairs "$DATA/City100_NikonD5500_crop768/0${i}H.png"); done
+exec "${LWAY_ENGINE:-.venv/bin/lway-engine}" pretrain -o "$OUT" "${args[@]}" \
+    --steps "${STEPS:-15000}" --batch 16 --crop 64 --blocks 6 --width 64 --colour-head --real-fraction 0.3 \
+    --checkpoint-every "${CHECKPOINT_EVERY:-250}" --seed 0 "$@"

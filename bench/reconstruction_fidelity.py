@@ -1,0 +1,113 @@
+"""How well does a reconstructor R reproduce held-out LR images, and does its loss point towards the HR?
+
+    .venv/bin/python bench/reconstruction_fidelity.py                          # the bundled checkpoint
+    .venv/bin/python bench/reconstruction_fidelity.py --checkpoint old=OLD.safetensors --checkpoint new=NEW.safetensors
+
+Per set (City100 pairs 031-060; every evaluation family and the two unseen families on Kodak24 crops, the LR
+images of ``bench/quality.py``), for each checkpoint:
+
+- PSNR (RGB, 8-bit, 2-px border crop) and LPIPS-alex of ``R(HR, E(LR))`` against the LR: can R, told the LR's
+  embedding, produce that LR from the true HR? The ``area`` column is the plain area downsample of the HR, R's
+  starting point (an untrained R is exactly that).
+- the *signal margin*: LWay loss of ``R(S(LR), E(LR))`` minus that of ``R(HR, E(LR))``, with S = Real-ESRGAN x4plus
+  and the loss as ``adapt`` computes it (HF-weighted L1 + LPIPS). Positive: the loss is lower at the HR than at
+  S's output, so adapting S moves it towards the HR; negative: the loss prefers an output that keeps the
+  degradation (what ``bench/objective_check.py`` found for the old checkpoint on bayer_jpeg and film).
+
+Prints a table and writes bench/results/reconstruction_fidelity_<device>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from quality import city100, family_set
+
+from lway_engine.adaptation.loss import LWayLoss
+from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
+from lway_engine.degradations import EVALUATION_FAMILIES, UNSEEN_FAMILIES
+from lway_engine.imageio import Image, to_tensor
+from lway_engine.losses import LPIPS
+from lway_engine.metrics.perceptual import lpips_batch
+from lway_engine.models import load_model
+from lway_engine.reconstruction import load_checkpoint
+from lway_engine.upscale import UpscaleOptions, upscale_image
+
+BORDER = 2  # LR pixels left out of PSNR: R's and the degradations' padding differ at the edges
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR of 8-bit-quantised images, border cropped (the SR toolkits' convention, on RGB)."""
+    a, b = (torch.round(x.clamp(0, 1) * 255)[..., BORDER:-BORDER, BORDER:-BORDER].double() for x in (a, b))
+    return float(10 * torch.log10(255.0**2 / (a - b).square().mean()))
+
+
+def lpips(metric: LPIPS, a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(lpips_batch(metric, a.clamp(0, 1), b))
+
+
+def sets(per_family: int) -> dict[str, list[tuple[str, np.ndarray, np.ndarray]]]:
+    items = {"city100": city100(30)}
+    for family in (*EVALUATION_FAMILIES, *UNSEEN_FAMILIES):
+        items[family] = family_set("Kodak24", family, per_family, 256)
+    return items
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", action="append", metavar="NAME=PATH",
+                        help=f"a reconstructor to score (repeatable); default: bundled={DEFAULT_RECONSTRUCTOR}")
+    parser.add_argument("--per-family", type=int, default=24, help="Kodak24 crops per family (default: all 24)")
+    parser.add_argument("--only", help="comma-separated subset of sets")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    checkpoints = dict(c.split("=", 1) for c in args.checkpoint or [f"bundled={DEFAULT_RECONSTRUCTOR}"])
+    torch.manual_seed(0)
+    model = load_model("realesrgan-x4plus")
+    metric = LPIPS("alex")
+    loss_fn = LWayLoss(metric)
+    recons = {name: load_checkpoint(path, expect_scale=4) for name, path in checkpoints.items()}
+    data = sets(args.per_family)
+    if args.only:
+        data = {k: v for k, v in data.items() if k in args.only.split(",")}
+    results: dict[str, dict] = {}
+    started = time.perf_counter()
+    for set_name, items in data.items():
+        rows = []
+        for stem, lr_np, hr_np in items:
+            lr, hr = to_tensor(lr_np), to_tensor(hr_np)
+            sr = to_tensor(upscale_image(model, Image(lr_np, None, 8), UpscaleOptions(tile=512)).pixels)
+            area = F.avg_pool2d(hr, 4)
+            row = {"image": stem, "area": {"psnr": psnr(area, lr), "lpips": lpips(metric, area, lr)}}
+            with torch.no_grad():
+                for name, recon in recons.items():
+                    styles = recon.reconstructor.prepare(recon.encoder(lr))
+                    from_hr = recon.reconstructor(hr, styles=styles)
+                    from_sr = recon.reconstructor(sr, styles=styles)
+                    row[name] = {"psnr": psnr(from_hr, lr), "lpips": lpips(metric, from_hr, lr),
+                                 "margin": float(loss_fn(from_sr, lr).total - loss_fn(from_hr, lr).total)}
+            rows.append(row)
+        columns = ["area", *recons]
+        mean = {c: {k: float(np.mean([r[c][k] for r in rows])) for k in rows[0][c]} for c in columns}
+        results[set_name] = {"mean": mean, "images": rows}
+        cells = "  ".join(f"{c}: {mean[c]['psnr']:6.2f} dB / {mean[c]['lpips']:.4f}"
+                          + (f" / {mean[c]['margin']:+.4f}" if "margin" in mean[c] else "") for c in columns)
+        print(f"{set_name:<14} {len(rows):>3}  {cells}", flush=True)
+    print("(per column: PSNR of R(HR, E(LR)) vs LR / LPIPS / signal margin; area = plain area downsample)")
+    device = f"{platform.machine()} CPU"
+    out = args.out or Path(__file__).resolve().parent / "results" / \
+        f"reconstruction_fidelity_{device.replace(' ', '_')}.json"
+    out.write_text(json.dumps({"device": device, "checkpoints": checkpoints, "per_family": args.per_family,
+                               "seconds": time.perf_counter() - started, "results": results}, indent=1))
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()
