@@ -163,9 +163,16 @@ def adapt(
     hf_weight: Annotated[bool, typer.Option("--hf-weight/--no-hf-weight", help="Weight the loss by the Haar "
                                             "high-frequency map (ablation: off).")] = True,
     anchor: Annotated[float, typer.Option(
-        help="Hold low-frequency areas to the unadapted model's output with this weight: adds anchor * mean((1-W) "
-             "* |S(LR) - S0(LR)|). Less harm where the reconstructor cannot reproduce the degradation (noise grain, "
+        help="With --no-select: hold low-frequency areas to the unadapted output with this weight: adds anchor * "
+             "mean((1-W) * |S(LR) - S0(LR)|). Less harm where the reconstructor cannot reproduce the degradation (noise grain, "
              "faded colours), smaller gains elsewhere; 0 is the paper's loss.")] = 0.0,
+    texture: Annotated[float, typer.Option(
+        help="With --no-select: weight of LPIPS(S(LR), S0(LR)) at SR size, keeping the unadapted model's texture "
+             "while the LR-scale loss fixes colour and structure; 0 is the paper's loss.")] = 0.0,
+    select: Annotated[bool, typer.Option(
+        "--select/--no-select", help="Choose the stopping step and the texture-keeping strength by a quality "
+        "signal scored on LR regions never trained on, and keep the unadapted weights when nothing beats them "
+        "(report.md, signal.png say why). --no-select runs the fixed schedule with --anchor/--texture.")] = True,
     seed: Annotated[int, typer.Option(help="Seed for crops and initialisation.")] = 0,
     device: Annotated[str, typer.Option(help="torch device.")] = "cpu",
     compile: Annotated[bool, typer.Option(
@@ -195,7 +202,8 @@ def adapt(
         files = [source for source, _ in collect_inputs(inputs)]
         config = AdaptConfig(iterations=iterations, lr=lr, batch=batch, crop=crop, trainable_fraction=fraction,
                              trainable_patterns=patterns, hf_weight=hf_weight, seed=seed, compile=compile,
-                             amp=amp, deterministic=deterministic, extension=ext, anchor=anchor)
+                             amp=amp, deterministic=deterministic, extension=ext, anchor=anchor, texture=texture,
+                             select=select)
         runs = run_adaptation(loaded, files, output, recon, config, per_image)
     except (ModelLoadError, CheckpointError, FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)

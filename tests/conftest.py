@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -74,3 +75,21 @@ def photo():
 def shared_file():
     """``shared_file(relative)``: a path under ../shared/data, or skip (see ``_shared_file``)."""
     return _shared_file
+
+
+@pytest.fixture()
+def small_reconstruction():
+    """A randomly initialised, small E+R (fast; adaptation tests need its mechanics, not its quality)."""
+    from lway_engine.reconstruction import LWayReconstruction, ReconstructionConfig
+
+    torch.manual_seed(0)
+    return LWayReconstruction(ReconstructionConfig(scale=4, embed_dim=32, encoder_width=16, reconstructor_width=16,
+                                                   num_blocks=1))
+
+
+@pytest.fixture()
+def fresh_compact(lway_home: Path):
+    """Real-ESRGAN animevideov3 (the real, small Compact model), loaded fresh for each test that changes it."""
+    from lway_engine.models import load_model
+
+    return load_model("realesr-animevideov3")

@@ -1,7 +1,9 @@
 """The adaptation loop: S(LR crop) -> R(., E(LR)) vs the LR crop, updating a subset of S's parameters with Adam.
 
 Each step (``step.py``, eager or compiled) computes the loss and applies its update in one go; the loop samples the
-crops and checks the loss afterwards. Faults are contained per run: a loss that turns NaN or explodes restores the
+crops and checks the loss afterwards. Given a :class:`~lway_engine.adaptation.signal.Holdout`, crops never touch
+the held-out strips, the no-HR quality signal (``signal.py``) is scored every ``eval_every`` steps, and the loop
+ends with the weights of the best-scoring step seen (step 0, the unadapted model, included), not the last. Faults are contained per run: a loss that turns NaN or explodes restores the
 last weights that gave a good loss (those before the previous update, as a check before the update would) and
 stops; Ctrl-C keeps the weights of the last completed step. Either way the caller still writes its outputs.
 """
@@ -17,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from lway_engine.adaptation.loss import LWayLoss
+from lway_engine.adaptation.signal import Holdout, QualityMonitor, SignalPoint
 from lway_engine.adaptation.step import AdaptStep, execution_settings
 from lway_engine.adaptation.trainable import select_trainable
 from lway_engine.models import LoadedModel
@@ -41,6 +44,9 @@ class AdaptConfig:
     deterministic: bool = False
     extension: bool = True  # R through the C++ op lway::conv3x3_fused (csrc/); False: the PyTorch path
     anchor: float = 0.0  # weight holding flat areas to the unadapted model's output (step.py); 0: the paper's loss
+    texture: float = 0.0  # weight of LPIPS(S(LR), S0(LR)) at SR size, keeping the unadapted texture (step.py)
+    select: bool = True  # choose the step and the candidate by the no-HR signal (select.py); False: fixed schedule
+    eval_every: int = 0  # steps between signal evaluations; 0: iterations // 8 (at least 1)
 
 
 @dataclass
@@ -56,6 +62,15 @@ class AdaptLog:
     l1: list[float] = field(default_factory=list)
     lpips: list[float] = field(default_factory=list)
     step_seconds: list[float] = field(default_factory=list)
+    signal: list[SignalPoint] = field(default_factory=list)  # with a holdout: the signal every eval_every steps
+    best_step: int | None = None  # with a holdout: the step whose weights the model ends with
+
+    def best_step_index(self) -> int:
+        return next(i for i, p in enumerate(self.signal) if p.step == self.best_step)
+
+    @property
+    def best(self) -> SignalPoint | None:
+        return self.signal[self.best_step_index()] if self.signal else None
 
 
 def effective_crop(images: list[torch.Tensor], crop: int, multiple_of: int) -> int:
@@ -73,27 +88,30 @@ def _at_least(img: torch.Tensor, side: int) -> torch.Tensor:
     return torch.nn.functional.pad(img[None], (0, pad_w, 0, pad_h), mode=mode)[0]
 
 
-def _random_crops(images: list[torch.Tensor], batch: int, crop: int,
-                  rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch of random crops (drawn from random images) with each crop's image index."""
+def _random_crops(images: list[torch.Tensor], batch: int, crop: int, rng: np.random.Generator,
+                  limits: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of random crops (drawn from random images, inside each image's ``limits``) with each crop's index."""
     picks = rng.integers(0, len(images), size=batch)
     crops = []
     for i in picks:
-        height, width = images[i].shape[-2:]
+        height, width = limits[i]
         top, left = rng.integers(0, height - crop + 1), rng.integers(0, width - crop + 1)
         crops.append(images[i][:, top : top + crop, left : left + crop])
     return torch.stack(crops), torch.as_tensor(picks, device=images[0].device)
 
 
 def adapt(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.nn.Module, loss_fn: LWayLoss,
-          config: AdaptConfig, progress: bool = True) -> AdaptLog:
-    """Adapt ``model.module`` in place on LR ``images`` ((3, h, w) tensors in [0, 1] on the model's device)."""
+          config: AdaptConfig, progress: bool = True, holdout: Holdout | None = None) -> AdaptLog:
+    """Adapt ``model.module`` in place on LR ``images`` ((3, h, w) tensors in [0, 1] on the model's device);
+    with ``holdout``, train outside its strips and keep the weights of the step the signal scores best."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     module = model.module.eval()  # fine-tuning keeps inference behaviour (no dropout/BN statistics updates)
     select_trainable(module, config.trainable_fraction, list(config.trainable_patterns) or None)
     params = [p for p in module.parameters() if p.requires_grad]
-    log = AdaptLog(crop=effective_crop(images, config.crop, model.size.multiple_of),
+    limits = holdout.limits if holdout else [tuple(img.shape[-2:]) for img in images]
+    bounded = [img[:, :h, :w] for img, (h, w) in zip(images, limits, strict=True)]
+    log = AdaptLog(crop=effective_crop(bounded, config.crop, model.size.multiple_of),
                    trainable=sum(p.numel() for p in params),
                    total_parameters=sum(p.numel() for p in module.parameters()))
     if log.crop < config.crop:
@@ -107,7 +125,13 @@ def adapt(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.
         styles = reconstruction.reconstructor.prepare(embeddings)  # once per run, not per step: e and R are fixed
     device = embeddings.device
     step_fn = AdaptStep(module, reconstruction.reconstructor, styles, loss_fn, params, config.lr, device,
-                        config.compile, config.amp, config.anchor)
+                        config.compile, config.amp, config.anchor, config.texture)
+    monitor = QualityMonitor(images, holdout, reconstruction.reconstructor, styles, model.scale) if holdout else None
+    eval_every = config.eval_every or max(1, config.iterations // 8)
+    best = [p.detach().clone() for p in params] if monitor else []  # weights of the best-scoring step
+    if monitor:
+        log.signal.append(monitor.start(module))
+        log.best_step = 0
     good = [p.detach().clone() for p in params]  # weights whose loss was finite and not exploding
     current = [p.detach().clone() for p in params]  # weights the running step started from
     updating = False  # between the snapshot into `current` and the step's return
@@ -116,7 +140,7 @@ def adapt(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.
         with execution_settings(device, config.deterministic):
             for step in bar:
                 started = time.perf_counter()
-                lr_crops, picks = _random_crops(images, config.batch, log.crop, rng)
+                lr_crops, picks = _random_crops(images, config.batch, log.crop, rng, limits)
                 _copy(params, current)
                 updating = True
                 value, l1, lpips = step_fn(lr_crops, picks).tolist()
@@ -132,6 +156,13 @@ def adapt(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.
                 log.lpips.append(lpips)
                 log.step_seconds.append(time.perf_counter() - started)
                 bar.set_postfix(loss=f"{value:.4f}", l1=f"{l1:.4f}", lpips=f"{lpips:.4f}")
+                if monitor and (step + 1 == config.iterations or (step + 1) % eval_every == 0):
+                    point = monitor.evaluate(module, step + 1)
+                    log.signal.append(point)
+                    if _better(point, log.signal[log.best_step_index()]):
+                        _copy(params, best)
+                        log.best_step = point.step
+                    bar.set_postfix(loss=f"{value:.4f}", signal=f"{point.value:+.4f}")
             else:
                 log.status = "done"
     except KeyboardInterrupt:
@@ -141,8 +172,15 @@ def adapt(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.
         log.message += f"interrupted after {len(log.loss)} steps; keeping the weights learned so far."
     finally:
         bar.close()
+        if monitor:  # end with the best-scoring weights (step 0: the unadapted model), whatever stopped the run
+            _copy(best, params)
         module.requires_grad_(False).to(memory_format=torch.contiguous_format)
     return log
+
+
+def _better(point: SignalPoint, best: SignalPoint) -> bool:
+    """Lower signal wins; a NaN never does."""
+    return math.isfinite(point.value) and point.value < best.value
 
 
 def _copy(sources: list[torch.Tensor], targets: list[torch.Tensor]) -> None:

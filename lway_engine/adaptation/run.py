@@ -2,13 +2,14 @@
 
 Outputs in OUTDIR: ``sr_before/`` and ``sr_after/`` (the model's results before and after adaptation),
 ``compare/<name>.png`` (LR enlarged | before | after), ``weights/`` (adapted weights in the input checkpoint's own
-layout), ``report.json`` and ``report.md`` (settings, loss curve, time per step, per-image status).
+layout), ``report.json``, ``report.md`` and ``signal.png`` (the decision and why, loss and no-HR signal curves per
+candidate; ``report.py``). With ``config.select`` (the default) ``select.py`` picks the candidate and the step, or
+keeps the unadapted weights when no candidate beats them; per image in per-image mode.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -17,6 +18,8 @@ import numpy as np
 
 from lway_engine.adaptation.loop import AdaptConfig, AdaptLog, adapt
 from lway_engine.adaptation.loss import LWayLoss
+from lway_engine.adaptation.report import write_report
+from lway_engine.adaptation.select import Decision, adapt_and_select
 from lway_engine.adaptation.step import amp_dtype
 from lway_engine.adapted_weights import OriginalLayout
 from lway_engine.compiled import DynamicSizeNetwork
@@ -31,22 +34,6 @@ DEFAULT_RECONSTRUCTOR = Path(__file__).resolve().parent.parent / "assets" / "lwa
 def _compare(lr: Image, before: Image, after: Image, scale: int) -> Image:
     enlarged = np.repeat(np.repeat(lr.rgb(), scale, axis=0), scale, axis=1)
     return Image(np.concatenate([enlarged, before.rgb(), after.rgb()], axis=1), None, 8)
-
-
-def _write_report(outdir: Path, settings: dict, runs: dict[str, AdaptLog], seconds: float) -> None:
-    report = {"settings": settings, "seconds": seconds, "runs": {k: asdict(v) for k, v in runs.items()}}
-    (outdir / "report.json").write_text(json.dumps(report, indent=1))
-    lines = ["# LWay adaptation report", "", "| setting | value |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in settings.items()]
-    lines += ["", "| run | status | steps | first loss | last loss | s/step | note |", "|---|---|---|---|---|---|---|"]
-    for name, log in runs.items():
-        first = f"{log.loss[0]:.4f}" if log.loss else "-"
-        last = f"{np.mean(log.loss[-10:]):.4f}" if log.loss else "-"
-        per_step = f"{np.median(log.step_seconds):.2f}" if log.step_seconds else "-"
-        lines.append(f"| {name} | {log.status} | {len(log.loss)} | {first} | {last} | {per_step} | {log.message} |")
-    lines += ["", f"Total time: {seconds:.1f} s. Loss = L1(W*LR_hat, W*LR) + LPIPS-alex(W*LR_hat, W*LR); "
-              "'last loss' is the mean of the last 10 steps."]
-    (outdir / "report.md").write_text("\n".join(lines) + "\n")
 
 
 def run_adaptation(model: LoadedModel, inputs: list[Path], outdir: Path, reconstruction: LWayReconstruction,
@@ -70,12 +57,20 @@ def run_adaptation(model: LoadedModel, inputs: list[Path], outdir: Path, reconst
     before = {name: upscale_image(runner, img, options) for name, img in images.items()}
     groups = {name: [name] for name in images} if per_image else {"all": list(images)}
     runs: dict[str, AdaptLog] = {}
+    decisions: dict[str, Decision] = {}
     after: dict[str, Image] = {}
     try:
         for run_name, names in groups.items():
             model.module.load_state_dict(original)
             tensors = [to_tensor(images[n].rgb())[0].to(device) for n in names]
-            runs[run_name] = adapt(model, tensors, reconstruction, loss_fn, config, progress)
+            if config.select:
+                runs[run_name], decisions[run_name] = adapt_and_select(model, tensors, reconstruction, loss_fn,
+                                                                       config, progress=progress)
+                runs[run_name].message += decisions[run_name].reason
+            else:
+                runs[run_name] = adapt(model, tensors, reconstruction, loss_fn, config, progress)
+                decisions[run_name] = Decision(True, f"fixed schedule of {config.iterations} steps (--no-select): "
+                                               "no held-out signal was scored", runs={"fixed": runs[run_name]})
             weights_name = "adapted" if run_name == "all" else run_name
             layout.save(model.module, outdir / "weights" / f"{weights_name}.safetensors")
             for n in names:
@@ -90,5 +85,5 @@ def run_adaptation(model: LoadedModel, inputs: list[Path], outdir: Path, reconst
         settings = {**asdict(config), "model": str(model.path), "architecture": model.architecture,
                     "mode": "per-image" if per_image else "whole-set", "images": len(images),
                     "device": str(device)}
-        _write_report(outdir, settings, runs, time.perf_counter() - started)
+        write_report(outdir, settings, runs, decisions, time.perf_counter() - started)
     return runs

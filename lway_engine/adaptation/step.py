@@ -16,6 +16,11 @@ deterministic R cannot reproduce an LR's noise realisation or a degradation it n
 demosaicking; ``bench/objective_check.py``), and without the anchor S learns to paint them into flat areas. It is
 off by default (the paper's loss).
 
+``texture`` > 0 adds ``texture * LPIPS(S(LR), S0(LR))`` at SR size: a perceptual anchor to the unadapted model's own
+output, which keeps its texture statistics (what LPIPS compares) while the LR-scale loss corrects colour and
+structure. Why: even with a perfect reconstructor the LR-scale loss alone trades the GAN texture for fidelity
+(the output gets smoother), since nothing in it sees the frequencies above the LR's Nyquist limit.
+
 Crop shapes are fixed during a run, so the forward compiles once. ``amp`` (CUDA only) runs S, R and LPIPS under
 autocast; the L1 term and the loss's sum stay float32, and fp16 scales the loss (GradScaler, which the fused Adam
 unscales without a device sync). On CUDA the model runs channels_last, the layout tensor-core convolutions want.
@@ -89,16 +94,16 @@ class AdaptStep:
 
     def __init__(self, module: nn.Module, reconstructor: Reconstructor, styles: Styles, loss_fn: LWayLoss,
                  params: list[nn.Parameter], lr: float, device: torch.device, compile: bool = False,
-                 amp: str | None = None, anchor: float = 0.0) -> None:
-        if anchor < 0:
-            raise ValueError(f"anchor must be >= 0, got {anchor}")
+                 amp: str | None = None, anchor: float = 0.0, texture: float = 0.0) -> None:
+        if anchor < 0 or texture < 0:
+            raise ValueError(f"anchor and texture weights must be >= 0, got {anchor} and {texture}")
         self.module, self.reconstructor, self.styles, self.loss_fn = module, reconstructor, styles, loss_fn
         self.autocast_dtype = amp_dtype(amp, device)
         self.channels_last = device.type == "cuda"
         if self.channels_last:
             module.to(memory_format=torch.channels_last)
-        self.anchor = anchor
-        self.unadapted = copy.deepcopy(module).requires_grad_(False) if anchor else None
+        self.anchor, self.texture = anchor, texture
+        self.unadapted = copy.deepcopy(module).requires_grad_(False) if anchor or texture else None
         self.optimizer = torch.optim.Adam(params, lr=lr, fused=True if compile else None)
         self.scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
         # On the CPU, inductor's switch of the convolutions to channels-last slows their backward (oneDNN) more than
@@ -120,12 +125,18 @@ class AdaptStep:
             terms = self.loss_fn(self.reconstruct(sr, condition).float(), lr_crops)
             if self.unadapted is None:
                 return terms
-            return LossTerms(terms.total + self.anchor * self.flat_area_anchor(sr, lr_crops), terms.l1, terms.lpips)
+            with torch.no_grad():
+                reference = self.unadapted(lr_crops).float()
+            total = terms.total
+            if self.anchor:
+                total = total + self.anchor * self.flat_area_anchor(sr, reference, lr_crops)
+            if self.texture:
+                total = total + self.texture * self.loss_fn.lpips(sr.float(), reference).mean()
+            return LossTerms(total, terms.l1, terms.lpips)
 
-    def flat_area_anchor(self, sr: torch.Tensor, lr_crops: torch.Tensor) -> torch.Tensor:
+    def flat_area_anchor(self, sr: torch.Tensor, reference: torch.Tensor, lr_crops: torch.Tensor) -> torch.Tensor:
         """``mean((1 - W) * |S(LR) - S0(LR)|)`` at SR size (see the module docstring)."""
         with torch.no_grad():
-            reference = self.unadapted(lr_crops).float()
             flat = 1 - F.interpolate(hf_weight_map(lr_crops), size=sr.shape[-2:], mode="nearest")
         return (flat * (sr.float() - reference)).abs().mean()
 

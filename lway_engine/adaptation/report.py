@@ -1,0 +1,84 @@
+"""``adapt``'s report: ``report.json`` (everything), ``report.md`` (settings, runs, the decision and why) and, where
+the no-HR signal ran, ``signal.png``: loss and signal against steps per candidate, the chosen step marked. A user
+who has no HR judges adaptation by this page, so the decision is stated first, in words, then shown."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from lway_engine.adaptation.loop import AdaptLog
+from lway_engine.adaptation.select import Decision
+from lway_engine.atomic import atomic_write
+
+
+def write_report(outdir: Path, settings: dict, runs: dict[str, AdaptLog], decisions: dict[str, Decision],
+                 seconds: float) -> None:
+    """Write report.json, report.md and (where a signal was scored) signal.png into ``outdir``."""
+    report = {"settings": settings, "seconds": seconds, "runs": {k: asdict(v) for k, v in runs.items()},
+              "decisions": {k: {**asdict(d), "runs": {c: asdict(log) for c, log in (d.runs or {}).items()}}
+                            for k, d in decisions.items()}}
+    atomic_write(outdir / "report.json", lambda tmp: tmp.write_text(json.dumps(report, indent=1, default=str)))
+    lines = ["# LWay adaptation report", ""]
+    for name, decision in decisions.items():
+        lines.append(f"- **{name}**: {decision.reason}")
+    lines += ["", "| setting | value |", "|---|---|", *[f"| {k} | {v} |" for k, v in settings.items()]]
+    lines += ["", "| run | candidate | status | steps | first loss | last loss | best step | signal there | s/step | "
+              "note |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, decision in decisions.items():
+        for candidate, log in (decision.runs or {name: runs[name]}).items():
+            lines.append(_row(name, candidate, log))
+    plotted = plot_signal(outdir / "signal.png", decisions)
+    lines += ["", f"Total time: {seconds:.1f} s. Loss = L1(W*LR_hat, W*LR) + LPIPS-alex(W*LR_hat, W*LR) (+ the "
+              "candidate's anchor and texture terms); 'last loss' is the mean of the last 10 steps. The signal is "
+              "scored on LR regions never trained on (lower is better, 0 = the unadapted model): see "
+              "lway_engine/adaptation/signal.py."]
+    if plotted:
+        lines += ["", "![loss and signal per candidate](signal.png)"]
+    atomic_write(outdir / "report.md", lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
+
+
+def _row(name: str, candidate: str, log: AdaptLog) -> str:
+    first = f"{log.loss[0]:.4f}" if log.loss else "-"
+    last = f"{np.mean(log.loss[-10:]):.4f}" if log.loss else "-"
+    per_step = f"{np.median(log.step_seconds):.2f}" if log.step_seconds else "-"
+    best = log.best
+    signal = f"{best.value:+.4f}" if best is not None and math.isfinite(best.value) else "-"
+    step = "-" if log.best_step is None else str(log.best_step)
+    return (f"| {name} | {candidate} | {log.status} | {len(log.loss)} | {first} | {last} | {step} | {signal} | "
+            f"{per_step} | {log.message} |")
+
+
+def plot_signal(path: Path, decisions: dict[str, Decision]) -> bool:
+    """One panel per run: training loss (thin) and held-out signal (markers) per candidate; False if no signal."""
+    panels = {name: d for name, d in decisions.items() if d.runs and any(log.signal for log in d.runs.values())}
+    if not panels:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed, none opened
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(panels), 2, figsize=(10, 3.2 * len(panels)), squeeze=False)
+    for row, (name, decision) in zip(axes, panels.items()):
+        loss_ax, signal_ax = row
+        for (candidate, log), colour in zip(decision.runs.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]):
+            loss_ax.plot(range(1, len(log.loss) + 1), log.loss, color=colour, lw=0.8, label=candidate)
+            steps = [p.step for p in log.signal]
+            signal_ax.plot(steps, [p.value for p in log.signal], "o-", color=colour, label=candidate)
+        signal_ax.axhline(0, color="grey", lw=0.8, ls="--")
+        if decision.step is not None:
+            signal_ax.axvline(decision.step, color="black", lw=0.8, ls=":", label=f"chosen: step {decision.step}")
+        loss_ax.set(title=f"{name}: training loss", xlabel="step")
+        signal_ax.set(title=f"{name}: held-out signal ({'adapted' if decision.adapted else 'kept unadapted'})",
+                      xlabel="step", ylabel="lower is better; 0 = unadapted")
+        loss_ax.legend(fontsize=7)
+        signal_ax.legend(fontsize=7)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
+    plt.close(fig)
+    return True

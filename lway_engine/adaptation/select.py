@@ -1,0 +1,107 @@
+"""Automatic selection: which candidate loss, which step, or no adaptation at all, decided by the no-HR signal.
+
+A user adapts on images that have no HR, so cannot see whether adapting helped. Each candidate (a strength of the
+texture-keeping terms of ``step.py``) is run from the same pretrained weights with the quality monitor of
+``signal.py``; each run keeps its best-scoring step. The candidate whose best point scores lowest wins, if it beats
+the unadapted model (signal 0) by ``MIN_GAIN``; otherwise the unadapted weights are kept and the decision says so
+plainly. Images too small to hold a region out get no signal: the fixed schedule runs, and the decision says that.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, replace
+
+import torch
+
+from lway_engine.adaptation.loop import AdaptConfig, AdaptLog, adapt
+from lway_engine.adaptation.loss import LWayLoss
+from lway_engine.adaptation.signal import hold_out
+from lway_engine.models import LoadedModel
+from lway_engine.reconstruction import MIN_LR_SIZE
+
+MIN_GAIN = 0.01  # the signal must fall this far below the unadapted model's 0 to count as an improvement
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """Strengths of the flat-area anchor and the texture (LPIPS-to-S0) term; (0, 0) is the paper's loss."""
+
+    anchor: float = 0.0
+    texture: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return f"anchor {self.anchor:g}, texture {self.texture:g}"
+
+
+DEFAULT_CANDIDATES = (Candidate(0.0, 0.0), Candidate(1.0, 1.0))
+
+
+@dataclass
+class Decision:
+    """What selection chose and why; ``runs`` holds every candidate's log (their signal curves)."""
+
+    adapted: bool
+    reason: str
+    candidate: Candidate | None = None
+    step: int | None = None
+    runs: dict[str, AdaptLog] | None = None
+
+
+def adapt_and_select(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.nn.Module,
+                     loss_fn: LWayLoss, config: AdaptConfig, candidates: tuple[Candidate, ...] = DEFAULT_CANDIDATES,
+                     progress: bool = True) -> tuple[AdaptLog, Decision]:
+    """Run the candidates, leave ``model.module`` with the chosen weights; the chosen (or last) log and why."""
+    shapes = [tuple(img.shape[-2:]) for img in images]
+    # Small images train on smaller crops (effective_crop); keep room for a strip beside such a crop, but never
+    # below MIN_LR_SIZE: the loss's LPIPS (AlexNet's pooling) needs crops of about that size.
+    room = max(MIN_LR_SIZE, 3 * min(min(s) for s in shapes) // 4)
+    holdout = hold_out(shapes, min(config.crop, room), model.size.multiple_of)
+    if holdout is None:
+        log = adapt(model, images, reconstruction, loss_fn, config, progress)
+        reason = (f"the no-HR quality signal is unavailable: the images ({', '.join(f'{h}x{w}' for h, w in shapes)} "
+                  f"LR px) are too small to hold a region out beside a {config.crop} px training crop; ran the "
+                  f"fixed schedule of {config.iterations} steps ({log.status}). Check the result by eye.")
+        return log, Decision(adapted=True, reason=reason, runs={"fixed schedule": log})
+    original = copy.deepcopy(model.module.state_dict())
+    runs: dict[str, AdaptLog] = {}
+    best_log: AdaptLog | None = None
+    best_state, best_candidate = None, None
+    for candidate in candidates:
+        model.module.load_state_dict(original)
+        config_c = replace(config, anchor=candidate.anchor, texture=candidate.texture)
+        log = adapt(model, images, reconstruction, loss_fn, config_c, progress, holdout)
+        runs[candidate.name] = log
+        point = log.best
+        if point is not None and math.isfinite(point.value) and point.step > 0 and (
+                best_log is None or point.value < best_log.best.value):
+            best_log, best_candidate = log, candidate
+            best_state = copy.deepcopy(model.module.state_dict())
+        if log.status == "interrupted":
+            break
+    if best_log is None or best_log.best.value > -MIN_GAIN:
+        model.module.load_state_dict(original)
+        return next(iter(runs.values())), Decision(adapted=False, reason=_no_help(runs), runs=runs)
+    model.module.load_state_dict(best_state)
+    point = best_log.best
+    reason = (f"adapted with {best_candidate.name}, stopped at step {point.step} of {config.iterations}: held-out "
+              f"signal {point.value:+.4f} (LR fidelity {point.fidelity:+.1%}, copying {point.copying:+.3f}, "
+              f"texture {point.texture:+.3f}) against 0 for the unadapted model")
+    return best_log, Decision(adapted=True, reason=reason, candidate=best_candidate, step=point.step, runs=runs)
+
+
+def _no_help(runs: dict[str, AdaptLog]) -> str:
+    """The plain message for a run that keeps the unadapted weights, with the numbers behind it."""
+    details = []
+    for name, log in runs.items():
+        finite = [p for p in log.signal[1:] if math.isfinite(p.value)]
+        if not finite:
+            details.append(f"{name}: no valid signal ({log.status})")
+            continue
+        p = min(finite, key=lambda q: q.value)
+        details.append(f"{name}: best {p.value:+.4f} at step {p.step} (LR fidelity {p.fidelity:+.1%}, copying "
+                       f"{p.copying:+.3f}, texture {p.texture:+.3f})")
+    return ("adaptation would not help these images: no candidate beat the unadapted model by the held-out signal "
+            f"(needs <= {-MIN_GAIN:+.2f}); kept the unadapted weights. " + "; ".join(details))

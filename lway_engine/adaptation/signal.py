@@ -1,0 +1,156 @@
+"""A no-HR quality signal for adaptation, from the user's LR images only.
+
+The training loss falls in every run, also in runs that make the images worse (``bench/quality.py``): the SR model
+learns to paint into its output what the reconstructor cannot explain (noise, demosaicking fringes, grain) or
+trades its texture for fidelity. So the signal watches three things on LR regions that adaptation never trains on
+(:func:`hold_out`: a strip along one side of each image), each relative to the unadapted model S0:
+
+- ``fidelity``: the HF-weighted L1 of ``R(S(x), e)`` against ``x`` on the held-out tiles, as a ratio to S0's minus
+  1 (negative: the LR is explained better where the model was not fitted, so not by memorising the crops);
+- ``copying``: the change (log ratio) of S's detail energy above the LR's Nyquist frequency in areas the HF map
+  calls flat: a model that starts to reproduce noise or grain raises it;
+- ``texture``: the same in textured areas: a model that smooths its GAN texture away lowers it.
+
+The signal is ``fidelity + copy_weight * max(copying, 0) + texture_weight * max(-texture, 0)``; 0 at S0 by
+construction, lower is better. ``bench/signal_check.py`` measures how its change tracks the true LPIPS change
+against the HR. A NaN anywhere makes the whole point NaN, which selection treats as failed, never as best.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lway_engine.adaptation.hf_weight import hf_weight_map, weighted_l1
+from lway_engine.reconstruction import Reconstructor, Styles
+
+FLAT, TEXTURED = 0.25, 0.5  # HF-map levels below which an LR pixel counts as flat, above which as textured
+_EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """Per image, the LR rows (or columns) training crops may use, and the held-out tiles the signal scores.
+
+    ``limits[i]`` = (rows, cols) of image i available for training crops (its top-left part); ``tiles`` = (image,
+    top, left, height, width) boxes inside the held-out strips, disjoint from every training crop.
+    """
+
+    limits: list[tuple[int, int]]
+    tiles: list[tuple[int, int, int, int, int]]
+
+
+def hold_out(shapes: list[tuple[int, int]], crop: int, multiple_of: int, fraction: float = 0.25,
+             max_tiles: int = 8) -> Holdout | None:
+    """Hold out a strip of ``fraction`` of each image along its longer side (the bottom or the right), leaving at
+    least one ``crop``-sized training crop; None where no image can spare one (too small: no signal).
+
+    Up to ``max_tiles`` tiles in all, each at most ``crop`` square and a multiple of ``multiple_of``, spread over
+    the images' strips: a fixed, cheap sample scored at every evaluation.
+    """
+    limits, strips = [], []
+    for index, (height, width) in enumerate(shapes):
+        along_rows = height >= width
+        side = height if along_rows else width
+        strip = _round_up(max(int(round(side * fraction)), multiple_of), multiple_of)
+        if side - strip < crop or strip < multiple_of:
+            limits.append((height, width))
+            continue
+        limits.append((height - strip, width) if along_rows else (height, width - strip))
+        strips.append((index, height - strip, 0, strip, width) if along_rows else (index, 0, width - strip,
+                                                                                     height, strip))
+    if not strips:
+        return None
+    tiles = []
+    per_strip = max(1, max_tiles // len(strips))
+    for index, top, left, height, width in strips:
+        th, tw = _fit(height, crop, multiple_of), _fit(width, crop, multiple_of)
+        rows, cols = max(1, height // th), max(1, width // tw)
+        boxes = [(index, top + r * th, left + c * tw, th, tw) for r in range(rows) for c in range(cols)]
+        step = max(1, len(boxes) // per_strip)
+        tiles += boxes[::step][:per_strip]
+    return Holdout(limits, tiles[:max_tiles] if len(tiles) > max_tiles else tiles)
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def _fit(length: int, crop: int, multiple: int) -> int:
+    side = min(length, crop)
+    return max(multiple, side - side % multiple)
+
+
+@dataclass(frozen=True)
+class SignalPoint:
+    """The signal at one step and its parts (see the module docstring)."""
+
+    step: int
+    value: float
+    fidelity: float
+    copying: float
+    texture: float
+
+
+@dataclass
+class QualityMonitor:
+    """Scores an SR model on the held-out tiles against the unadapted model's outputs there."""
+
+    images: list[torch.Tensor]
+    holdout: Holdout
+    reconstructor: Reconstructor
+    styles: Styles
+    scale: int
+    copy_weight: float = 1.0
+    texture_weight: float = 1.0
+    _reference: dict[str, list[torch.Tensor]] = field(default_factory=dict, repr=False)
+
+    def _tiles(self) -> list[tuple[int, torch.Tensor]]:
+        return [(i, self.images[i][:, top : top + h, left : left + w]) for i, top, left, h, w in self.holdout.tiles]
+
+    def _measure(self, module: nn.Module) -> tuple[list[float], list[torch.Tensor]]:
+        losses, outputs = [], []
+        with torch.no_grad():
+            for index, tile in self._tiles():
+                sr = module(tile[None]).float().clamp(0, 1)
+                lr_hat = self.reconstructor(sr, styles=self.styles.select(torch.tensor([index], device=sr.device)))
+                losses.append(float(weighted_l1(lr_hat, tile[None], hf_weight_map(tile[None]))))
+                outputs.append(sr)
+        return losses, outputs
+
+    def start(self, module: nn.Module) -> SignalPoint:
+        """Record the unadapted model's held-out loss and outputs; the point of step 0 (all zeros)."""
+        losses, outputs = self._measure(module)
+        self._reference = {"loss": [torch.tensor(v) for v in losses], "sr": outputs}
+        return SignalPoint(0, 0.0, 0.0, 0.0, 0.0)
+
+    def evaluate(self, module: nn.Module, step: int) -> SignalPoint:
+        losses, outputs = self._measure(module)
+        reference = float(sum(self._reference["loss"]))
+        fidelity = sum(losses) / max(reference, _EPS) - 1
+        flat_now = flat_then = tex_now = tex_then = 0.0
+        for (_, tile), now, then in zip(self._tiles(), outputs, self._reference["sr"], strict=True):
+            w = F.interpolate(hf_weight_map(tile[None]), scale_factor=self.scale, mode="nearest")
+            e_now, e_then = _detail_energy(now, self.scale), _detail_energy(then, self.scale)
+            flat, textured = (w < FLAT).float(), (w > TEXTURED).float()
+            flat_now += float((e_now * flat).sum())
+            flat_then += float((e_then * flat).sum())
+            tex_now += float((e_now * textured).sum())
+            tex_then += float((e_then * textured).sum())
+        copying = math.log((flat_now + _EPS) / (flat_then + _EPS)) if flat_then > 0 else 0.0
+        texture = math.log((tex_now + _EPS) / (tex_then + _EPS)) if tex_then > 0 else 0.0
+        value = fidelity + self.copy_weight * max(copying, 0.0) + self.texture_weight * max(-texture, 0.0)
+        if not all(math.isfinite(v) for v in (fidelity, copying, texture)):
+            value = math.nan
+        return SignalPoint(step, value, fidelity, copying, texture)
+
+
+def _detail_energy(sr: torch.Tensor, scale: int) -> torch.Tensor:
+    """Per-pixel energy (summed over channels) of what lies above the LR's Nyquist frequency: the SR image minus
+    its area-downsampled-then-upsampled self, i.e. the detail the SR model adds beyond what the LR holds."""
+    coarse = F.interpolate(F.avg_pool2d(sr, scale), scale_factor=scale, mode="nearest")
+    return (sr - coarse).square().sum(dim=1, keepdim=True)

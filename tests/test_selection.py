@@ -1,0 +1,115 @@
+"""The no-HR quality signal and automatic selection: held-out regions really held out, the signal's parts, the
+unadapted weights kept (and said so) when nothing beats them, NaN never chosen, tiny images on the fixed schedule,
+and the report's decision and plot."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from lway_engine.adaptation.loop import AdaptConfig, _random_crops, adapt
+from lway_engine.adaptation.loss import LWayLoss
+from lway_engine.adaptation.select import Candidate, adapt_and_select
+from lway_engine.adaptation.signal import hold_out
+
+
+def _images(photo, size: int = 48) -> list[torch.Tensor]:
+    return [torch.from_numpy(photo(name, size).transpose(2, 0, 1).copy()) for name in ("astronaut", "coffee")]
+
+
+def test_holdout_strips_are_never_cropped_for_training() -> None:
+    import numpy as np
+
+    shapes = [(60, 40), (30, 90), (100, 100)]
+    holdout = hold_out(shapes, crop=24, multiple_of=4)
+    assert holdout is not None and 1 <= len(holdout.tiles) <= 8
+    assert holdout.limits == [(44, 40), (30, 66), (72, 100)]  # the bottom or right quarter, rounded up to 4
+    images = [torch.arange(h * w, dtype=torch.float32).view(1, h, w).expand(3, h, w) for h, w in shapes]
+    seen = [set() for _ in shapes]
+    crops, picks = _random_crops(images, 400, 24, np.random.default_rng(0), holdout.limits)
+    for crop, i in zip(crops, picks.tolist()):
+        seen[i].update(crop[0].flatten().long().tolist())
+    for i, top, left, h, w in holdout.tiles:
+        tile = set(images[i][0, top : top + h, left : left + w].flatten().long().tolist())
+        assert not tile & seen[i]  # no held-out pixel ever reached a training crop
+        assert h % 4 == 0 and w % 4 == 0 and h <= 24 and w <= 24
+    assert hold_out([(20, 20)], crop=24, multiple_of=4) is None
+
+
+def test_signal_is_zero_at_the_start_and_tracks_drift(fresh_compact, small_reconstruction, lpips_alex,
+                                                      photo) -> None:
+    images = _images(photo)
+    holdout = hold_out([tuple(i.shape[-2:]) for i in images], 32, fresh_compact.size.multiple_of)
+    config = AdaptConfig(iterations=6, lr=1e-3, batch=2, crop=32, eval_every=2)
+    log = adapt(fresh_compact, images, small_reconstruction, LWayLoss(lpips_alex), config, False, holdout)
+    assert [p.step for p in log.signal] == [0, 2, 4, 6]
+    assert log.signal[0].value == 0.0 and all(math.isfinite(p.value) for p in log.signal)
+    assert any(abs(p.fidelity) > 1e-4 for p in log.signal[1:])  # the weights moved and the signal saw it
+    assert log.best_step in (0, 2, 4, 6) and log.best.value == min(p.value for p in log.signal)
+
+
+def test_no_gain_keeps_the_unadapted_weights_and_says_so(fresh_compact, small_reconstruction, lpips_alex,
+                                                         photo) -> None:
+    original = {k: v.clone() for k, v in fresh_compact.module.state_dict().items()}
+    config = AdaptConfig(iterations=4, lr=0.0, batch=2, crop=32, eval_every=2)  # lr 0: nothing can improve
+    log, decision = adapt_and_select(fresh_compact, _images(photo), small_reconstruction, LWayLoss(lpips_alex),
+                                     config, (Candidate(), Candidate(1.0, 1.0)), progress=False)
+    assert not decision.adapted and decision.reason.startswith("adaptation would not help these images")
+    assert set(decision.runs) == {"anchor 0, texture 0", "anchor 1, texture 1"}
+    after = fresh_compact.module.state_dict()
+    assert all(torch.equal(original[k], after[k]) for k in original)
+
+
+def test_nan_signal_is_never_chosen(fresh_compact, small_reconstruction, lpips_alex, photo) -> None:
+    images = _images(photo)
+    calls = []
+
+    def poison_held_out(module, args, output):  # training batches have 2 crops; the held-out tiles come one by one
+        calls.append(1)
+        return output * float("nan") if args[0].shape[0] == 1 else output
+
+    original = {k: v.clone() for k, v in fresh_compact.module.state_dict().items()}
+    config = AdaptConfig(iterations=4, lr=1e-3, batch=2, crop=32, eval_every=2)
+    loss_fn = LWayLoss(lpips_alex)
+    fresh_compact.module.register_forward_hook(poison_held_out)
+    log, decision = adapt_and_select(fresh_compact, images, small_reconstruction, loss_fn, config, (Candidate(),),
+                                     progress=False)
+    assert calls and not decision.adapted and "no valid signal" in decision.reason
+    assert all(torch.equal(original[k], v) for k, v in fresh_compact.module.state_dict().items())
+
+
+def test_tiny_images_run_the_fixed_schedule_and_say_why(fresh_compact, small_reconstruction, lpips_alex,
+                                                        photo) -> None:
+    config = AdaptConfig(iterations=2, lr=1e-4, batch=2, crop=32)
+    log, decision = adapt_and_select(fresh_compact, _images(photo, 36), small_reconstruction,
+                                     LWayLoss(lpips_alex), config, progress=False)
+    assert decision.adapted and "signal is unavailable" in decision.reason and "36x36" in decision.reason
+    assert log.status == "done" and len(log.loss) == 2 and not log.signal
+
+
+def test_report_states_the_decision_and_plots_the_signal(tmp_path: Path, fresh_compact, small_reconstruction,
+                                                         photo) -> None:
+    import json
+
+    from lway_engine.adaptation.run import run_adaptation
+    from lway_engine.imageio import Image, read_image, write_image
+
+    files = []
+    for name in ("astronaut", "coffee"):
+        files.append(tmp_path / "lr" / f"{name}.png")
+        write_image(files[-1], Image(photo(name, 48), None, 8))
+    config = AdaptConfig(iterations=4, lr=1e-3, batch=2, crop=32, eval_every=2)
+    runs = run_adaptation(fresh_compact, files, tmp_path / "out", small_reconstruction, config, per_image=False,
+                          progress=False)
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    decision = report["decisions"]["all"]
+    assert set(decision["runs"]) == {"anchor 0, texture 0", "anchor 1, texture 1"}
+    for r in decision["runs"].values():  # a run stopped early (lr 1e-3 can diverge) keeps the points it scored
+        assert [p["step"] for p in r["signal"]] == ([0, 2, 4] if r["status"] == "done" else [0, 2, 4][: len(r["signal"])])
+    markdown = (tmp_path / "out" / "report.md").read_text()
+    assert decision["reason"] in markdown and "signal.png" in markdown and decision["reason"] in runs["all"].message
+    plot = read_image(tmp_path / "out" / "signal.png")
+    assert plot.size[0] > 200 and plot.size[1] > 200
