@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -237,6 +236,7 @@ def pretrain(
                                                  "given.")] = 0.5,
     checkpoint_every: Annotated[int, typer.Option(help="Write checkpoint + resume state every N steps.")] = 250,
     workers: Annotated[int, typer.Option(help="Processes synthesising batches ahead of training.")] = 1,
+    device: Annotated[str, typer.Option(help="torch device (a CPU run resumes on CUDA and back).")] = "cpu",
     resume: Annotated[bool, typer.Option(help="Continue from OUTPUT and OUTPUT.state.pt.")] = False,
     seed: Annotated[int, typer.Option(help="Seed for sampling, degradations and initialisation.")] = 0,
 ) -> None:
@@ -244,40 +244,17 @@ def pretrain(
     space, BSRGAN and Real-ESRGAN degradations) and/or real pairs with L1 + LPIPS. Unreadable or too-small files
     are skipped, greyscale and 16-bit ones converted, with counts. Checkpoints are atomic; --resume continues a
     stopped run bit for bit."""
-    from lway_engine.pretrain import PretrainConfig
-    from lway_engine.pretrain import pretrain as run_pretrain
+    from lway_engine.pretrain import PretrainConfig, pretrain_files
     from lway_engine.reconstruction import ReconstructionConfig
-    from lway_engine.training_data import PairSource, find_pairs, image_files
 
-    pair_files = find_pairs(pairs or [], scale)
-    paired = {p for pair in pair_files for p in pair}
-    hr_files = [p for p in image_files(hr or []) if p not in paired]
-    if not hr_files and not pair_files:
-        raise typer.BadParameter("give --hr folders and/or --pairs folders containing images")
-
-    def split(items: list, folder: Callable[[object], Path]) -> tuple[list, list]:
-        """Per folder, the last ``holdout`` of its files by name are validation (each folder is represented)."""
-        train, val = [], []
-        for parent in sorted({folder(item) for item in items}):
-            group = [item for item in items if folder(item) == parent]
-            keep = len(group) - max(1, round(len(group) * holdout)) if len(group) > 1 else len(group)
-            train += group[:keep]
-            val += group[keep:] or group[:1]
-        return train, val
-
-    hr_train, hr_val = split(hr_files, lambda p: p.parent)
-    pairs_train, pairs_val = split(pair_files, lambda pair: pair[0].parent)
-    min_side = crop * scale
-    train = PairSource.load(hr_train, pairs_train, scale, min_hr_side=min_side)
-    val = PairSource.load(hr_val, pairs_val, scale, min_hr_side=min_side)
-    typer.echo(f"training on {len(train.hr_images)} HR images + {len(train.real_pairs)} real pairs "
-               f"({train.report.summary()}); validating on {len(val.hr_images)} + {len(val.real_pairs)} held out "
-               f"(last by name in each folder; {val.report.summary()})")
     config = PretrainConfig(steps=steps, batch=batch, crop=crop, lr=lr, checkpoint_every=checkpoint_every,
                             val_every=checkpoint_every, seed=seed, workers=workers,
-                            real_fraction=real_fraction)
+                            real_fraction=real_fraction, device=device)
     model_config = ReconstructionConfig(scale=scale, embed_dim=embed_dim, reconstructor_width=width,
                                         num_blocks=blocks, colour_head=int(colour_head))
-    log = run_pretrain(train, val, output, config, model_config, resume)
+    try:
+        log = pretrain_files(hr or [], pairs or [], output, config, model_config, holdout, resume, echo=typer.echo)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     typer.echo(f"done in {log['seconds']:.0f} s, {log['samples']} samples seen; final validation {log['val'][-1][1]}; "
                f"checkpoint {output}")

@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,7 +24,7 @@ from tqdm.auto import tqdm
 from lway_engine.atomic import atomic_write
 from lway_engine.losses import LPIPS
 from lway_engine.reconstruction import LWayReconstruction, ReconstructionConfig, load_checkpoint, save_checkpoint
-from lway_engine.training_data import PairSource
+from lway_engine.training_data import PairSource, find_pairs, image_files
 
 
 class _StepBatches(torch.utils.data.Dataset):
@@ -56,6 +57,7 @@ class PretrainConfig:
     batch: int = 8
     crop: int = 48  # LR crop side (HR crops are crop * scale)
     workers: int = 0  # processes preparing batches ahead of the optimiser (0: in the training process)
+    device: str = "cpu"
     lr: float = 2e-4
     real_fraction: float = 0.5  # share of real pairs in a batch when both kinds of data are given
     lpips_weight: float = 1.0
@@ -81,7 +83,8 @@ def validation_loss(model: LWayReconstruction, lpips: LPIPS, samples: list[tuple
     with torch.no_grad():
         for start in range(0, len(samples), 16):
             chunk = samples[start : start + 16]
-            hr, lr = torch.stack([s[0] for s in chunk]), torch.stack([s[1] for s in chunk])
+            device = next(model.parameters()).device
+            hr, lr = (torch.stack([s[i] for s in chunk]).to(device) for i in (0, 1))
             total, l1, perceptual = _loss(model, lpips, hr, lr, lpips_weight)
             totals += np.array([float(total), l1, perceptual]) * len(chunk)
     total, l1, perceptual = totals / len(samples)
@@ -94,17 +97,19 @@ def pretrain(train: PairSource, val: PairSource, out: Path, config: PretrainConf
     out.parent.mkdir(parents=True, exist_ok=True)
     state_path, log_path = out.with_suffix(".state.pt"), out.with_suffix(".json")
     torch.manual_seed(config.seed)
-    lpips = LPIPS("alex")
+    device = torch.device(config.device)
+    lpips = LPIPS("alex").to(device)
     val_rng = np.random.default_rng(config.seed + 1)
     val_samples = [val.sample(val_rng, config.crop, config.real_fraction) for _ in range(config.val_samples)]
     if resume and out.exists() and state_path.exists():
         model = load_checkpoint(out, expect_scale=model_config.scale, expect_embed_dim=model_config.embed_dim)
-        state = torch.load(state_path, weights_only=False)  # our own file: optimizer state and RNG state
+        model = model.to(device)
+        state = torch.load(state_path, map_location=device, weights_only=False)  # our own file: optimizer state + log
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.99))
         optimizer.load_state_dict(state["optimizer"])
         log, start = state["log"], state["step"]
     else:
-        model = LWayReconstruction(model_config)
+        model = LWayReconstruction(model_config).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.99))
         log = {"config": asdict(config), "model": asdict(model_config), "train": [], "val": [], "seconds": 0.0,
                "samples": 0, "data": train.report.summary()}
@@ -125,7 +130,7 @@ def pretrain(train: PairSource, val: PairSource, out: Path, config: PretrainConf
         for group in optimizer.param_groups:  # cosine decay to 10% keeps late steps from undoing early progress
             group["lr"] = scheduler_floor + (config.lr - scheduler_floor) * 0.5 * (1 + math.cos(math.pi * step /
                                                                                           config.steps))
-        hr, lr = next(batches)
+        hr, lr = (t.to(device, non_blocking=True) for t in next(batches))
         total, l1, perceptual = _loss(model, lpips, hr, lr, config.lpips_weight)
         value = float(total.detach())
         if not math.isfinite(value):
@@ -144,3 +149,35 @@ def pretrain(train: PairSource, val: PairSource, out: Path, config: PretrainConf
         if done % config.checkpoint_every == 0 or done == config.steps:
             save(done)
     return log
+
+
+def _split(items: list, folder: Callable[[Any], Path], holdout: float) -> tuple[list, list]:
+    """Per folder, the last ``holdout`` of its files by name are validation (so each folder is represented)."""
+    train, val = [], []
+    for parent in sorted({folder(item) for item in items}):
+        group = [item for item in items if folder(item) == parent]
+        keep = len(group) - max(1, round(len(group) * holdout)) if len(group) > 1 else len(group)
+        train += group[:keep]
+        val += group[keep:] or group[:1]
+    return train, val
+
+
+def pretrain_files(hr: list[Path], pairs: list[Path], out: Path, config: PretrainConfig,
+                   model_config: ReconstructionConfig, holdout: float = 0.1, resume: bool = False,
+                   echo: Callable[[str], None] = print) -> dict:
+    """``lway-engine pretrain`` on files and folders: find HR images and registered pairs, hold out the last
+    ``holdout`` of each folder for validation, load (skipping and counting what cannot serve), train."""
+    pair_files = find_pairs(pairs, model_config.scale)
+    paired = {p for pair in pair_files for p in pair}
+    hr_files = [p for p in image_files(hr) if p not in paired]
+    if not hr_files and not pair_files:
+        raise ValueError("give --hr folders and/or --pairs folders containing images")
+    hr_train, hr_val = _split(hr_files, lambda p: p.parent, holdout)
+    pairs_train, pairs_val = _split(pair_files, lambda pair: pair[0].parent, holdout)
+    min_side = config.crop * model_config.scale
+    train = PairSource.load(hr_train, pairs_train, model_config.scale, min_hr_side=min_side)
+    val = PairSource.load(hr_val, pairs_val, model_config.scale, min_hr_side=min_side)
+    echo(f"training on {len(train.hr_images)} HR images + {len(train.real_pairs)} real pairs "
+         f"({train.report.summary()}); validating on {len(val.hr_images)} + {len(val.real_pairs)} held out "
+         f"(last by name in each folder; {val.report.summary()})")
+    return pretrain(train, val, out, config, model_config, resume)

@@ -65,17 +65,20 @@ def image_files(inputs: list[Path]) -> list[Path]:
 
 
 def find_pairs(folders: list[Path], scale: int) -> list[tuple[Path, Path]]:
-    """(HR, LR) file pairs in City100 or RealSR V3 layout, sorted by HR name."""
+    """(HR, LR) file pairs in City100 or RealSR V3 layout, sorted by HR name; the LR may be in another image
+    format than its HR (the same suffix is tried first)."""
     pairs = []
     for path in image_files(folders):
         name = path.name
         if m := re.fullmatch(r"(\d+)H(\.\w+)", name):
-            lr = path.with_name(f"{m[1]}L{m[2]}")
+            stem = f"{m[1]}L"
         elif m := re.fullmatch(r"(.+)_HR(\.\w+)", name):
-            lr = path.with_name(f"{m[1]}_LR{scale}{m[2]}")
+            stem = f"{m[1]}_LR{scale}"
         else:
             continue
-        if lr.exists():
+        suffixes = dict.fromkeys([m[2], *READ_SUFFIXES])
+        lr = next((c for c in (path.with_name(stem + s) for s in suffixes) if c.exists()), None)
+        if lr is not None:
             pairs.append((path, lr))
     return pairs
 

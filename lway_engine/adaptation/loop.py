@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -101,9 +102,12 @@ def _random_crops(images: list[torch.Tensor], batch: int, crop: int, rng: np.ran
 
 
 def adapt(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.nn.Module, loss_fn: LWayLoss,
-          config: AdaptConfig, progress: bool = True, holdout: Holdout | None = None) -> AdaptLog:
+          config: AdaptConfig, progress: bool = True, holdout: Holdout | None = None,
+          observe: Callable[[SignalPoint, torch.nn.Module], None] | None = None) -> AdaptLog:
     """Adapt ``model.module`` in place on LR ``images`` ((3, h, w) tensors in [0, 1] on the model's device);
-    with ``holdout``, train outside its strips and keep the weights of the step the signal scores best."""
+    with ``holdout``, train outside its strips and keep the weights of the step the signal scores best.
+    ``observe(point, module)`` runs after each signal evaluation, with the weights of that step (for benchmarks
+    that score them against an HR, or a UI that shows them)."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     module = model.module.eval()  # fine-tuning keeps inference behaviour (no dropout/BN statistics updates)
@@ -132,6 +136,8 @@ def adapt(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.
     if monitor:
         log.signal.append(monitor.start(module))
         log.best_step = 0
+        if observe:
+            observe(log.signal[0], module)
     good = [p.detach().clone() for p in params]  # weights whose loss was finite and not exploding
     current = [p.detach().clone() for p in params]  # weights the running step started from
     updating = False  # between the snapshot into `current` and the step's return
@@ -159,6 +165,8 @@ def adapt(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.
                 if monitor and (step + 1 == config.iterations or (step + 1) % eval_every == 0):
                     point = monitor.evaluate(module, step + 1)
                     log.signal.append(point)
+                    if observe:
+                        observe(point, module)
                     if _better(point, log.signal[log.best_step_index()]):
                         _copy(params, best)
                         log.best_step = point.step

@@ -1,0 +1,136 @@
+"""The E+R pretraining run of ``bench/pretrain_broad.sh`` on a lent GPU, in one command of at most 8 minutes.
+
+A GPU machine here has no network, no ``lpips`` or ``pypng`` and none of ``../shared``, and a call carries at most
+64 MiB with the repository. So, on this machine first:
+
+    .venv/bin/python bench/gpu_pretrain.py pack            # builds .gpu/ (git-ignored), prints its size
+
+which writes the training split in a form that fits: Sun_Hays80 files 1-40 as they are, City100 pairs 001-030 with
+the HR as lossless WebP and the LR already area-downsampled by 4 (exactly what pretraining computes from it), and
+Urban100 / Manga109 resized by ``--hr-scale`` (Lanczos, JPEG q92 4:4:4 like their sources); plus the AlexNet
+backbone for LPIPS and the two missing wheels. Then the device tool runs, with ``carry: [".gpu"]``:
+
+    python3 bench/gpu_pretrain.py run --steps 15000        # there: trains on CUDA, results to $OUT
+
+``run`` installs the wheels into /tmp/site, trains with 15 batch-synthesis workers (the degradations are CPU work:
+about 20 ms per sample), stops itself before ``--budget`` seconds, and copies the checkpoint, its resume state and
+log to $OUT; a later call resumes from them (``--resume-from``). ``run --dry-run`` does the same on this machine's
+CPU for a few steps, which is how the command is tested before device time is spent on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACK = ROOT / ".gpu"
+DATA = ROOT.parent / "shared" / "data"
+WHEELS = ("lpips==0.1.4", "pypng==0.20220715.0")
+
+
+def pack(hr_scale: float) -> None:
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from PIL import Image
+
+    from lway_engine.weights import fetch
+
+    data = PACK / "data"
+    shutil.rmtree(PACK, ignore_errors=True)
+    for name in ("Urban100_HR_jpeg", "Manga109_HR_jpeg"):
+        (data / name).mkdir(parents=True)
+        for path in sorted((DATA / name).glob("*.jpg")):
+            with Image.open(path) as img:
+                size = (round(img.width * hr_scale), round(img.height * hr_scale))
+                img.convert("RGB").resize(size, Image.Resampling.LANCZOS).save(
+                    data / name / path.name, quality=92, subsampling=0)
+    (data / "Sun_Hays80").mkdir()
+    for path in sorted(p for p in (DATA / "Sun_Hays80").iterdir() if p.suffix in (".jpg", ".png"))[:40]:
+        shutil.copy(path, data / "Sun_Hays80" / path.name)
+    (data / "City100").mkdir()
+    for i in range(1, 31):
+        source = DATA / "City100_NikonD5500_crop768"
+        with Image.open(source / f"{i:03d}H.png") as hr:
+            hr.save(data / "City100" / f"{i:03d}H.webp", lossless=True, quality=100, method=6)
+        with Image.open(source / f"{i:03d}L.png") as lr:
+            full = torch.from_numpy(np.asarray(lr.convert("RGB")).transpose(2, 0, 1).copy())[None].float()
+        small = F.avg_pool2d(full, 4)[0].round().to(torch.uint8).numpy().transpose(1, 2, 0)
+        Image.fromarray(small).save(data / "City100" / f"{i:03d}L.png")
+    weights = PACK / "home" / "weights" / "alexnet-imagenet"
+    shutil.copytree(fetch("alexnet-imagenet").parent, weights)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d",
+                    str(PACK / "wheels"), *WHEELS], check=True)
+    total = sum(p.stat().st_size for p in PACK.rglob("*") if p.is_file())
+    print(f"{PACK}: {total / 2**20:.1f} MiB (the device tool carries at most 64 MiB with the repository)")
+
+
+def run(steps: int, budget: float, workers: int, resume_from: Path | None, dry_run: bool) -> int:
+    out = Path(os.environ.get("OUT", "/tmp/gpu-pretrain-out"))
+    out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, LWAY_HOME=str(PACK / "home"), LWAY_OFFLINE="1")
+    if not dry_run:
+        site = Path("/tmp/site")
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--target",
+                        str(site), *map(str, (PACK / "wheels").glob("*.whl"))], check=True)
+        env["PYTHONPATH"] = os.pathsep.join([str(site), str(ROOT)])
+    else:
+        env["PYTHONPATH"] = str(ROOT)
+    checkpoint = out / "lway-er-x4-broad.safetensors"
+    if resume_from:
+        for suffix in (".safetensors", ".state.pt", ".json"):
+            shutil.copy(resume_from.with_suffix(suffix), checkpoint.with_suffix(suffix))
+    args = [sys.executable, __file__, "train", "--out", str(checkpoint), "--steps", str(steps), "--workers",
+            str(workers), "--device", "cpu" if dry_run else "cuda"]
+    try:  # stop well inside the call's limit; the last checkpoint (every 250 steps) is what comes back
+        return subprocess.run(args, env=env, timeout=budget).returncode
+    except subprocess.TimeoutExpired:
+        print(f"stopped after {budget:.0f} s; the last checkpoint is in {out}")
+        return 0
+
+
+def train(out: Path, steps: int, workers: int, device: str) -> None:
+    """The training itself (in a child process that ``run`` can stop): the settings of bench/pretrain_broad.sh."""
+    from lway_engine.pretrain import PretrainConfig, pretrain_files
+    from lway_engine.reconstruction import ReconstructionConfig
+
+    data = PACK / "data"
+    hr = [data / folder for folder in ("Urban100_HR_jpeg", "Manga109_HR_jpeg", "Sun_Hays80")]
+    config = PretrainConfig(steps=steps, batch=16, crop=64, lr=2e-4, real_fraction=0.3, checkpoint_every=250,
+                            val_every=250, seed=0, workers=workers, device=device)
+    model = ReconstructionConfig(scale=4, embed_dim=512, reconstructor_width=64, num_blocks=6, colour_head=1)
+    pretrain_files(hr, sorted((data / "City100").glob("*H.webp")), out, config, model, resume=out.exists())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("pack")
+    p.add_argument("--hr-scale", type=float, default=0.45)
+    r = sub.add_parser("run")
+    r.add_argument("--steps", type=int, default=15000)
+    r.add_argument("--budget", type=float, default=450.0, help="seconds of training before it stops itself")
+    r.add_argument("--workers", type=int, default=15)
+    r.add_argument("--resume-from", type=Path)
+    r.add_argument("--dry-run", action="store_true", help="on this machine's CPU, to test the command")
+    t = sub.add_parser("train", help="(used by run)")
+    t.add_argument("--out", type=Path, required=True)
+    t.add_argument("--steps", type=int, required=True)
+    t.add_argument("--workers", type=int, required=True)
+    t.add_argument("--device", required=True)
+    args = parser.parse_args()
+    if args.command == "pack":
+        pack(args.hr_scale)
+    elif args.command == "train":
+        train(args.out, args.steps, args.workers, args.device)
+    else:
+        sys.exit(run(args.steps, args.budget, args.workers, args.resume_from, args.dry_run))
+
+
+if __name__ == "__main__":
+    main()
