@@ -1,14 +1,18 @@
 """Baseline vs LWay-adapted Real-ESRGAN x4plus on real camera pairs and on unseen synthetic degradations.
 
     .venv/bin/python bench/quality.py --quick   # CPU profile, about an hour on 2 cores
+    .venv/bin/python bench/quality.py --medium  # CPU profile: more steps, larger crops (about 2 hours)
     .venv/bin/python bench/quality.py --full --device cuda
 
 (a) City100 (real lens blur, Nikon D5500): LR4 = area-downsample(NNNL, 4), compared with NNNH. Only pairs 031-060
-    are used: 001-030 trained the bundled E+R checkpoint. (b) Clean HR sets under the evaluation families (never
-    used for training; Sun_Hays80 only from its second half, the first half trained E+R). PSNR/SSIM on Y with a
-    4-px border crop, LPIPS-alex on RGB. Ablations: --no-hf-weight and per-image vs whole-set adaptation.
-Prints a table per set and writes bench/results/quality_<profile>[_anchor<W>]_<device>.json (``--anchor W``: the
-opt-in flat-area anchor of ``adapt --anchor``).
+    are used: 001-030 trained the bundled E+R checkpoint. (b) Clean HR sets under the evaluation families and the
+    two unseen families (never used for training; Sun_Hays80 only from its second half, the first half trained
+    E+R). PSNR/SSIM on Y with a 4-px border crop, LPIPS-alex on RGB. Ablations: --no-hf-weight and per-image vs
+    whole-set adaptation. Adaptation is ``adapt``'s default: automatic selection by the no-HR signal
+    (``lway_engine/adaptation/select.py``), which may keep the unadapted model; ``--no-select`` runs the fixed
+    schedule with ``--anchor``/``--texture``.
+Prints a table per set and writes bench/results/quality_<profile>[_fixed[_anchor<W>][_texture<T>]]_<device>.json
+(``_fixed``: with ``--no-select``).
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ import torch.nn.functional as F
 from lway_engine.adaptation.loop import AdaptConfig, adapt
 from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
-from lway_engine.degradations import EVALUATION_FAMILIES, degrade
+from lway_engine.adaptation.select import adapt_and_select
+from lway_engine.degradations import EVALUATION_FAMILIES, UNSEEN_FAMILIES, degrade
 from lway_engine.imageio import Image, read_image
 from lway_engine.losses import LPIPS
 from lway_engine.metrics import lpips_arrays, psnr_y, ssim_y
@@ -41,6 +46,8 @@ PROFILES = {
     # sized for ~45 min on a 2-core CPU (x4plus: ~4 s per step at batch 2 x 48 px)
     "quick": dict(city100=8, per_family=6, crop=256, sets=("Kodak24",), per_image=2,
                   adapt=AdaptConfig(iterations=40, lr=1e-5, batch=2, crop=48)),
+    "medium": dict(city100=8, per_family=6, crop=256, sets=("Kodak24",), per_image=2,
+                   adapt=AdaptConfig(iterations=100, lr=1e-5, batch=2, crop=64)),
     "full": dict(city100=30, per_family=0, crop=0, sets=("Kodak24", "Set14", "CBSD68", "Sun_Hays80"), per_image=6,
                  adapt=AdaptConfig(iterations=300, lr=2e-6, batch=6, crop=128)),
 }
@@ -101,9 +108,17 @@ def run_set(model, original, recon, metric, items, config, per_image, hf_weight,
     for group in groups:
         model.module.load_state_dict(original)
         tensors = [torch.from_numpy(lr.transpose(2, 0, 1).copy()).to(device) for _, lr, _ in group]
-        log = adapt(model, tensors, recon, loss_fn, config)
+        decision = None
+        if config.select:
+            log, decision = adapt_and_select(model, tensors, recon, loss_fn, config)
+        else:
+            log = adapt(model, tensors, recon, loss_fn, config)
         logs.append({"status": log.status, "first": log.loss[:3], "last": log.loss[-3:],
-                     "s_per_step": float(np.median(log.step_seconds)) if log.step_seconds else None})
+                     "s_per_step": float(np.median(log.step_seconds)) if log.step_seconds else None,
+                     "decision": None if decision is None else {
+                         "adapted": decision.adapted, "reason": decision.reason, "step": decision.step,
+                         "candidate": None if decision.candidate is None else decision.candidate.name,
+                         "signal": {name: [p.__dict__ for p in run.signal] for name, run in decision.runs.items()}}})
         after += score(model, metric, group)
     mean = lambda rows, k: float(np.mean([r[k] for r in rows]))  # noqa: E731
     summary = {k: {"before": mean(before, k), "after": mean(after, k), "gain": mean(after, k) - mean(before, k)}
@@ -115,21 +130,25 @@ def run_set(model, original, recon, metric, items, config, per_image, hf_weight,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--medium", action="store_true")
     parser.add_argument("--full", action="store_true")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--reconstructor", type=Path, default=DEFAULT_RECONSTRUCTOR)
     parser.add_argument("--iterations", type=int)
     parser.add_argument("--lr", type=float)
-    parser.add_argument("--anchor", type=float, help="adapt --anchor weight (default: the profile's, 0 = paper's loss)")
+    parser.add_argument("--anchor", type=float, help="adapt --anchor weight (with --no-select; 0 = paper's loss)")
+    parser.add_argument("--texture", type=float, help="adapt --texture weight (with --no-select)")
+    parser.add_argument("--no-select", action="store_true", help="fixed schedule instead of adapt's selection")
     parser.add_argument("--only", help="comma-separated subset of runs, e.g. city100,defocus_noise")
     parser.add_argument("--out", type=Path,
-                        help="JSON path (default: bench/results/quality_<profile>[_anchor<W>]_<device>.json)")
+                        help="JSON path (default: bench/results/quality_<profile>[_fixed...]_<device>.json)")
     args = parser.parse_args()
-    profile_name = "full" if args.full else "quick"
+    profile_name = "full" if args.full else "medium" if args.medium else "quick"
     profile = PROFILES[profile_name]
     config: AdaptConfig = profile["adapt"]
-    overrides = {k: v for k, v in (("iterations", args.iterations), ("lr", args.lr), ("anchor", args.anchor))
-                 if v is not None}
+    overrides = {k: v for k, v in (("iterations", args.iterations), ("lr", args.lr), ("anchor", args.anchor),
+                                   ("texture", args.texture)) if v is not None}
+    overrides["select"] = not args.no_select
     config = AdaptConfig(**{**config.__dict__, **overrides})
     torch.manual_seed(0)
     model = load_model("realesrgan-x4plus", device=args.device)
@@ -138,7 +157,7 @@ def main() -> None:
     metric = LPIPS("alex").to(args.device)
 
     runs: dict[str, tuple] = {"city100": (city100(profile["city100"]), False, True)}
-    for family in EVALUATION_FAMILIES:
+    for family in (*EVALUATION_FAMILIES, *UNSEEN_FAMILIES):
         items = [x for s in profile["sets"] for x in family_set(s, family, profile["per_family"], profile["crop"])]
         runs[family] = (items, False, True)
         if family == EVALUATION_FAMILIES[0]:
@@ -166,7 +185,8 @@ def main() -> None:
         print(f"{name:<40} {len(r['before']):>6} {s['psnr']['gain']:>+10.3f} {s['ssim']['gain']:>+10.4f} "
               f"{s['lpips']['gain']:>+13.4f}")
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{platform.machine()} CPU"
-    variant = f"_anchor{config.anchor:g}" if config.anchor else ""
+    variant = "" if config.select else "_fixed" + (f"_anchor{config.anchor:g}" if config.anchor else "") + (
+        f"_texture{config.texture:g}" if config.texture else "")
     default = f"quality_{profile_name}{variant}_{device.replace(' ', '_')}.json"
     out = args.out or Path(__file__).resolve().parent / "results" / default
     out.parent.mkdir(exist_ok=True)
