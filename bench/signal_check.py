@@ -31,7 +31,7 @@ from lway_engine.adaptation.loop import AdaptConfig, adapt
 from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
 from lway_engine.adaptation.select import DEFAULT_CANDIDATES, MIN_GAIN
-from lway_engine.adaptation.signal import SignalPoint, hold_out
+from lway_engine.adaptation.signal import SignalPoint, combine, hold_out
 from lway_engine.degradations import EVALUATION_FAMILIES, UNSEEN_FAMILIES
 from lway_engine.imageio import Image
 from lway_engine.losses import LPIPS
@@ -40,7 +40,7 @@ from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
 from lway_engine.upscale import UpscaleOptions, upscale_image
 
-PARTS = ("value", "fidelity", "copying", "texture")
+PARTS = ("value", "fidelity", "copying", "texture", "coarse")
 
 
 def spearman(x: list[float], y: list[float]) -> float:
@@ -68,7 +68,18 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-5)
     parser.add_argument("--only", help="comma-separated subset of sets")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--from", dest="source", type=Path,
+                        help="re-score a JSON of earlier runs with the current combination, no adaptation")
     args = parser.parse_args()
+    if args.source:
+        recorded = json.loads(args.source.read_text())
+        summary = summarise(recorded["runs"])
+        report(summary)
+        recorded["summary"] = summary
+        out = args.out or args.source
+        out.write_text(json.dumps(recorded, indent=1, default=str))
+        scatter(out.with_suffix(".png"), recorded["runs"])
+        return
     torch.manual_seed(0)
     model = load_model("realesrgan-x4plus")
     original = {k: v.clone() for k, v in model.module.state_dict().items()}
@@ -104,16 +115,37 @@ def main() -> None:
                 best = log.best
                 chosen = next(p for p in points if p["step"] == (best.step if best.value <= -MIN_GAIN else 0))
                 runs.append({"set": set_name, "image": stem, "candidate": candidate.name, "status": log.status,
-                             "points": points, "chosen_step": chosen["step"],
-                             "chosen_lpips_change": chosen["lpips_change"],
-                             "chosen_psnr_change": chosen["psnr_change"]})
+                             "points": points})
                 last = points[-1]
                 print(f"{set_name:<14} {stem:<10} {candidate.name:<20} last: signal {last['value']:+.4f} "
                       f"(fid {last['fidelity']:+.3f} copy {last['copying']:+.3f} tex {last['texture']:+.3f}) "
                       f"LPIPS {last['lpips_change']:+.4f} PSNR {last['psnr_change']:+.2f} | chosen step "
                       f"{chosen['step']}: LPIPS {chosen['lpips_change']:+.4f}", flush=True)
-    summary = {"runs": len(runs)}
+    summary = summarise(runs)
+    report(summary)
+    device = f"{platform.machine()} CPU"
+    out = args.out or Path(__file__).resolve().parent / "results" / f"signal_check_{device.replace(' ', '_')}.json"
+    out.write_text(json.dumps({"device": device, "reconstructor": str(args.reconstructor), "args": vars(args) | {
+        "reconstructor": str(args.reconstructor), "out": str(out)}, "seconds": time.perf_counter() - started,
+        "summary": summary, "runs": runs}, indent=1, default=str))
+    scatter(out.with_suffix(".png"), runs)
+    print(f"written {out} and {out.with_suffix('.png')}")
+
+
+def summarise(runs: list[dict]) -> dict:
+    """Spearman per part (at the last step and over all points) and what selection by the signal would give: the
+    signal is recomputed from its recorded parts with ``combine``, so a changed combination can be scored on old
+    runs (``--from``)."""
+    for r in runs:
+        for p in r["points"]:
+            p["value"] = combine(p["fidelity"], p["copying"], p["texture"])
+        best = min(r["points"], key=lambda p: p["value"] if math.isfinite(p["value"]) else math.inf)
+        chosen = best if best["value"] <= -MIN_GAIN else r["points"][0]
+        r["chosen_step"], r["chosen_lpips_change"] = chosen["step"], chosen["lpips_change"]
+    summary: dict = {"runs": len(runs)}
     for part in PARTS:
+        if not all(part in p for r in runs for p in r["points"]):
+            continue  # a part added after these runs were recorded
         final_x = [r["points"][-1][part] for r in runs]
         final_y = [r["points"][-1]["lpips_change"] for r in runs]
         all_x = [p[part] for r in runs for p in r["points"][1:]]
@@ -124,22 +156,21 @@ def main() -> None:
     summary["selection"] = {"mean_lpips_change_chosen": float(np.mean(chosen)),
                             "mean_lpips_change_last": float(np.mean(last)),
                             "worse_than_unadapted_chosen": int(sum(c > 0.002 for c in chosen)),
-                            "worse_than_unadapted_last": int(sum(c > 0.002 for c in last))}
-    print(f"\n{len(runs)} runs. Spearman rho between each part's change and the true LPIPS change:")
+                            "worse_than_unadapted_last": int(sum(c > 0.002 for c in last)),
+                            "adapted_chosen": int(sum(r["chosen_step"] > 0 for r in runs))}
+    return summary
+
+
+def report(summary: dict) -> None:
+    print(f"\n{summary['runs']} runs. Spearman rho between each part's change and the true LPIPS change:")
     for part in PARTS:
-        s = summary[part]
-        print(f"  {part:<9} last step: {s['spearman_final']:+.3f}   all points: {s['spearman_all_points']:+.3f}")
-    print(f"selection by the signal: mean LPIPS change {summary['selection']['mean_lpips_change_chosen']:+.4f} "
-          f"(last step: {summary['selection']['mean_lpips_change_last']:+.4f}); runs worse than +0.002: "
-          f"{summary['selection']['worse_than_unadapted_chosen']} (last step: "
-          f"{summary['selection']['worse_than_unadapted_last']})")
-    device = f"{platform.machine()} CPU"
-    out = args.out or Path(__file__).resolve().parent / "results" / f"signal_check_{device.replace(' ', '_')}.json"
-    out.write_text(json.dumps({"device": device, "reconstructor": str(args.reconstructor), "args": vars(args) | {
-        "reconstructor": str(args.reconstructor), "out": str(out)}, "seconds": time.perf_counter() - started,
-        "summary": summary, "runs": runs}, indent=1, default=str))
-    scatter(out.with_suffix(".png"), runs)
-    print(f"written {out} and {out.with_suffix('.png')}")
+        if part in summary:
+            s = summary[part]
+            print(f"  {part:<9} last step: {s['spearman_final']:+.3f}   all points: {s['spearman_all_points']:+.3f}")
+    sel = summary["selection"]
+    print(f"selection by the signal: adapted {sel['adapted_chosen']} of {summary['runs']} runs; mean LPIPS change "
+          f"{sel['mean_lpips_change_chosen']:+.4f} (last step: {sel['mean_lpips_change_last']:+.4f}); runs worse than "
+          f"+0.002: {sel['worse_than_unadapted_chosen']} (last step: {sel['worse_than_unadapted_last']})")
 
 
 def scatter(path: Path, runs: list[dict]) -> None:

@@ -132,14 +132,15 @@ def demo(
     typer.echo(f"Real-ESRGAN x4plus ({loaded.path}); LR = '{FAMILY}' degradation of 256 px photo crops.\n"
                f"CPU-sized settings: {c.iterations} iterations, batch {c.batch}, {c.crop} px crops, lr {c.lr} "
                "(the paper: 150-500 iterations, batch 6, 128 px, lr 2e-6 on a GPU).")
-    rows = run_demo(loaded, recon, output)
+    rows, decision = run_demo(loaded, recon, output)
+    typer.echo(f"\nadapt decided: {decision}")
     typer.echo(f"\n{'photo':<10} {'PSNR-Y before':>14} {'after':>7} {'LPIPS before':>13} {'after':>7}")
     for r in rows:
         typer.echo(f"{r.name:<10} {r.psnr_before:>14.2f} {r.psnr_after:>7.2f} {r.lpips_before:>13.4f} "
                    f"{r.lpips_after:>7.4f}")
     typer.echo(f"\n(PSNR higher is better, LPIPS lower is better)\noutputs: {output.resolve()}\n"
                "  adapt/compare/<photo>.png = LR (enlarged) | before | after; hr/ = originals; "
-               "adapt/report.md = loss curve summary")
+               "adapt/report.md = the decision and loss curves, adapt/signal.png = loss and signal per candidate")
 
 
 @app.command()

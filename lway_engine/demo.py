@@ -61,8 +61,9 @@ def resize(img: np.ndarray, factor: float) -> np.ndarray:
 
 
 def run_demo(model: LoadedModel, reconstruction: LWayReconstruction, outdir: Path,
-             config: AdaptConfig = DEMO_CONFIG) -> list[DemoRow]:
-    """Degrade, adapt, and score; images land in ``outdir`` (``adapt/compare/`` holds the side-by-sides)."""
+             config: AdaptConfig = DEMO_CONFIG) -> tuple[list[DemoRow], str]:
+    """Degrade, adapt, and score; images land in ``outdir`` (``adapt/compare/`` holds the side-by-sides).
+    Returns the scores and what ``adapt`` decided (and why), as it tells a user."""
     hr = demo_photos()
     lr_files = []
     for i, (name, img) in enumerate(hr.items()):
@@ -70,7 +71,7 @@ def run_demo(model: LoadedModel, reconstruction: LWayReconstruction, outdir: Pat
         write_image(outdir / "hr" / f"{name}.png", Image(img, None, 8))
         lr_files.append(outdir / "lr" / f"{name}.png")
         write_image(lr_files[-1], Image(lr.numpy().transpose(1, 2, 0), None, 8))
-    run_adaptation(model, lr_files, outdir / "adapt", reconstruction, config, per_image=False)
+    runs = run_adaptation(model, lr_files, outdir / "adapt", reconstruction, config, per_image=False)
     metric = LPIPS("alex")
     rows = []
     for name, img in hr.items():
@@ -78,4 +79,4 @@ def run_demo(model: LoadedModel, reconstruction: LWayReconstruction, outdir: Pat
         after = read_image(outdir / "adapt" / "sr_after" / f"{name}.png").pixels
         rows.append(DemoRow(name, psnr_y(before, img), psnr_y(after, img), lpips_arrays(metric, before, img),
                             lpips_arrays(metric, after, img)))
-    return rows
+    return rows, runs["all"].message

@@ -9,7 +9,9 @@ trades its texture for fidelity. So the signal watches three things on LR region
   1 (negative: the LR is explained better where the model was not fitted, so not by memorising the crops);
 - ``copying``: the change (log ratio) of S's detail energy above the LR's Nyquist frequency in areas the HF map
   calls flat: a model that starts to reproduce noise or grain raises it;
-- ``texture``: the same in textured areas: a model that smooths its GAN texture away lowers it.
+- ``texture``: the same in textured areas: a model that smooths its GAN texture away lowers it;
+- ``coarse`` (recorded, not yet in the signal): the plain L1 of ``R(S(x), e)`` against ``x`` after a 2x2 average,
+  a scale the loss does not weight, as a ratio to S0's minus 1: copied noise cancels there, real structure stays.
 
 The signal is ``fidelity + copy_weight * max(copying, 0) + texture_weight * max(-texture, 0)``; 0 at S0 by
 construction, lower is better. ``bench/signal_check.py`` measures how its change tracks the true LPIPS change
@@ -94,6 +96,7 @@ class SignalPoint:
     fidelity: float
     copying: float
     texture: float
+    coarse: float = 0.0
 
 
 @dataclass
@@ -112,26 +115,29 @@ class QualityMonitor:
     def _tiles(self) -> list[tuple[int, torch.Tensor]]:
         return [(i, self.images[i][:, top : top + h, left : left + w]) for i, top, left, h, w in self.holdout.tiles]
 
-    def _measure(self, module: nn.Module) -> tuple[list[float], list[torch.Tensor]]:
-        losses, outputs = [], []
+    def _measure(self, module: nn.Module) -> tuple[list[float], list[float], list[torch.Tensor]]:
+        losses, coarse, outputs = [], [], []
         with torch.no_grad():
             for index, tile in self._tiles():
                 sr = module(tile[None]).float().clamp(0, 1)
                 lr_hat = self.reconstructor(sr, styles=self.styles.select(torch.tensor([index], device=sr.device)))
                 losses.append(float(weighted_l1(lr_hat, tile[None], hf_weight_map(tile[None]))))
+                coarse.append(float((F.avg_pool2d(lr_hat, 2) - F.avg_pool2d(tile[None], 2)).abs().mean()))
                 outputs.append(sr)
-        return losses, outputs
+        return losses, coarse, outputs
 
     def start(self, module: nn.Module) -> SignalPoint:
         """Record the unadapted model's held-out loss and outputs; the point of step 0 (all zeros)."""
-        losses, outputs = self._measure(module)
-        self._reference = {"loss": [torch.tensor(v) for v in losses], "sr": outputs}
-        return SignalPoint(0, 0.0, 0.0, 0.0, 0.0)
+        losses, coarse, outputs = self._measure(module)
+        self._reference = {"loss": [torch.tensor(v) for v in losses], "coarse": [torch.tensor(v) for v in coarse],
+                           "sr": outputs}
+        return SignalPoint(0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
     def evaluate(self, module: nn.Module, step: int) -> SignalPoint:
-        losses, outputs = self._measure(module)
+        losses, coarse, outputs = self._measure(module)
         reference = float(sum(self._reference["loss"]))
         fidelity = sum(losses) / max(reference, _EPS) - 1
+        coarse_change = sum(coarse) / max(float(sum(self._reference["coarse"])), _EPS) - 1
         flat_now = flat_then = tex_now = tex_then = 0.0
         for (_, tile), now, then in zip(self._tiles(), outputs, self._reference["sr"], strict=True):
             w = F.interpolate(hf_weight_map(tile[None]), scale_factor=self.scale, mode="nearest")
@@ -143,10 +149,16 @@ class QualityMonitor:
             tex_then += float((e_then * textured).sum())
         copying = math.log((flat_now + _EPS) / (flat_then + _EPS)) if flat_then > 0 else 0.0
         texture = math.log((tex_now + _EPS) / (tex_then + _EPS)) if tex_then > 0 else 0.0
-        value = fidelity + self.copy_weight * max(copying, 0.0) + self.texture_weight * max(-texture, 0.0)
-        if not all(math.isfinite(v) for v in (fidelity, copying, texture)):
-            value = math.nan
-        return SignalPoint(step, value, fidelity, copying, texture)
+        return SignalPoint(step, combine(fidelity, copying, texture, self.copy_weight, self.texture_weight),
+                           fidelity, copying, texture, coarse_change)
+
+
+def combine(fidelity: float, copying: float, texture: float, copy_weight: float = 1.0,
+            texture_weight: float = 1.0) -> float:
+    """The signal from its parts (module docstring); NaN if any part is not finite."""
+    if not all(math.isfinite(v) for v in (fidelity, copying, texture)):
+        return math.nan
+    return fidelity + copy_weight * max(copying, 0.0) + texture_weight * max(-texture, 0.0)
 
 
 def _detail_energy(sr: torch.Tensor, scale: int) -> torch.Tensor:
