@@ -2,20 +2,23 @@
 
 The training loss falls in every run, also in runs that make the images worse (``bench/quality.py``): the SR model
 learns to paint into its output what the reconstructor cannot explain (noise, demosaicking fringes, grain) or
-trades its texture for fidelity. So the signal watches three things on LR regions that adaptation never trains on
-(:func:`hold_out`: a strip along one side of each image), each relative to the unadapted model S0:
+trades its texture for fidelity. So the signal watches the model on LR regions that adaptation never trains on
+(:func:`hold_out`: a strip along one side of each image), each part relative to the unadapted model S0:
 
 - ``fidelity``: the HF-weighted L1 of ``R(S(x), e)`` against ``x`` on the held-out tiles, as a ratio to S0's minus
   1 (negative: the LR is explained better where the model was not fitted, so not by memorising the crops);
 - ``copying``: the change (log ratio) of S's detail energy above the LR's Nyquist frequency in areas the HF map
-  calls flat: a model that starts to reproduce noise or grain raises it;
-- ``texture``: the same in textured areas: a model that smooths its GAN texture away lowers it;
-- ``coarse`` (recorded, not yet in the signal): the plain L1 of ``R(S(x), e)`` against ``x`` after a 2x2 average,
-  a scale the loss does not weight, as a ratio to S0's minus 1: copied noise cancels there, real structure stays.
+  calls flat: noise or grain painted in raises it, hallucinated texture removed lowers it;
+- ``texture``: the same in textured areas: GAN texture smoothed away lowers it, fringes copied raise it;
+- ``coarse`` (recorded, not in the signal): the plain L1 of ``R(S(x), e)`` against ``x`` after a 2x2 average, a
+  scale the loss does not weight, as a ratio to S0's minus 1.
 
-The signal is ``fidelity + copy_weight * max(copying, 0) + texture_weight * max(-texture, 0)``; 0 at S0 by
-construction, lower is better. ``bench/signal_check.py`` measures how its change tracks the true LPIPS change
-against the HR. A NaN anywhere makes the whole point NaN, which selection treats as failed, never as best.
+The signal is ``fidelity + COPY_WEIGHT * |copying| + TEXTURE_WEIGHT * |texture|``: 0 at S0, lower is better. Why
+the absolute values, measured (``bench/signal_check.py``, 42 runs with the first checkpoint): a better-explained LR went with a *worse* LPIPS
+against the HR more often than not (the perception-distortion trade-off), and a large change of the detail energy in
+either direction was the best single warning: smoothing lost the texture, a rise was copied noise or fringes far
+more often than real sharpening. So fidelity gains count only net of how far the added detail moved. A NaN anywhere
+makes the point NaN, which selection treats as failed, never as best.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from lway_engine.adaptation.hf_weight import hf_weight_map, weighted_l1
 from lway_engine.reconstruction import Reconstructor, Styles
 
 FLAT, TEXTURED = 0.25, 0.5  # HF-map levels below which an LR pixel counts as flat, above which as textured
+COPY_WEIGHT, TEXTURE_WEIGHT = 4.0, 4.0  # chosen on bench/signal_check.py's 42 runs (see the module docstring)
 _EPS = 1e-12
 
 
@@ -108,8 +112,8 @@ class QualityMonitor:
     reconstructor: Reconstructor
     styles: Styles
     scale: int
-    copy_weight: float = 1.0
-    texture_weight: float = 1.0
+    copy_weight: float = COPY_WEIGHT
+    texture_weight: float = TEXTURE_WEIGHT
     _reference: dict[str, list[torch.Tensor]] = field(default_factory=dict, repr=False)
 
     def _tiles(self) -> list[tuple[int, torch.Tensor]]:
@@ -153,12 +157,12 @@ class QualityMonitor:
                            fidelity, copying, texture, coarse_change)
 
 
-def combine(fidelity: float, copying: float, texture: float, copy_weight: float = 1.0,
-            texture_weight: float = 1.0) -> float:
+def combine(fidelity: float, copying: float, texture: float, copy_weight: float = COPY_WEIGHT,
+            texture_weight: float = TEXTURE_WEIGHT) -> float:
     """The signal from its parts (module docstring); NaN if any part is not finite."""
     if not all(math.isfinite(v) for v in (fidelity, copying, texture)):
         return math.nan
-    return fidelity + copy_weight * max(copying, 0.0) + texture_weight * max(-texture, 0.0)
+    return fidelity + copy_weight * abs(copying) + texture_weight * abs(texture)
 
 
 def _detail_energy(sr: torch.Tensor, scale: int) -> torch.Tensor:
