@@ -40,6 +40,7 @@ from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
 from lway_engine.adaptation.step import AdaptStep, execution_settings
 from lway_engine.adaptation.trainable import select_trainable
+from lway_engine.hardware import cpu_features
 from lway_engine.losses import LPIPS
 from lway_engine.models import LoadedModel, load_model
 from lway_engine.reconstruction import LWayReconstruction, load_checkpoint
@@ -49,6 +50,9 @@ PROFILES = {
     # x4plus's stage pieces would add minutes of compiling on 2 cores: its breakdown is left to the GPU profile
     "cpu": dict(models=["rrdb-small", "realesrgan-x4plus"], breakdown=["rrdb-small"], batch=1, crop=32, repeats=10,
                 variants={"eager": (False, None), "compiled": (True, None)}, run_iterations=0),
+    # bfloat16 on a CPU with AMX / AVX512_BF16 (issue: CPU bf16), at the size the issue measured
+    "cpu-bf16": dict(models=["realesrgan-x4plus"], breakdown=[], batch=2, crop=64, repeats=3,
+                     variants={"eager": (False, None), "eager-bf16": (False, "bf16")}, run_iterations=0),
     "gpu": dict(models=["realesrgan-x4plus"], breakdown=["realesrgan-x4plus"], batch=6, crop=128, repeats=20,
                 variants={"eager": (False, None), "compiled": (True, None), "eager-bf16": (False, "bf16"),
                           "compiled-bf16": (True, "bf16")}, run_iterations=500),
@@ -292,7 +296,8 @@ def main() -> None:
     out = Path(__file__).resolve().parent / "results" / f"{stem}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"device": device_name, "torch": torch.__version__, "profile": profile_name,
-                               "torch_threads": torch.get_num_threads(), "deterministic": args.deterministic,
+                               "torch_threads": torch.get_num_threads(), "cpu": cpu_features().as_dict(),
+                               "deterministic": args.deterministic,
                                "rows": rows, "runs": runs}, indent=1))
     print(f"\nwritten to {out}")
 

@@ -85,6 +85,7 @@ def bias_leaky_relu(
     ``scale > 0`` and ``negative_slope >= 0``, see csrc/bias_act.cpp). Elsewhere it is the unfused reference: there
     is no GPU kernel, and on GPU ``torch.compile`` fuses the reference's elementwise chain by itself.
     """
+    bias = bias.to(x.dtype)  # under autocast x arrives in bf16/fp16 while the parameter stays float32
     if _EXT is None or x.device.type != "cpu":
         return bias_leaky_relu_reference(x, bias, negative_slope, scale)
     return torch.ops.lway.bias_leaky_relu(x, bias, negative_slope, scale)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from lway_engine.adaptation.step import amp_dtype
 from lway_engine.atomic import atomic_write
 from lway_engine.losses import LPIPS
 from lway_engine.reconstruction import LWayReconstruction, ReconstructionConfig, load_checkpoint, save_checkpoint
@@ -58,6 +59,7 @@ class PretrainConfig:
     crop: int = 48  # LR crop side (HR crops are crop * scale)
     workers: int = 0  # processes preparing batches ahead of the optimiser (0: in the training process)
     device: str = "cpu"
+    amp: str | None = None  # "bf16": autocast the forward (fp32 weights, Adam state and loss sum); validation is fp32
     lr: float = 2e-4
     real_fraction: float = 0.5  # share of real pairs in a batch when both kinds of data are given
     lpips_weight: float = 1.0
@@ -67,11 +69,12 @@ class PretrainConfig:
     seed: int = 0
 
 
-def _loss(model: LWayReconstruction, lpips: LPIPS, hr: torch.Tensor, lr: torch.Tensor, lpips_weight: float
-          ) -> tuple[torch.Tensor, float, float]:
-    lr_hat = model(hr, lr)
+def _loss(model: LWayReconstruction, lpips: LPIPS, hr: torch.Tensor, lr: torch.Tensor, lpips_weight: float,
+          amp: torch.dtype | None = None) -> tuple[torch.Tensor, float, float]:
+    with torch.autocast(hr.device.type, amp or torch.float32, enabled=amp is not None):
+        lr_hat = model(hr, lr).float()
+        perceptual = lpips(lr_hat, lr).float().mean()
     l1 = (lr_hat - lr).abs().mean()
-    perceptual = lpips(lr_hat, lr).mean()
     return l1 + lpips_weight * perceptual, float(l1.detach()), float(perceptual.detach())
 
 
@@ -80,10 +83,10 @@ def validation_loss(model: LWayReconstruction, lpips: LPIPS, samples: list[tuple
     """Mean L1 / LPIPS / total on the fixed validation samples."""
     model.eval()
     totals = np.zeros(3)
+    device = next(model.parameters()).device
     with torch.no_grad():
         for start in range(0, len(samples), 16):
             chunk = samples[start : start + 16]
-            device = next(model.parameters()).device
             hr, lr = (torch.stack([s[i] for s in chunk]).to(device) for i in (0, 1))
             total, l1, perceptual = _loss(model, lpips, hr, lr, lpips_weight)
             totals += np.array([float(total), l1, perceptual]) * len(chunk)
@@ -98,6 +101,7 @@ def pretrain(train: PairSource, val: PairSource, out: Path, config: PretrainConf
     state_path, log_path = out.with_suffix(".state.pt"), out.with_suffix(".json")
     torch.manual_seed(config.seed)
     device = torch.device(config.device)
+    amp = amp_dtype(config.amp, device)
     lpips = LPIPS("alex").to(device)
     val_rng = np.random.default_rng(config.seed + 1)
     val_samples = [val.sample(val_rng, config.crop, config.real_fraction) for _ in range(config.val_samples)]
@@ -114,6 +118,8 @@ def pretrain(train: PairSource, val: PairSource, out: Path, config: PretrainConf
         log = {"config": asdict(config), "model": asdict(model_config), "train": [], "val": [], "seconds": 0.0,
                "samples": 0, "data": train.report.summary()}
         start = 0
+    # Each launch's settings, so a run resumed with other settings (--amp, --workers, --steps) says so in its log.
+    log.setdefault("launches", []).append({"from_step": start, **asdict(config)})
     scheduler_floor = config.lr * 0.1
 
     def save(step: int) -> None:
@@ -131,7 +137,7 @@ def pretrain(train: PairSource, val: PairSource, out: Path, config: PretrainConf
             group["lr"] = scheduler_floor + (config.lr - scheduler_floor) * 0.5 * (1 + math.cos(math.pi * step /
                                                                                           config.steps))
         hr, lr = (t.to(device, non_blocking=True) for t in next(batches))
-        total, l1, perceptual = _loss(model, lpips, hr, lr, config.lpips_weight)
+        total, l1, perceptual = _loss(model, lpips, hr, lr, config.lpips_weight, amp)
         value = float(total.detach())
         if not math.isfinite(value):
             raise FloatingPointError(f"pretraining loss became {value} at step {step}; lower --lr")

@@ -295,3 +295,35 @@ def test_compile_falls_back_to_eager_without_a_cpp_compiler(tiny_rrdb, small_rec
                                  params, 0.0, torch.device("cpu"))
             results.append(step(x, picks))
     torch.testing.assert_close(results[1], results[0])
+
+
+def test_bf16_adaptation_on_the_cpu_follows_float32(tiny_rrdb, small_reconstruction, lpips_alex, photo) -> None:
+    from lway_engine.adaptation.step import AdaptStep
+
+    original = {k: v.clone() for k, v in tiny_rrdb.module.state_dict().items()}
+    logs = {}
+    for amp in (None, "bf16"):
+        tiny_rrdb.module.load_state_dict(original)
+        config = AdaptConfig(iterations=5, lr=1e-3, batch=2, crop=32, amp=amp)
+        logs[amp] = adapt(tiny_rrdb, _lr_images(photo), small_reconstruction, LWayLoss(lpips_alex), config,
+                          progress=False)
+        assert all(p.dtype == torch.float32 for p in tiny_rrdb.module.parameters())  # fp32 master weights
+    assert logs["bf16"].status == "done"
+    torch.testing.assert_close(logs["bf16"].loss, logs[None].loss, rtol=0.03, atol=1e-3)
+    # ... and the bf16 step stays one graph for --compile (dynamo only here; inductor is what the fp32 test runs).
+    params = list(tiny_rrdb.module.requires_grad_(True).parameters())
+    reconstructor = small_reconstruction.reconstructor.requires_grad_(False)
+    with torch.no_grad():
+        styles = reconstructor.prepare(torch.randn(3, 32))
+    step = AdaptStep(tiny_rrdb.module, reconstructor, styles, LWayLoss(lpips_alex), params, 1e-4,
+                     torch.device("cpu"), compile=False, amp="bf16")
+    explained = torch._dynamo.explain(step.forward)(torch.rand(2, 3, 32, 32), torch.tensor([2, 0]))
+    assert explained.graph_break_count == 0, [r.reason for r in explained.break_reasons]
+
+
+def test_fp16_is_refused_on_the_cpu_with_the_alternative() -> None:
+    from lway_engine.adaptation.step import amp_dtype
+
+    assert amp_dtype("bf16", torch.device("cpu")) == torch.bfloat16
+    with pytest.raises(ValueError, match="use --amp bf16 on the CPU"):
+        amp_dtype("fp16", torch.device("cpu"))

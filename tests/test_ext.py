@@ -140,15 +140,28 @@ def test_torch_compile_fullgraph() -> None:
         (torch.randn(2, 3, 4), torch.randn(4), {}, r"expected bias of shape \(C,\) = \(3,\)"),
         (torch.randn(2, 3, 4), torch.randn(1, 3), {}, r"expected bias of shape \(C,\) = \(3,\)"),
         (torch.randn(6), torch.randn(6), {}, r"expected x of shape \(N, C, \*\)"),
-        (torch.randn(2, 3), torch.randn(3, dtype=torch.float64), {}, "bias has dtype Double but x has dtype Float"),
         (torch.randn(2, 3), torch.randn(3), {"negative_slope": -0.1}, "requires scale > 0 and negative_slope >= 0"),
         (torch.randn(2, 3), torch.randn(3), {"scale": 0.0}, "requires scale > 0 and negative_slope >= 0"),
     ],
-    ids=["bias-too-long", "bias-2d", "x-1d", "dtype-mismatch", "negative-slope", "zero-scale"],
+    ids=["bias-too-long", "bias-2d", "x-1d", "negative-slope", "zero-scale"],
 )
 def test_clear_errors(x: torch.Tensor, bias: torch.Tensor, kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(RuntimeError, match=message):
         ext.bias_leaky_relu(x, bias, **kwargs)
+
+
+def test_op_rejects_mixed_dtypes_and_the_wrapper_casts_the_bias() -> None:
+    x, bias = torch.randn(2, 3, 5), torch.randn(3, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="bias has dtype Double but x has dtype Float"):
+        torch.ops.lway.bias_leaky_relu(x, bias, 0.2, 1.0)
+    # Under autocast the activations are bf16 while the bias parameter stays float32: the wrapper casts the bias,
+    # and its gradient comes back in float32.
+    bias = torch.randn(3, requires_grad=True)
+    out = ext.bias_leaky_relu(x.bfloat16(), bias)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), ext.bias_leaky_relu_reference(x, bias), rtol=1e-2, atol=1e-2)
+    out.float().sum().backward()
+    assert bias.grad is not None and bias.grad.dtype == torch.float32
 
 
 def test_backward_op_rejects_mismatched_shapes() -> None:

@@ -11,12 +11,15 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
+from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
+from lway_engine.ext import bias_leaky_relu_reference
 from lway_engine.reconstruction import (
     MIN_LR_SIZE,
     CheckpointError,
     CheckpointNotFoundError,
     DegradationEncoder,
     LWayReconstruction,
+    ModulatedConv2d,
     ReconstructionConfig,
     Reconstructor,
     load_checkpoint,
@@ -125,8 +128,43 @@ def test_prepared_styles_match_plain_path() -> None:
     assert (r(hr, styles=styles) - plain).abs().max() <= 1e-6
     picked = styles.select(torch.tensor([2, 2, 0]))
     torch.testing.assert_close(r(hr, styles=picked), r(hr, e[[2, 2, 0]]))
-    # One embedding shared by the batch (plain convolution) equals giving each sample that embedding (grouped).
+    # One embedding shared by the batch equals giving each sample that embedding.
     torch.testing.assert_close(r(hr, e[:1]), r(hr, e[:1].expand(3, -1)), rtol=1e-5, atol=1e-6)
+
+
+def test_modulated_conv_equals_per_sample_modulated_filters() -> None:
+    # The definition (StyleGAN2): sample b is convolved with W * style_b[in] * demod_b[out]; the layer computes it as
+    # demod * conv(style * x, W) for the whole batch at once.
+    layer = ModulatedConv2d(8, 6, embed_dim=16)
+    with torch.no_grad():
+        layer.bias.normal_()
+    x, e = torch.randn(3, 8, 12, 10), torch.randn(3, 16)
+    style, demod = layer.modulation(e)
+    expected = []
+    for b in range(3):
+        weight = layer.weight * style[b][None, :, None, None] * demod[b][:, None, None, None]
+        expected.append(bias_leaky_relu_reference(F.conv2d(x[b : b + 1], weight, padding=1), layer.bias))
+    torch.testing.assert_close(layer(x, style, demod), torch.cat(expected), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="embedding batch 2"):
+        layer(x, style[:2], demod[:2])
+
+
+def test_bf16_autocast_runs_the_pytorch_path_close_to_float32(photo) -> None:
+    # Under autocast the frozen R leaves the float32 fused op for oneDNN's bf16 convolutions (faster on AMX CPUs).
+    # bf16 keeps ~3 significant digits: with the bundled weights on a photo, R's LR stays within a few 8-bit levels.
+    model = load_checkpoint(DEFAULT_RECONSTRUCTOR).requires_grad_(False)
+    hr = _to_tensor(photo("astronaut", 128))
+    lr = F.avg_pool2d(hr, 4)
+    r = model.reconstructor
+    styles = r.prepare(model.encoder(lr))
+    hr.requires_grad_(True)
+    reference = r(hr, styles=styles)
+    with torch.autocast("cpu", torch.bfloat16):
+        out = r(hr, styles=styles)
+    assert out.dtype == torch.float32  # the area-downsample skip stays float32
+    assert (out - reference).abs().max() < 3 / 255 and (out - reference).abs().mean() < 0.5 / 255
+    out.sum().backward()
+    assert hr.grad is not None and torch.isfinite(hr.grad).all()
 
 
 def test_frozen_reconstructor_passes_gradient_to_input_only() -> None:

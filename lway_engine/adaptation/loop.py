@@ -41,7 +41,7 @@ class AdaptConfig:
     seed: int = 0
     explode_factor: float = 10.0  # a loss above this many times the first one counts as divergence
     compile: bool = False  # torch.compile the step (see step.py); falls back to eager with a warning
-    amp: str | None = None  # "bf16" or "fp16" autocast, CUDA only
+    amp: str | None = None  # "bf16" (CUDA, or a CPU) or "fp16" (CUDA) autocast; None: float32
     deterministic: bool = False
     extension: bool = True  # R through the C++ op lway::conv3x3_fused (csrc/); False: the PyTorch path
     anchor: float = 0.0  # weight holding flat areas to the unadapted model's output (step.py); 0: the paper's loss

@@ -48,14 +48,14 @@ Forward = Callable[[torch.Tensor, torch.Tensor], LossTerms]  # (lr_crops, condit
 
 
 def amp_dtype(amp: str | None, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``amp`` ("bf16", "fp16" or None), which needs a CUDA device."""
+    """The autocast dtype for ``amp`` ("bf16", "fp16" or None): fp16 needs CUDA, bf16 runs on CUDA and the CPU."""
     if amp is None:
         return None
     if amp not in AMP_DTYPES:
         raise ValueError(f"amp must be one of {sorted(AMP_DTYPES)}, got {amp!r}")
-    if device.type != "cuda":
-        raise ValueError(f"--amp {amp} needs a CUDA device (reduced precision on the CPU is slow and inexact); "
-                         "drop --amp or pass --device cuda")
+    if device.type != "cuda" and amp != "bf16":
+        raise ValueError(f"--amp {amp} needs a CUDA device (the CPU has no fast float16 path); "
+                         "use --amp bf16 on the CPU, drop --amp, or pass --device cuda")
     return AMP_DTYPES[amp]
 
 
@@ -99,7 +99,7 @@ class AdaptStep:
             raise ValueError(f"anchor and texture weights must be >= 0, got {anchor} and {texture}")
         self.module, self.reconstructor, self.styles, self.loss_fn = module, reconstructor, styles, loss_fn
         self.autocast_dtype = amp_dtype(amp, device)
-        self.channels_last = device.type == "cuda"
+        self.channels_last = device.type == "cuda" or self.autocast_dtype is not None
         if self.channels_last:
             module.to(memory_format=torch.channels_last)
         self.anchor, self.texture = anchor, texture
