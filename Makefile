@@ -20,7 +20,7 @@ $(VENV)/.build-deps: $(BIN)/python constraints.txt
 	touch $@
 
 install: $(VENV)/.build-deps
-	$(PIP) install --no-build-isolation $(PIN) ".[test]"
+	$(PIP) install --no-build-isolation $(PIN) ".[test,openvino]"
 
 demo: install
 	$(BIN)/lway-engine demo --output outputs/demo

@@ -3,7 +3,9 @@
     .venv/bin/python bench/deploy.py --quick --sizes 128       # CPU, a few minutes per size on 2 cores
     .venv/bin/python bench/deploy.py --device cuda              # adds ORT's CUDA and TensorRT providers
 
-Each backend runs the whole LR image (no tiling) in float32, batch 1. Backends are timed side by side: every
+Each backend runs the whole LR image (no tiling), batch 1, in float32 except the bf16 rows (on CPUs with AMX or
+AVX512_BF16: PyTorch autocast + channels-last, and OpenVINO at bf16 inference precision; "max|diff|" says how far
+they land from eager float32). Backends are timed side by side: every
 repeat runs each backend once, in turn, so drifting machine load hits all of them alike; the table reports the
 median. Every backend takes and returns NumPy arrays, as an embedding app would, so GPU rows include the host-device
 copies. On the CPU, ONNX Runtime runs twice: with its own kernels, and as ``Upscaler`` opens a model there by default
@@ -11,13 +13,14 @@ copies. On the CPU, ONNX Runtime runs twice: with its own kernels, and as ``Upsc
 is x4plus with seeded 1% weight noise saved in the checkpoint's own layout, exported like any adapted weights: it
 shows adapted models deploy at the same speed.
 Exports are reused across runs when the ONNX metadata names the same weights sha256.
-Prints a table and writes bench/results/deploy_<device>.json.
+Prints a table and writes bench/results/deploy_<device>.json with the processor's ISA flags.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import importlib.metadata
 import json
 import platform
 import statistics
@@ -30,10 +33,11 @@ import onnxruntime as ort
 import torch
 
 from lway_engine.adapted_weights import OriginalLayout
+from lway_engine.backends import onnx_providers, openvino_installed, openvino_model
 from lway_engine.export.onnx import export_onnx
 from lway_engine.export.ort_winograd import cpu_session_source
+from lway_engine.hardware import cpu_features
 from lway_engine.models import LoadedModel, load_model
-from lway_engine.runtime import onnx_providers
 from lway_engine.weights.cache import lway_home, sha256_file
 
 Runner = Callable[[np.ndarray], np.ndarray]
@@ -66,6 +70,24 @@ def torch_runner(module: torch.nn.Module, device: torch.device) -> Runner:
     return run
 
 
+def torch_bf16_runner(module: torch.nn.Module, device: torch.device) -> Runner:
+    """bf16 autocast with channels-last weights and input: what ``Upscaler`` runs on a CPU with native bf16."""
+    module = copy.deepcopy(module).to(memory_format=torch.channels_last)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16):
+            tensor = torch.from_numpy(x).to(device).contiguous(memory_format=torch.channels_last)
+            return module(tensor).float().cpu().numpy()
+
+    return run
+
+
+def openvino_runner(path: Path, bf16: bool) -> Runner:
+    """The .onnx compiled by OpenVINO for the CPU, as ``Upscaler(..., backend="openvino")`` opens it."""
+    module = openvino_model(path, bf16).module
+    return lambda x: module(torch.from_numpy(x)).numpy()
+
+
 def ort_runner(path: Path, provider: tuple[str, dict], cpu_kernels: bool = False) -> Runner:
     """A session on ``provider``; with ``cpu_kernels``, the graph as ``Upscaler`` opens it on the CPU (3x3
     convolutions through lway-engine's Winograd op, export/ort_winograd.py)."""
@@ -93,6 +115,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256], help="LR sides to time")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per backend and size")
     parser.add_argument("--quick", action="store_true", help="3 repeats (overrides --repeats)")
+    parser.add_argument("--no-compile", action="store_true", help="leave out torch.compile (minutes on 2 cores)")
+    parser.add_argument("--base-only", action="store_true", help="x4plus only, not its adapted copy")
     parser.add_argument("--workdir", type=Path, default=None, help="exports and adapted weights (default: "
                         "$LWAY_HOME/bench-deploy, reused across runs)")
     args = parser.parse_args()
@@ -101,7 +125,9 @@ def main() -> None:
     workdir = args.workdir or lway_home() / "bench-deploy"
 
     base = load_model("realesrgan-x4plus", device=device)
-    weights = {"x4plus": base.path, "x4plus-adapted": adapted_copy(base, workdir / "adapted")}
+    weights = {"x4plus": base.path}
+    if not args.base_only:
+        weights["x4plus-adapted"] = adapted_copy(base, workdir / "adapted")
     from skimage import data
 
     photo = data.astronaut().astype(np.float32) / 255.0
@@ -112,10 +138,15 @@ def main() -> None:
         providers = onnx_providers(args.device)
         if device.type == "cuda":
             providers = [p for p in providers if p[0] != "CPUExecutionProvider"]
-        backends: dict[str, Runner] = {
-            "pytorch-eager": torch_runner(model.module, device),
-            "torch.compile": torch_runner(torch.compile(model.module, dynamic=False), device),
-        }
+        backends: dict[str, Runner] = {"pytorch-eager": torch_runner(model.module, device)}
+        if device.type == "cpu" and cpu_features().fast_bf16:
+            backends["pytorch-eager-bf16"] = torch_bf16_runner(model.module, device)
+        if not args.no_compile:
+            backends["torch.compile"] = torch_runner(torch.compile(model.module, dynamic=False), device)
+        if device.type == "cpu" and openvino_installed():
+            backends["openvino-fp32"] = openvino_runner(onnx_path, bf16=False)
+            if cpu_features().fast_bf16:
+                backends["openvino-bf16"] = openvino_runner(onnx_path, bf16=True)
         for provider in providers:
             label = "onnxruntime-" + provider[0].removesuffix("ExecutionProvider").lower()
             variants = [(label, False)] + ([(label + "+lway-winograd", True)] if device.type == "cpu" else [])
@@ -157,12 +188,14 @@ def main() -> None:
             print(f"{row['model']:<16} {row['size']:>5} {row['backend']:<28} {row['images_per_s']:>8.3f} "
                   f"{row['median_s']:>9.3f} {row['max_abs_diff_vs_eager']:>19.2e}")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU"
-    out = Path(__file__).resolve().parent / "results" / f"deploy_{device.type}.json"
+    kind = device.type if device.type == "cuda" else f"cpu_{cpu_features().kind}"
+    out = Path(__file__).resolve().parent / "results" / f"deploy_{kind}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "device": name, "torch": torch.__version__, "onnxruntime": ort.__version__,
-        "torch_threads": torch.get_num_threads(), "repeats": repeats, "batch": 1, "precision": "fp32",
-        "rows": rows}, indent=1))
+        "torch_threads": torch.get_num_threads(), "cpu": cpu_features().as_dict(),
+        "openvino": importlib.metadata.version("openvino") if openvino_installed() else None, "repeats": repeats,
+        "batch": 1, "rows": rows}, indent=1))
     print(f"\nwritten to {out}")
 
 

@@ -11,8 +11,9 @@
     whole-set adaptation. Adaptation is ``adapt``'s default: automatic selection by the no-HR signal
     (``lway_engine/adaptation/select.py``), which may keep the unadapted model; ``--no-select`` runs the fixed
     schedule with ``--anchor``/``--texture``.
-Prints a table per set and writes bench/results/quality_<profile>[_fixed[_anchor<W>][_texture<T>]]_<device>.json
-(``_fixed``: with ``--no-select``).
+Prints a table per set and writes
+bench/results/quality_<profile>[_fixed[_anchor<W>][_texture<T>]][_bf16]_<device>.json (``_fixed``: with
+``--no-select``; ``_bf16``: adaptation under ``--amp bf16``; evaluation is float32 either way).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
 from lway_engine.adaptation.select import adapt_and_select
 from lway_engine.degradations import EVALUATION_FAMILIES, UNSEEN_FAMILIES, degrade
+from lway_engine.hardware import cpu_features, resolve_amp
 from lway_engine.imageio import Image, read_image
 from lway_engine.losses import LPIPS
 from lway_engine.metrics import lpips_arrays, psnr_y, ssim_y
@@ -139,6 +141,8 @@ def main() -> None:
     parser.add_argument("--anchor", type=float, help="adapt --anchor weight (with --no-select; 0 = paper's loss)")
     parser.add_argument("--texture", type=float, help="adapt --texture weight (with --no-select)")
     parser.add_argument("--no-select", action="store_true", help="fixed schedule instead of adapt's selection")
+    parser.add_argument("--amp", default="fp32", help="adapt --amp (auto, bf16, fp32); fp32 by default so that "
+                        "results compare across machines")
     parser.add_argument("--only", help="comma-separated subset of runs, e.g. city100,defocus_noise")
     parser.add_argument("--out", type=Path,
                         help="JSON path (default: bench/results/quality_<profile>[_fixed...]_<device>.json)")
@@ -149,6 +153,7 @@ def main() -> None:
     overrides = {k: v for k, v in (("iterations", args.iterations), ("lr", args.lr), ("anchor", args.anchor),
                                    ("texture", args.texture)) if v is not None}
     overrides["select"] = not args.no_select
+    overrides["amp"] = resolve_amp(args.amp, args.device)
     config = AdaptConfig(**{**config.__dict__, **overrides})
     torch.manual_seed(0)
     model = load_model("realesrgan-x4plus", device=args.device)
@@ -186,11 +191,12 @@ def main() -> None:
               f"{s['lpips']['gain']:>+13.4f}")
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{platform.machine()} CPU"
     variant = "" if config.select else "_fixed" + (f"_anchor{config.anchor:g}" if config.anchor else "") + (
-        f"_texture{config.texture:g}" if config.texture else "")
+        f"_texture{config.texture:g}" if config.texture else "") + (f"_{config.amp}" if config.amp else "")
     default = f"quality_{profile_name}{variant}_{device.replace(' ', '_')}.json"
     out = args.out or Path(__file__).resolve().parent / "results" / default
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"profile": profile_name, "device": device, "config": config.__dict__,
+    out.write_text(json.dumps({"profile": profile_name, "device": device, "cpu": cpu_features().as_dict(),
+                               "config": config.__dict__,
                                "reconstructor": str(args.reconstructor), "results": results}, indent=1))
     print(f"written {out}")
 

@@ -112,8 +112,7 @@ def main() -> None:
                 base = points[0]
                 for p in points:
                     p["lpips_change"], p["psnr_change"] = p["lpips"] - base["lpips"], p["psnr"] - base["psnr"]
-                best = log.best
-                chosen = next(p for p in points if p["step"] == (best.step if best.value <= -MIN_GAIN else 0))
+                chosen = chosen_point(points)
                 runs.append({"set": set_name, "image": stem, "candidate": candidate.name, "status": log.status,
                              "points": points})
                 last = points[-1]
@@ -132,15 +131,21 @@ def main() -> None:
     print(f"written {out} and {out.with_suffix('.png')}")
 
 
+def chosen_point(points: list[dict]) -> dict:
+    """The point selection keeps: the lowest signal (recomputed from its parts with ``combine``) if it beats the
+    unadapted model by ``MIN_GAIN``, else step 0. Sets each point's ``value``."""
+    for p in points:
+        p["value"] = combine(p["fidelity"], p["copying"], p["texture"])
+    best = min(points, key=lambda p: p["value"] if math.isfinite(p["value"]) else math.inf)
+    return best if best["value"] <= -MIN_GAIN else points[0]
+
+
 def summarise(runs: list[dict]) -> dict:
     """Spearman per part (at the last step and over all points) and what selection by the signal would give: the
     signal is recomputed from its recorded parts with ``combine``, so a changed combination can be scored on old
     runs (``--from``)."""
     for r in runs:
-        for p in r["points"]:
-            p["value"] = combine(p["fidelity"], p["copying"], p["texture"])
-        best = min(r["points"], key=lambda p: p["value"] if math.isfinite(p["value"]) else math.inf)
-        chosen = best if best["value"] <= -MIN_GAIN else r["points"][0]
+        chosen = chosen_point(r["points"])
         r["chosen_step"], r["chosen_lpips_change"] = chosen["step"], chosen["lpips_change"]
     summary: dict = {"runs": len(runs)}
     for part in PARTS:

@@ -97,14 +97,19 @@ def upscale(
         help="Context pixels around each tile; 64 keeps Real-ESRGAN x4plus within 1/255 of untiled.")] = 64,
     device: Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1, ...")] = "cpu",
     fp16: Annotated[bool, typer.Option(help="Half precision (CUDA only).")] = False,
+    fp32: Annotated[bool, typer.Option(help="Keep float32 on a CPU with native bf16, where checkpoints otherwise "
+                                       "run in bf16 (about 4x faster, within 55 dB of float32).")] = False,
     ext: Annotated[str, typer.Option(help="Output format: png, tif, webp or jpg.")] = "png",
     alpha_mode: Annotated[str, typer.Option(help="Alpha channel: 'model' (through the network) or 'bicubic'.")] = (
         "model"),
     cpu_kernels: Annotated[bool, typer.Option(help="ONNX models on the CPU: run 3x3 convolutions through "
                                               "lway-engine's Winograd kernel (faster than ONNX Runtime's).")] = True,
+    backend: Annotated[str, typer.Option(help="Runtime for .onnx: auto (OpenVINO on CPUs with native bf16 where "
+                                          "installed, else ONNX Runtime), onnxruntime or openvino.")] = "auto",
 ) -> None:
     """Super-resolve images. Greyscale, 16-bit depth and alpha are kept; a failing file is reported and skipped,
     and the exit code is 1 if any file failed."""
+    from lway_engine.backends import OpenVinoUnavailable
     from lway_engine.export.tensorrt import TensorRTUnavailable
     from lway_engine.models import ModelLoadError
     from lway_engine.runtime import Upscaler
@@ -114,10 +119,14 @@ def upscale(
     if ext not in ("png", "tif", "webp", "jpg") or alpha_mode not in ("model", "bicubic") or tile < 0 or tile_pad < 0:
         raise typer.BadParameter("check --ext (png|tif|webp|jpg), --alpha-mode (model|bicubic), --tile, --tile-pad")
     try:
-        loaded = Upscaler(model, device=device, cpu_kernels=cpu_kernels).model
-        options = UpscaleOptions(tile=tile, tile_pad=tile_pad, fp16=fp16, suffix=f".{ext}", alpha_mode=alpha_mode)
+        precision = "fp32" if fp32 or fp16 else "auto"
+        upscaler = Upscaler(model, device=device, cpu_kernels=cpu_kernels, precision=precision, backend=backend)
+        loaded = upscaler.model
+        options = UpscaleOptions(tile=tile, tile_pad=tile_pad, fp16=fp16, bf16=upscaler.options.bf16,
+                                 suffix=f".{ext}", alpha_mode=alpha_mode)
         outcomes = upscale_files(loaded, inputs, output, options)
-    except (ModelLoadError, WeightsUnavailable, TensorRTUnavailable, FileNotFoundError, ValueError) as exc:
+    except (ModelLoadError, WeightsUnavailable, TensorRTUnavailable, OpenVinoUnavailable, FileNotFoundError,
+            ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     failures = [o for o in outcomes if o.error]

@@ -36,6 +36,7 @@ class UpscaleOptions:
     tile: int = 512
     tile_pad: int = 64
     fp16: bool = False
+    bf16: bool = False  # autocast a PyTorch checkpoint to bfloat16 (8-bit images; 16-bit ones keep float32)
     suffix: str = ".png"
     alpha_mode: str = "model"  # "model": alpha goes through the network as a grey image; "bicubic": resized
 
@@ -81,13 +82,17 @@ def upscale_image(model: LoadedModel, image: Image, options: UpscaleOptions, pro
     parameter = next(model.module.parameters(), None)  # None: a runtime module (ONNX Runtime, TensorRT, see runtime.py)
     device = parameter.device if parameter is not None else torch.device("cpu")
     dtype = torch.float16 if options.fp16 else torch.float32
+    # bf16 keeps 8 bits of mantissa: enough for 8-bit output (55 dB from float32), too coarse for 16-bit.
+    bf16 = options.bf16 and parameter is not None and image.bit_depth == 8
+    layout = torch.channels_last if bf16 else torch.contiguous_format
 
     def run(array: np.ndarray) -> np.ndarray:
         if model.in_channels == 1:
             array = (array @ LUMA)[..., None]
-        x = to_tensor(array).to(device=device, dtype=dtype)
-        y = to_array(upscale_tensor(model.module, x, model.scale, model.size, options.tile, options.tile_pad,
-                                     progress))
+        x = to_tensor(array).to(device=device, dtype=dtype).contiguous(memory_format=layout)
+        with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
+            y = to_array(upscale_tensor(model.module, x, model.scale, model.size, options.tile, options.tile_pad,
+                                         progress))
         return np.repeat(y, 3, axis=2) if y.shape[2] == 1 else y
 
     rgb = run(image.rgb())

@@ -20,8 +20,9 @@ def test_parse_cpuinfo_reads_the_first_processor() -> None:
     xeon, epyc = parse_cpuinfo(XEON), parse_cpuinfo(EPYC)
     assert xeon.model == "Intel(R) Xeon(R) Platinum 8488C" and xeon.avx512f and xeon.amx_bf16 and xeon.fast_bf16
     assert epyc.avx2 and not epyc.avx512f and not epyc.fast_bf16
+    assert (xeon.kind, epyc.kind) == ("amx-bf16", "avx2")
     assert parse_cpuinfo("").fast_bf16 is False  # no /proc/cpuinfo: no extension assumed
-    assert set(xeon.as_dict()) >= {"model", "avx2", "avx512f", "avx512_bf16", "amx_bf16", "fast_bf16"}
+    assert set(xeon.as_dict()) >= {"model", "avx2", "avx512f", "avx512_bf16", "amx_bf16", "fast_bf16", "kind"}
 
 
 @pytest.fixture()

@@ -29,5 +29,5 @@ def test_kernels_and_export_install_under_lway_engine() -> None:
 def test_cli_help_lists_the_commands(tmp_path: Path) -> None:
     script = Path(sys.executable).parent / "lway-engine"  # the installed entry point, run away from the source tree
     out = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True, cwd=tmp_path)
-    for command in ("upscale", "weights", "demo", "adapt", "pretrain", "degrade", "export"):
+    for command in ("upscale", "weights", "demo", "adapt", "pretrain", "degrade", "export", "info"):
         assert command in out.stdout

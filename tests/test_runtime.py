@@ -16,7 +16,9 @@ from lway_engine.export.ort_winograd import cpu_supported, library_path
 from lway_engine.export.tensorrt import ShapeOutsideProfile, TensorRTUnavailable
 from lway_engine.imageio import LUMA, Image, read_image, write_image
 from lway_engine.models import ModelLoadError
-from lway_engine.runtime import ArtefactError, Upscaler, onnx_providers
+from lway_engine.backends import ArtefactError, onnx_providers, openvino_installed
+from lway_engine.hardware import cpu_features
+from lway_engine.runtime import Upscaler
 from lway_engine.upscale import ImageTooSmall
 
 
@@ -25,26 +27,71 @@ def compact_onnx(lway_home: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     return export_onnx("realesr-animevideov3", tmp_path_factory.mktemp("runtime") / "compact.onnx").path
 
 
+needs_openvino = pytest.mark.skipif(not openvino_installed(), reason="OpenVINO not installed ([openvino] extra)")
+# The .onnx backends every ONNX test runs on: ONNX Runtime always, OpenVINO where it is installed.
+ONNX_BACKENDS = ["onnxruntime", pytest.param("openvino", marks=needs_openvino)]
+
+
 def test_backend_follows_the_artefact(compact_onnx, compact) -> None:
-    ort = Upscaler(compact_onnx)
+    ort = Upscaler(compact_onnx, backend="onnxruntime")
     assert (ort.backend, ort.providers, ort.scale) == ("onnxruntime", ["CPUExecutionProvider"], 4)
     torch_backend = Upscaler(compact.path)
     assert torch_backend.backend == "pytorch" and torch_backend.model.architecture == ort.model.architecture
+    fastest = "openvino" if openvino_installed() and cpu_features().fast_bf16 else "onnxruntime"
+    assert Upscaler(compact_onnx).backend == fastest  # auto: OpenVINO where installed on a native-bf16 CPU
+    with pytest.raises(ValueError, match="backend must be one of auto, onnxruntime, openvino"):
+        Upscaler(compact_onnx, backend="tvm")
 
 
-def test_onnx_matches_pytorch_and_tiles_match_whole(compact_onnx, compact, photo) -> None:
+@needs_openvino
+def test_openvino_bf16_stays_within_50_db_of_float32(compact_onnx, photo) -> None:
+    fp32, bf16 = (Upscaler(compact_onnx, tile=0, backend="openvino", precision=p) for p in ("fp32", "bf16"))
+    for name in ("astronaut", "coffee"):
+        image = Image(photo(name, 64), None, 8)
+        mse = float(np.mean((bf16.upscale(image).pixels - fp32.upscale(image).pixels) ** 2))
+        assert 10 * np.log10(1 / mse) >= 50, name
+
+
+@pytest.mark.parametrize("backend", ONNX_BACKENDS)
+def test_onnx_matches_pytorch_and_tiles_match_whole(compact_onnx, compact, photo, backend: str) -> None:
     image = Image(photo("coffee", 72), None, 8)
-    whole = Upscaler(compact_onnx, tile=0).upscale(image).pixels
-    tiled = Upscaler(compact_onnx, tile=24, tile_pad=20).upscale(image).pixels  # 3x3 tiles; receptive radius 18
-    reference = Upscaler(compact.path, tile=0).upscale(image).pixels
+    whole = Upscaler(compact_onnx, tile=0, backend=backend, precision="fp32").upscale(image).pixels
+    # 3x3 tiles; receptive radius 18
+    tiled = Upscaler(compact_onnx, tile=24, tile_pad=20, backend=backend, precision="fp32").upscale(image).pixels
+    reference = Upscaler(compact.path, tile=0, precision="fp32").upscale(image).pixels
     assert whole.shape == (288, 288, 3)
     assert np.abs(tiled - whole).max() <= 1 / 255
     assert np.abs(whole - reference).max() <= 1e-3
 
 
+def test_bf16_checkpoint_inference_stays_within_50_db_of_float32(compact, photo) -> None:
+    fp32, bf16 = (Upscaler(compact.path, tile=0, precision=p) for p in ("fp32", "bf16"))
+    assert bf16.options.bf16 and not fp32.options.bf16
+    for name in ("astronaut", "coffee", "chelsea"):
+        image = Image(photo(name, 64), None, 8)
+        mse = float(np.mean((bf16.upscale(image).pixels - fp32.upscale(image).pixels) ** 2))
+        assert 10 * np.log10(1 / mse) >= 50, name
+    # bf16's 8-bit mantissa would waste 16-bit depth: float32 there (channels-last kernels: rounding apart)
+    deep = Image(photo("coffee", 48), None, 16)
+    np.testing.assert_allclose(bf16.upscale(deep).pixels, fp32.upscale(deep).pixels, rtol=0, atol=1e-5)
+
+
+def test_auto_precision_follows_the_cpu(compact, compact_onnx, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lway_engine.hardware import cpu_features
+
+    for flags, expected in (("avx2 avx512f avx512_bf16", True), ("avx2 amx_bf16", True), ("avx2", False)):
+        monkeypatch.setenv("LWAY_CPU_FLAGS", flags)
+        cpu_features.cache_clear()
+        assert Upscaler(compact.path, tile=0).options.bf16 is expected, flags
+        assert Upscaler(compact_onnx, tile=0).options.bf16 is False  # the runtime's own precision applies
+    monkeypatch.delenv("LWAY_CPU_FLAGS")
+    cpu_features.cache_clear()
+
+
 @pytest.mark.skipif(library_path() is None or not cpu_supported(), reason="x86-64 AVX2+FMA kernel only")
 def test_cpu_kernels_are_the_default_and_agree_with_onnx_runtimes_own(compact_onnx, photo) -> None:
-    fast, plain = Upscaler(compact_onnx, tile=0), Upscaler(compact_onnx, tile=0, cpu_kernels=False)
+    fast = Upscaler(compact_onnx, tile=0, backend="onnxruntime")
+    plain = Upscaler(compact_onnx, tile=0, cpu_kernels=False, backend="onnxruntime")
     assert plain.cpu_kernels_report is None
     report = fast.cpu_kernels_report  # all 18 convolutions of animevideov3 (SRVGGNetCompact) are 3x3; NCHW only
     assert (report.convolutions, report.transposes) == (18, 2)  # at the input and before the pixel shuffle
@@ -60,8 +107,9 @@ def test_cli_upscales_with_an_onnx_model(compact_onnx, photo, tmp_path: Path) ->
     assert read_image(tmp_path / "out" / "cat.png").size == (96, 96)
 
 
-def test_greyscale_and_16bit_rgba_keep_their_kind(compact_onnx, photo, tmp_path: Path) -> None:
-    upscaler = Upscaler(compact_onnx)
+@pytest.mark.parametrize("backend", ONNX_BACKENDS)
+def test_greyscale_and_16bit_rgba_keep_their_kind(compact_onnx, photo, tmp_path: Path, backend: str) -> None:
+    upscaler = Upscaler(compact_onnx, backend=backend)
     rgb = photo("astronaut", 32)
     grey = upscaler.upscale(Image((rgb @ LUMA)[..., None], None, 8))
     assert grey.grey and grey.size == (128, 128) and grey.bit_depth == 8
@@ -76,31 +124,37 @@ def test_greyscale_and_16bit_rgba_keep_their_kind(compact_onnx, photo, tmp_path:
     assert float(np.abs(pooled - alpha).mean()) < 0.03  # the alpha ramp survives, at 4x the size
 
 
-def test_image_below_the_minimum_is_refused(compact_onnx) -> None:
+@pytest.mark.parametrize("backend", ONNX_BACKENDS)
+def test_image_below_the_minimum_is_refused(compact_onnx, backend: str) -> None:
     with pytest.raises(ImageTooSmall, match="at least 8x8"):
-        Upscaler(compact_onnx).upscale(Image(np.zeros((4, 40, 3), np.float32), None, 8))
+        Upscaler(compact_onnx, backend=backend).upscale(Image(np.zeros((4, 40, 3), np.float32), None, 8))
 
 
-def test_static_onnx_refuses_other_shapes(tmp_path: Path, photo) -> None:
+@pytest.mark.parametrize("backend", ONNX_BACKENDS)
+def test_static_onnx_refuses_other_shapes(tmp_path: Path, photo, backend: str) -> None:
     path = export_onnx("realesr-animevideov3", tmp_path / "static.onnx", static_shape=(24, 24)).path
-    assert Upscaler(path, tile=0).upscale(Image(photo("coffee", 24), None, 8)).size == (96, 96)
+    assert Upscaler(path, tile=0, backend=backend).upscale(Image(photo("coffee", 24), None, 8)).size == (96, 96)
     with pytest.raises(ShapeOutsideProfile, match=r"1x3x32x32 does not fit static.onnx, exported for \?x3x24x24"):
-        Upscaler(path, tile=0).upscale(Image(photo("coffee", 32), None, 8))
+        Upscaler(path, tile=0, backend=backend).upscale(Image(photo("coffee", 32), None, 8))
 
 
 def test_corrupt_onnx_is_a_clear_error(compact_onnx, tmp_path: Path) -> None:
     data = compact_onnx.read_bytes()
     (tmp_path / "truncated.onnx").write_bytes(data[: len(data) // 3])
     with pytest.raises(ArtefactError, match="truncated.onnx: ONNX Runtime cannot load it"):
-        Upscaler(tmp_path / "truncated.onnx")
+        Upscaler(tmp_path / "truncated.onnx", backend="onnxruntime")
+    if openvino_installed():
+        with pytest.raises(ArtefactError, match="truncated.onnx: OpenVINO cannot load it"):
+            Upscaler(tmp_path / "truncated.onnx", backend="openvino")
 
 
-def test_onnx_without_lway_metadata_is_a_clear_error(compact_onnx, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ONNX_BACKENDS)
+def test_onnx_without_lway_metadata_is_a_clear_error(compact_onnx, tmp_path: Path, backend: str) -> None:
     proto = onnx.load(str(compact_onnx))
     del proto.metadata_props[:]
     onnx.save(proto, str(tmp_path / "foreign.onnx"))
     with pytest.raises(OnnxVerificationError, match="no lway-engine metadata"):
-        Upscaler(tmp_path / "foreign.onnx")
+        Upscaler(tmp_path / "foreign.onnx", backend=backend)
 
 
 def test_unsupported_files_are_refused(tmp_path: Path) -> None:

@@ -114,7 +114,10 @@ class QualityMonitor:
     scale: int
     copy_weight: float = COPY_WEIGHT
     texture_weight: float = TEXTURE_WEIGHT
-    _reference: dict[str, list[torch.Tensor]] = field(default_factory=dict, repr=False)
+    # the unadapted model's held-out totals (LR loss, coarse-scale L1) and SR outputs, recorded by start()
+    _reference_loss: float = field(default=0.0, repr=False)
+    _reference_coarse: float = field(default=0.0, repr=False)
+    _reference_sr: list[torch.Tensor] = field(default_factory=list, repr=False)
 
     def _tiles(self) -> list[tuple[int, torch.Tensor]]:
         return [(i, self.images[i][:, top : top + h, left : left + w]) for i, top, left, h, w in self.holdout.tiles]
@@ -132,18 +135,16 @@ class QualityMonitor:
 
     def start(self, module: nn.Module) -> SignalPoint:
         """Record the unadapted model's held-out loss and outputs; the point of step 0 (all zeros)."""
-        losses, coarse, outputs = self._measure(module)
-        self._reference = {"loss": [torch.tensor(v) for v in losses], "coarse": [torch.tensor(v) for v in coarse],
-                           "sr": outputs}
+        losses, coarse, self._reference_sr = self._measure(module)
+        self._reference_loss, self._reference_coarse = sum(losses), sum(coarse)
         return SignalPoint(0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
     def evaluate(self, module: nn.Module, step: int) -> SignalPoint:
         losses, coarse, outputs = self._measure(module)
-        reference = float(sum(self._reference["loss"]))
-        fidelity = sum(losses) / max(reference, _EPS) - 1
-        coarse_change = sum(coarse) / max(float(sum(self._reference["coarse"])), _EPS) - 1
+        fidelity = sum(losses) / max(self._reference_loss, _EPS) - 1
+        coarse_change = sum(coarse) / max(self._reference_coarse, _EPS) - 1
         flat_now = flat_then = tex_now = tex_then = 0.0
-        for (_, tile), now, then in zip(self._tiles(), outputs, self._reference["sr"], strict=True):
+        for (_, tile), now, then in zip(self._tiles(), outputs, self._reference_sr, strict=True):
             w = F.interpolate(hf_weight_map(tile[None]), scale_factor=self.scale, mode="nearest")
             e_now, e_then = _detail_energy(now, self.scale), _detail_energy(then, self.scale)
             flat, textured = (w < FLAT).float(), (w > TEXTURED).float()

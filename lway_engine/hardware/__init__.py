@@ -1,7 +1,7 @@
 """What the machine offers: processor instruction sets and the fast paths they enable, detected in one place."""
 
 from lway_engine.hardware.cpu import CpuFeatures, cpu_features
-from lway_engine.hardware.precision import AMP_CHOICES, resolve_amp
+from lway_engine.hardware.precision import AMP_CHOICES, inference_bf16, resolve_amp
 from lway_engine.hardware.report import format_report, system_report
 
-__all__ = ["AMP_CHOICES", "CpuFeatures", "cpu_features", "format_report", "resolve_amp", "system_report"]
+__all__ = ["AMP_CHOICES", "CpuFeatures", "cpu_features", "format_report", "inference_bf16", "resolve_amp", "system_report"]

@@ -34,8 +34,16 @@ class CpuFeatures:
         """bfloat16 matrix units (AMX) or dot-product instructions (AVX512_BF16): oneDNN's bf16 kernels win."""
         return self.amx_bf16 or self.avx512_bf16
 
+    @property
+    def kind(self) -> str:
+        """The best of the instruction sets that decide our fast paths: names benchmark results per processor."""
+        for name in ("amx_bf16", "avx512_bf16", "avx512f", "avx2"):
+            if getattr(self, name):
+                return name.replace("_", "-")
+        return "baseline"
+
     def as_dict(self) -> dict:
-        return {**asdict(self), "fast_bf16": self.fast_bf16}
+        return {**asdict(self), "fast_bf16": self.fast_bf16, "kind": self.kind}
 
 
 def parse_cpuinfo(text: str) -> CpuFeatures:

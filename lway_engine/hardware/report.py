@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from lway_engine.hardware.cpu import cpu_features
-from lway_engine.hardware.precision import resolve_amp
+from lway_engine.hardware.precision import inference_bf16, resolve_amp
 
 _PACKAGES = ("lway-engine", "torch", "torchvision", "triton", "onnxruntime-gpu", "onnxruntime", "onnx", "tensorrt",
              "openvino", "lpips", "spandrel", "numpy", "pillow", "typer")
@@ -31,6 +31,7 @@ def _fast_paths() -> dict[str, Any]:
     """Each optional accelerated path and whether it is active here (with the reason when it is not)."""
     from lway_engine.export.ort_winograd import cpu_supported, library_path
     from lway_engine.ext import build_info, extension_available
+    from lway_engine.runtime import choose_onnx_backend
 
     try:
         import tensorrt  # noqa: F401
@@ -49,6 +50,8 @@ def _fast_paths() -> dict[str, Any]:
         "triton_kernels": torch.cuda.is_available() and _version("triton") is not None or "need a CUDA device",
         "tensorrt": trt,
         "adapt_amp_auto_cpu": resolve_amp("auto", "cpu") or "fp32",
+        "upscale_checkpoint_cpu": "bf16" if inference_bf16("auto", "cpu") else "fp32",
+        "onnx_backend_auto_cpu": choose_onnx_backend("auto", "cpu"),
     }
 
 
@@ -84,5 +87,5 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append("versions")
     lines += [f"  {name:<16}{version}" for name, version in report["versions"].items() if version]
     lines.append("fast paths")
-    lines += [f"  {name:<22}{value(v)}" for name, v in report["fast_paths"].items() if name != "cpp_extension_build"]
+    lines += [f"  {name:<24}{value(v)}" for name, v in report["fast_paths"].items() if name != "cpp_extension_build"]
     return "\n".join(lines)
