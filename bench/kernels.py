@@ -22,6 +22,7 @@ import torch
 import triton
 
 from lway_engine.adaptation.hf_weight import hf_weight_map, weighted_l1
+from lway_engine.hardware import cpu_features
 from lway_engine.kernels import hf_weighted_l1, hf_weighted_l1_products
 
 SHAPES = [(6, 3, 128, 128), (16, 3, 512, 512)]
@@ -129,7 +130,7 @@ def main() -> None:
     slug = re.sub(r"[^a-z0-9]+", "_", device.lower()).strip("_")
     out = Path(__file__).resolve().parent / "results" / f"kernels_{slug}.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"device": device, "torch": torch.__version__, "triton": triton.__version__,
+    out.write_text(json.dumps({"device": device, "cpu": cpu_features().as_dict(), "torch": torch.__version__, "triton": triton.__version__,
                                "runs": args.runs, "copy_gbs": copy_gbs, "rows": rows}, indent=1))
     print(f"written {out}")
 

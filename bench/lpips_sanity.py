@@ -16,6 +16,7 @@ from PIL import ImageFilter
 from skimage import data
 
 from lway_engine.demo import resize
+from lway_engine.hardware import cpu_features
 from lway_engine.imageio import Image
 from lway_engine.losses import LPIPS
 from lway_engine.metrics import lpips_arrays
@@ -45,7 +46,7 @@ def main() -> None:
         print(f"{name:<48} {value:.4f}")
     out = Path(__file__).resolve().parent / "results" / "lpips_sanity.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"machine": f"{platform.processor() or platform.machine()} CPU", "lpips_alex": rows},
+    out.write_text(json.dumps({"machine": f"{platform.processor() or platform.machine()} CPU", "cpu": cpu_features().as_dict(), "lpips_alex": rows},
                               indent=1))
     print(f"written {out}")
 

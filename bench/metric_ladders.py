@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from lway_engine.evaluation.ladders import LADDERS, ladder
+from lway_engine.hardware import cpu_features
 from lway_engine.imageio import read_image, to_tensor
 from lway_engine.metrics import METRICS, PAPER_METRICS, build_metric
 
@@ -68,6 +69,7 @@ def main() -> None:
     out = Path(__file__).resolve().parent / "results" / "metric_ladders.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({
+        "cpu": cpu_features().as_dict(),
         "machine": f"{platform.processor() or platform.machine()} {args.device}",
         "photos": [f.name for f in files],
         "ladders": {k: list(v) for k, v in LADDERS.items()},

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from lway_engine.evaluation.ladders import LADDERS, ladder
+from lway_engine.hardware import cpu_features
 from lway_engine.imageio import read_image, to_tensor
 from lway_engine.metrics import build_metric, psnr, references, ssim
 
@@ -70,7 +71,7 @@ def main() -> None:
               flush=True)
     out = Path(__file__).resolve().parent / "results" / "metric_references.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"machine": f"{platform.processor() or platform.machine()} CPU", "pairs": len(refs),
+    out.write_text(json.dumps({"machine": f"{platform.processor() or platform.machine()} CPU", "cpu": cpu_features().as_dict(), "pairs": len(refs),
                                "photos": args.photos, "crop_size": args.size, "results": rows}, indent=1))
     print(f"written {out}")
 

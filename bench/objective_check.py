@@ -24,6 +24,7 @@ from quality import PROFILES, city100, family_set
 from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
 from lway_engine.degradations import EVALUATION_FAMILIES
+from lway_engine.hardware import cpu_features
 from lway_engine.imageio import Image, to_tensor
 from lway_engine.losses import LPIPS
 from lway_engine.models import load_model
@@ -62,7 +63,7 @@ def main() -> None:
               f"{mean['l1_sr']:>10.4f}  {'yes' if mean['loss_hr'] < mean['loss_sr'] else 'NO'}")
     device = f"{platform.machine()} CPU"
     out = Path(__file__).resolve().parent / "results" / f"objective_check_{device.replace(' ', '_')}.json"
-    out.write_text(json.dumps({"device": device, "reconstructor": str(DEFAULT_RECONSTRUCTOR), "results": results},
+    out.write_text(json.dumps({"device": device, "cpu": cpu_features().as_dict(), "reconstructor": str(DEFAULT_RECONSTRUCTOR), "results": results},
                               indent=1))
     print(f"written {out}")
 

@@ -33,6 +33,7 @@ from quality import city100, family_set
 from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
 from lway_engine.degradations import EVALUATION_FAMILIES, UNSEEN_FAMILIES
+from lway_engine.hardware import cpu_features
 from lway_engine.imageio import Image, to_tensor
 from lway_engine.losses import LPIPS
 from lway_engine.metrics.perceptual import lpips_batch
@@ -104,7 +105,7 @@ def main() -> None:
     device = f"{platform.machine()} CPU"
     out = args.out or Path(__file__).resolve().parent / "results" / \
         f"reconstruction_fidelity_{device.replace(' ', '_')}.json"
-    out.write_text(json.dumps({"device": device, "checkpoints": checkpoints, "per_family": args.per_family,
+    out.write_text(json.dumps({"device": device, "cpu": cpu_features().as_dict(), "checkpoints": checkpoints, "per_family": args.per_family,
                                "seconds": time.perf_counter() - started, "results": results}, indent=1))
     print(f"written {out}")
 

@@ -34,6 +34,7 @@ import torch
 
 from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
 from lway_engine.ext import build_info
+from lway_engine.hardware import cpu_features
 from lway_engine.reconstruction import LWayReconstruction, Reconstructor, load_checkpoint
 
 SHAPES = {"batch 6, HR 512 (paper)": (6, 512), "batch 2, HR 192 (CPU demo)": (2, 192)}
@@ -182,8 +183,8 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     recon = load_checkpoint(DEFAULT_RECONSTRUCTOR).to(device).eval().requires_grad_(False)
-    result = {"device": device_name(device), "torch": torch.__version__, "extension": build_info(),
-              "shapes": {}, "step": None}
+    result = {"device": device_name(device), "cpu": cpu_features().as_dict(), "torch": torch.__version__,
+              "extension": build_info(), "shapes": {}, "step": None}
     print(f"R forward+backward on {result['device']}, median of {args.rounds} interleaved rounds")
     print(f"{'shape':<28} {'eager ms':>9} {'prepared':>9} {'ext ms':>8} {'x eager':>8} {'x prep':>7}  "
           "vs float64: output max / gradient norm, extension | eager")

@@ -33,6 +33,7 @@ from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
 from lway_engine.adaptation.select import DEFAULT_CANDIDATES, MIN_GAIN
 from lway_engine.adaptation.signal import SignalPoint, combine, hold_out
 from lway_engine.degradations import EVALUATION_FAMILIES, UNSEEN_FAMILIES
+from lway_engine.hardware import cpu_features
 from lway_engine.imageio import Image
 from lway_engine.losses import LPIPS
 from lway_engine.metrics import lpips_arrays, psnr_y
@@ -124,7 +125,7 @@ def main() -> None:
     report(summary)
     device = f"{platform.machine()} CPU"
     out = args.out or Path(__file__).resolve().parent / "results" / f"signal_check_{device.replace(' ', '_')}.json"
-    out.write_text(json.dumps({"device": device, "reconstructor": str(args.reconstructor), "args": vars(args) | {
+    out.write_text(json.dumps({"device": device, "cpu": cpu_features().as_dict(), "reconstructor": str(args.reconstructor), "args": vars(args) | {
         "reconstructor": str(args.reconstructor), "out": str(out)}, "seconds": time.perf_counter() - started,
         "summary": summary, "runs": runs}, indent=1, default=str))
     scatter(out.with_suffix(".png"), runs)
