@@ -44,6 +44,7 @@ from lway_engine.hardware import cpu_features
 from lway_engine.losses import LPIPS
 from lway_engine.models import LoadedModel, load_model
 from lway_engine.reconstruction import LWayReconstruction, load_checkpoint
+from results_dir import results_dir
 
 # variant name -> (compile, amp)
 PROFILES = {
@@ -293,8 +294,7 @@ def main() -> None:
               f"iterations in {run['seconds']:.1f} s ({run['seconds_after_first_step']:.1f} s after the first step)")
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU"
     stem = f"adapt_speed_{profile_name}_{device_name.replace(' ', '_')}"
-    out = Path(__file__).resolve().parent / "results" / f"{stem}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = results_dir() / f"{stem}.json"
     out.write_text(json.dumps({"device": device_name, "torch": torch.__version__, "profile": profile_name,
                                "torch_threads": torch.get_num_threads(), "cpu": cpu_features().as_dict(),
                                "deterministic": args.deterministic,

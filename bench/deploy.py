@@ -39,6 +39,7 @@ from lway_engine.export.ort_winograd import cpu_session_source
 from lway_engine.hardware import cpu_features
 from lway_engine.models import LoadedModel, load_model
 from lway_engine.weights.cache import lway_home, sha256_file
+from results_dir import results_dir
 
 Runner = Callable[[np.ndarray], np.ndarray]
 
@@ -189,8 +190,7 @@ def main() -> None:
                   f"{row['median_s']:>9.3f} {row['max_abs_diff_vs_eager']:>19.2e}")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU"
     kind = device.type if device.type == "cuda" else f"cpu_{cpu_features().kind}"
-    out = Path(__file__).resolve().parent / "results" / f"deploy_{kind}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = results_dir() / f"deploy_{kind}.json"
     out.write_text(json.dumps({
         "device": name, "torch": torch.__version__, "onnxruntime": ort.__version__,
         "torch_threads": torch.get_num_threads(), "cpu": cpu_features().as_dict(),

@@ -24,6 +24,7 @@ import triton
 from lway_engine.adaptation.hf_weight import hf_weight_map, weighted_l1
 from lway_engine.hardware import cpu_features
 from lway_engine.kernels import hf_weighted_l1, hf_weighted_l1_products
+from results_dir import results_dir
 
 SHAPES = [(6, 3, 128, 128), (16, 3, 512, 512)]
 Op = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]
@@ -128,8 +129,7 @@ def main() -> None:
               f"{row['effective_gbs']:>7.0f} {row['fraction_of_copy']:>8.0%} "
               f"{eager['median_ms'] / row['median_ms']:>8.2f}x")
     slug = re.sub(r"[^a-z0-9]+", "_", device.lower()).strip("_")
-    out = Path(__file__).resolve().parent / "results" / f"kernels_{slug}.json"
-    out.parent.mkdir(exist_ok=True)
+    out = results_dir() / f"kernels_{slug}.json"
     out.write_text(json.dumps({"device": device, "cpu": cpu_features().as_dict(), "torch": torch.__version__, "triton": triton.__version__,
                                "runs": args.runs, "copy_gbs": copy_gbs, "rows": rows}, indent=1))
     print(f"written {out}")

@@ -41,6 +41,7 @@ from lway_engine.metrics import lpips_arrays, psnr_y, ssim_y
 from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
 from lway_engine.upscale import UpscaleOptions, upscale_image
+from results_dir import results_dir
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PROFILES = {
@@ -143,6 +144,7 @@ def main() -> None:
     parser.add_argument("--no-select", action="store_true", help="fixed schedule instead of adapt's selection")
     parser.add_argument("--amp", default="fp32", help="adapt --amp (auto, bf16, fp32); fp32 by default so that "
                         "results compare across machines")
+    parser.add_argument("--limit", type=int, help="at most this many images per set (dry runs)")
     parser.add_argument("--only", help="comma-separated subset of runs, e.g. city100,defocus_noise")
     parser.add_argument("--out", type=Path,
                         help="JSON path (default: bench/results/quality_<profile>[_fixed...]_<device>.json)")
@@ -174,6 +176,8 @@ def main() -> None:
     if args.only:
         keep = set(args.only.split(","))
         runs = {k: v for k, v in runs.items() if k in keep}
+    if args.limit:
+        runs = {k: (items[: args.limit], *rest) for k, (items, *rest) in runs.items()}
 
     results = {}
     for name, (items, per_image, hf) in runs.items():
@@ -193,7 +197,7 @@ def main() -> None:
     variant = "" if config.select else "_fixed" + (f"_anchor{config.anchor:g}" if config.anchor else "") + (
         f"_texture{config.texture:g}" if config.texture else "") + (f"_{config.amp}" if config.amp else "")
     default = f"quality_{profile_name}{variant}_{device.replace(' ', '_')}.json"
-    out = args.out or Path(__file__).resolve().parent / "results" / default
+    out = args.out or results_dir() / default
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"profile": profile_name, "device": device, "cpu": cpu_features().as_dict(),
                                "config": config.__dict__,

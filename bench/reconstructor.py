@@ -36,6 +36,7 @@ from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
 from lway_engine.ext import build_info
 from lway_engine.hardware import cpu_features
 from lway_engine.reconstruction import LWayReconstruction, Reconstructor, load_checkpoint
+from results_dir import results_dir
 
 SHAPES = {"batch 6, HR 512 (paper)": (6, 512), "batch 2, HR 192 (CPU demo)": (2, 192)}
 
@@ -203,7 +204,7 @@ def main() -> None:
         for label, share in result["step"]["r_share_of_step"].items():
             print(f"  R's share of an x4plus step ({label}): {100 * share:.1f}%")
     safe = "".join(ch if ch.isalnum() else "_" for ch in result["device"]).strip("_")
-    out = Path(__file__).resolve().parent / "results" / f"reconstructor_{safe}.json"
+    out = results_dir() / f"reconstructor_{safe}.json"
     out.write_text(json.dumps(result, indent=1))
     print(f"wrote {out}")
 

@@ -21,6 +21,7 @@ from torch import Tensor
 from torch.library import triton_op
 
 from lway_engine.adaptation.hf_weight import hf_weight_map, weighted_l1
+from lway_engine.hardware.selfcheck import fast_path_ok
 
 if importlib.util.find_spec("triton") is not None:
     from lway_engine.kernels.hf_l1_triton import backward as backward_triton
@@ -29,7 +30,7 @@ if importlib.util.find_spec("triton") is not None:
 else:  # Triton is a Linux-only dependency: the ops run the reference
     backward_triton = forward_triton = weight_map_triton = None
 
-__all__ = ["hf_weight", "hf_weighted_l1", "hf_weighted_l1_products"]
+__all__ = ["fused_loss_verified", "hf_weight", "hf_weighted_l1", "hf_weighted_l1_products"]
 
 _TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)  # the kernels accumulate in float32
 
@@ -123,3 +124,25 @@ def hf_weighted_l1(x_hat: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
 def hf_weighted_l1_products(x_hat: Tensor, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``(mean|W*(x_hat - x)|, W, W*x_hat, W*x)``: also the LPIPS inputs of the LWay loss, from the same pass."""
     return torch.ops.lway.hf_weighted_l1_products(x_hat, x.detach())
+
+
+def _self_check_outputs(device: torch.device, products: Any) -> list[Tensor]:
+    """A fixed LR pair (2 x 3 x 37 x 45: odd sizes hit the block edges) through ``products``: its four outputs and
+    the gradient of a weighted sum of them to x_hat."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 37, 45, generator=generator).to(device)
+    x_hat = (x + 0.05 * torch.randn(2, 3, 37, 45, generator=generator).to(device)).requires_grad_(True)
+    loss, w, w_x_hat, w_x = products(x_hat, x)
+    (grad,) = torch.autograd.grad(loss + 0.5 * w_x_hat.square().mean(), x_hat)
+    return [loss, w, w_x_hat, w_x, grad]
+
+
+def fused_loss_verified(device: torch.device) -> bool:
+    """Whether the Triton loss kernels agree with the PyTorch reference on ``device`` (checked once per process
+    and device, see ``lway_engine.hardware.selfcheck``); the LWay loss uses them only where this holds."""
+    def reference(x_hat: Tensor, x: Tensor) -> tuple[Tensor, ...]:
+        return _reference(x_hat, x.detach(), products=True)
+
+    return fast_path_ok("the fused Triton LWay loss (lway::hf_weighted_l1_products)", device,
+                        lambda dev: _self_check_outputs(dev, hf_weighted_l1_products),
+                        lambda dev: _self_check_outputs(dev, reference), 1e-4)

@@ -9,13 +9,22 @@ not the gradient as a whole.
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
 from lway_engine.ext import extension_available
+from lway_engine.hardware.selfcheck import FastPathMismatchWarning, forget_verdicts
 from lway_engine.reconstruction import LWayReconstruction, ReconstructionConfig
 from lway_engine.reconstruction import fused as fused_module
-from lway_engine.reconstruction.fused import PackedConv, conv3x3_block, conv3x3_reference, op_available
+from lway_engine.reconstruction.fused import (
+    PackedConv,
+    conv3x3_block,
+    conv3x3_reference,
+    op_available,
+    op_verified,
+)
 
 pytestmark = pytest.mark.skipif(not extension_available(), reason="lway_engine._C is not built")
 
@@ -179,3 +188,34 @@ def test_cuda_kernels_match_reference(dtype: torch.dtype) -> None:
     (ref_gx,) = torch.autograd.grad(ref, x64, grad.double())
     tol = 1e-5 if dtype == torch.float32 else 2e-2  # cuDNN may use TF32 off by default; bf16 has 8 mantissa bits
     assert _max_rel(y, ref) < tol and _norm_rel(gx, ref_gx) < tol
+
+
+def test_self_check_passes_here_and_r_uses_the_op() -> None:
+    forget_verdicts()
+    assert op_verified(torch.device("cpu"))
+    r = LWayReconstruction(SMALL).reconstructor.requires_grad_(False)
+    assert r.prepare(torch.randn(2, SMALL.embed_dim)).convs is not None
+
+
+def test_self_check_mismatch_warns_once_and_r_takes_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fast path that is off by 1e-3 of its output's scale, as a miscompiled kernel would be.
+    def skewed(x, conv, in_scale=None, out_scale=None, residual=None, **kwargs):
+        y = conv3x3_block(x, conv, in_scale, out_scale, residual, **kwargs)
+        return y + 1e-3 * y.detach().abs().max()
+
+    forget_verdicts()
+    monkeypatch.setattr(fused_module, "conv3x3_block", skewed)
+    model = LWayReconstruction(SMALL).requires_grad_(False)
+    with torch.no_grad():
+        model.reconstructor.conv_out.weight.normal_(std=0.1)
+    r, e, hr = model.reconstructor, torch.randn(2, SMALL.embed_dim), torch.rand(2, 3, 64, 64)
+    with pytest.warns(FastPathMismatchWarning, match=r"conv3x3_fused .* self-check on cpu \(max relative error"):
+        styles = r.prepare(e)
+    assert styles.convs is None  # the reference path for the rest of the process
+    r.use_extension = False
+    torch.testing.assert_close(r(hr, styles=styles), r(hr, e))
+    r.use_extension = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FastPathMismatchWarning)  # warned once: the verdict is cached
+        assert r.prepare(e).convs is None
+    forget_verdicts()

@@ -186,6 +186,28 @@ def test_compiles_without_graph_breaks(seed: int) -> None:
     assert explained.graph_break_count == 0 and explained.graph_count == 1, explained.break_reasons
 
 
+def test_loss_self_check_accepts_the_op_and_rejects_a_skewed_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    # On the CPU the ops run the reference maths, so this tests the first-use self-check itself: a fast path off by
+    # 1e-3 of its loss is caught, warned about once, and refused for the rest of the process on that device.
+    import lway_engine.kernels.hf_l1 as hf_l1
+    from lway_engine.hardware.selfcheck import FastPathMismatchWarning, forget_verdicts
+
+    forget_verdicts()
+    assert hf_l1.fused_loss_verified(torch.device("cpu"))
+    original = hf_l1.hf_weighted_l1_products
+
+    def skewed(x_hat: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        loss, *rest = original(x_hat, x)
+        return (loss * 1.001, *rest)
+
+    forget_verdicts()
+    monkeypatch.setattr(hf_l1, "hf_weighted_l1_products", skewed)
+    with pytest.warns(FastPathMismatchWarning, match=r"fused Triton LWay loss .* self-check on cpu"):
+        assert not hf_l1.fused_loss_verified(torch.device("cpu"))
+    assert not hf_l1.fused_loss_verified(torch.device("cpu"))  # cached: no second warning, same verdict
+    forget_verdicts()
+
+
 def _assert_matches_eager(compiled: Callable[..., torch.Tensor], x_hat: torch.Tensor, x: torch.Tensor) -> None:
     """The compiled loss and its gradient equal the eager ones."""
     loss = compiled(x_hat, x)

@@ -33,9 +33,18 @@ class LWayLoss(nn.Module):
         self.hf_weight = hf_weight
         self.lpips_weight = lpips_weight
 
+    def uses_fused_kernel(self, device: torch.device) -> bool:
+        """Whether the fused Triton op serves this device: CUDA, and it passed its first-use self-check there.
+        Called eagerly before a step is compiled (``AdaptStep``), so traced code only reads the cached verdict."""
+        if not (self.hf_weight and device.type == "cuda"):
+            return False
+        # Imported here: kernels/ is lway_engine.kernels only once installed, and CPU runs never need it.
+        from lway_engine.kernels import fused_loss_verified
+
+        return fused_loss_verified(device)
+
     def forward(self, x_hat: torch.Tensor, x: torch.Tensor) -> LossTerms:
-        if self.hf_weight and x.is_cuda:  # fused Triton op: W, L1 and the LPIPS inputs in a few passes
-            # Imported here: kernels/ is lway_engine.kernels only once installed, and CPU runs never need it.
+        if self.uses_fused_kernel(x.device):  # fused Triton op: W, L1 and the LPIPS inputs in a few passes
             from lway_engine.kernels import hf_weighted_l1_products
 
             l1, _, w_x_hat, w_x = hf_weighted_l1_products(x_hat, x)

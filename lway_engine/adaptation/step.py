@@ -103,6 +103,7 @@ class AdaptStep:
         if self.channels_last:
             module.to(memory_format=torch.channels_last)
         self.anchor, self.texture = anchor, texture
+        loss_fn.uses_fused_kernel(device)  # the kernel's first-use self-check runs here, outside any compiled graph
         self.unadapted = copy.deepcopy(module).requires_grad_(False) if anchor or texture else None
         self.optimizer = torch.optim.Adam(params, lr=lr, fused=True if compile else None)
         self.scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lway_engine.ext import extension_available
+from lway_engine.hardware.selfcheck import fast_path_ok
 
 _OP = "lway::conv3x3_fused"
 _WINOGRAD_POINTS, _LANES = 36, 16  # csrc/winograd.h: transform points, output channels per packed block
@@ -76,6 +77,36 @@ def op_available(device: torch.device) -> bool:
         return False
     key = "CUDA" if device.type == "cuda" else "CPU" if device.type == "cpu" else None
     return key is not None and torch._C._dispatch_has_kernel_for_dispatch_key(_OP, key)
+
+
+def _self_check_outputs(device: torch.device, block: Any) -> list[Tensor]:
+    """A fixed modulated residual block (2 x 16 ch x 13 x 11: odd sizes hit the tile edges) through ``block``:
+    the output and the gradients to the input and the residual."""
+    generator = torch.Generator().manual_seed(0)
+
+    def draw(*shape: int) -> Tensor:
+        return torch.randn(*shape, generator=generator).to(device)
+
+    x, weight, bias, residual = draw(2, 16, 13, 11), draw(16, 16, 3, 3) * 0.1, draw(16), draw(2, 16, 13, 11)
+    in_scale, out_scale, grad = draw(2, 16).abs() + 0.5, draw(2, 16).abs() + 0.5, draw(2, 16, 13, 11)
+    x.requires_grad_(True)
+    residual.requires_grad_(True)
+    y = block(x, weight, bias, in_scale, out_scale, residual)
+    grad_x, grad_residual = torch.autograd.grad(y, (x, residual), grad)
+    return [y, grad_x, grad_residual]
+
+
+def op_verified(device: torch.device) -> bool:
+    """Whether the op agrees with :func:`conv3x3_reference` on ``device`` (checked once per process and device;
+    see ``lway_engine.hardware.selfcheck``): R uses the op only where this holds."""
+    def fast(dev: torch.device) -> list[Tensor]:
+        return _self_check_outputs(dev, lambda x, w, b, i, o, r: conv3x3_block(x, PackedConv.of(w, b), i, o, r))
+
+    def reference(dev: torch.device) -> list[Tensor]:
+        return _self_check_outputs(dev, lambda x, w, b, i, o, r: conv3x3_reference(x, w, i, o, b, r, True, 0.2,
+                                                                                     2**0.5, 1.0))
+
+    return fast_path_ok("lway::conv3x3_fused (the reconstructor's fused block)", device, fast, reference, 1e-4)
 
 
 def conv3x3_block(x: Tensor, conv: PackedConv, in_scale: Tensor | None = None, out_scale: Tensor | None = None,

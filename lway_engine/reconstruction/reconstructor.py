@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lway_engine.reconstruction.fused import PackedConv, conv3x3_block, op_available
+from lway_engine.reconstruction.fused import PackedConv, conv3x3_block, op_available, op_verified
 from lway_engine.reconstruction.layers import ConvAct
 from lway_engine.reconstruction.modulated import ModulatedConv2d
 
@@ -67,7 +67,8 @@ class Reconstructor(nn.Module):
     at zero, so an untrained R is exactly an area downsample and training only learns the departure from it.
 
     Frozen (no parameter requires grad), R runs through the C++ op ``lway::conv3x3_fused`` (csrc/conv3x3.cpp)
-    unless ``use_extension`` is False, the op has no kernel for the device, or autocast is on (bf16 runs the PyTorch
+    unless ``use_extension`` is False, the op has no kernel for the device or failed its first-use self-check
+    there (``fused.op_verified``), or autocast is on (bf16 runs the PyTorch
     path); the result is the same within float32 rounding. Training R always uses the PyTorch path, which also gives the weights' gradients.
     """
 
@@ -94,7 +95,7 @@ class Reconstructor(nn.Module):
         """What depends on ``e`` (B, embed_dim) only: compute once per image during adaptation, pass as ``styles``."""
         style, demod = zip(*(block.modulation(e) for block in self.blocks))
         convs = None
-        if self._fused() and op_available(e.device):
+        if self._fused() and op_available(e.device) and op_verified(e.device):
             layers = [self.conv_in, *self.blocks, self.conv_out]
             convs = tuple(PackedConv.of(layer.weight, layer.bias) for layer in layers)
         colour = None if self.colour is None else self.colour(e)
