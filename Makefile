@@ -10,7 +10,7 @@ PIN := -c constraints.txt
 # never against a second torch that pip would download into an isolated build environment.
 BUILD_DEPS := torch torchvision scikit-build-core pybind11 cmake ninja
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench clean gpu-suite
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ demo: install
 
 test: install
 	$(BIN)/pytest
+
+# The GPU suite (bench/gpu_suite.sh): on a lent GPU machine `make gpu-suite OUT=...`; here `make gpu-suite DRY=1`.
+gpu-suite:
+	bench/gpu_suite.sh $(if $(DRY),--dry-run) $(OUT)
 
 clean:
 	rm -rf build outputs .pytest_cache

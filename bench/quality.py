@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -43,7 +44,7 @@ from lway_engine.reconstruction import load_checkpoint
 from lway_engine.upscale import UpscaleOptions, upscale_image
 from results_dir import results_dir
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(os.environ.get("LWAY_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 PROFILES = {
     # images per set, HR crop side (0 = whole image), adaptation settings
     # sized for ~45 min on a 2-core CPU (x4plus: ~4 s per step at batch 2 x 48 px)

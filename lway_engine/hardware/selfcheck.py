@@ -52,8 +52,9 @@ def fast_path_ok(name: str, device: torch.device, fast: Outputs, reference: Outp
     if torch.compiler.is_compiling():
         return True  # never reached in our code paths, which check before compiling; tracing cannot run kernels
     try:
-        expected = reference(device)
-        error = _max_error(fast(device), expected)
+        with torch.inference_mode(False), torch.enable_grad():  # callers may be under no_grad (R.prepare is)
+            expected = reference(device)
+            error = _max_error(fast(device), expected)
         problem = None if error <= tolerance else f"max relative error {error:.2e} > {tolerance:.0e}"
     except Exception as exc:  # a kernel that cannot run here (no image for this GPU, launch failure, ...)
         problem = f"{type(exc).__name__}: {exc}"
