@@ -3,6 +3,11 @@ alpha is carried separately (the SR network only sees colour).
 
 Pillow reads and writes 8-bit images and 16-bit greyscale; 16-bit colour PNGs (which Pillow silently reduces to
 8 bits) go through pypng, and TIFFs through tifffile. Corrupt or truncated files raise ``ImageReadError``.
+
+Photos as cameras and phones store them: the EXIF orientation is applied on read (a portrait phone JPEG is stored
+sideways with a tag saying so), and the colour profile (ICC) and EXIF (camera, date; orientation reset to normal)
+travel with the pixels to the output wherever its format can hold them: ICC in PNG, JPEG, WebP and TIFF, EXIF in
+PNG, JPEG and WebP.
 """
 
 from __future__ import annotations
@@ -24,6 +29,17 @@ class ImageReadError(ValueError):
     """The file is not a readable image (corrupt, truncated, unsupported pixel format)."""
 
 
+EXIF_ORIENTATION = 0x0112
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """What a file says about its pixels beyond their values: the ICC colour profile and the EXIF block."""
+
+    icc: bytes | None = None
+    exif: bytes | None = None  # orientation already applied to the pixels and reset to 1 (normal)
+
+
 @dataclass(frozen=True)
 class Image:
     """Pixels as float32 (H, W, C) in [0, 1] with C in {1, 3}; alpha as float32 (H, W) or None."""
@@ -31,6 +47,7 @@ class Image:
     pixels: np.ndarray
     alpha: np.ndarray | None
     bit_depth: int  # 8 or 16
+    metadata: Metadata = Metadata()
 
     @property
     def grey(self) -> bool:
@@ -62,7 +79,7 @@ def to_array(tensor: torch.Tensor) -> np.ndarray:
     return tensor[0].float().cpu().numpy().transpose(1, 2, 0)
 
 
-def _split(array: np.ndarray, bit_depth: int) -> Image:
+def _split(array: np.ndarray, bit_depth: int, metadata: Metadata = Metadata()) -> Image:
     """(H, W[, C]) integer array with 1-4 channels -> Image."""
     if array.ndim == 2:
         array = array[..., None]
@@ -72,7 +89,7 @@ def _split(array: np.ndarray, bit_depth: int) -> Image:
     channels = scaled.shape[2]
     colour = 1 if channels in (1, 2) else 3
     alpha = scaled[..., colour] if channels in (2, 4) else None
-    return Image(np.ascontiguousarray(scaled[..., :colour]), alpha, bit_depth)
+    return Image(np.ascontiguousarray(scaled[..., :colour]), alpha, bit_depth, metadata)
 
 
 def _png_header(path: Path) -> tuple[int, int] | None:
@@ -84,33 +101,81 @@ def _png_header(path: Path) -> tuple[int, int] | None:
     return head[24], head[25]
 
 
+def _png_metadata(path: Path) -> Metadata:
+    """ICC (iCCP chunk) and EXIF (eXIf chunk) of a PNG read through pypng."""
+    import zlib
+
+    import png
+
+    icc = exif = None
+    for kind, data in png.Reader(filename=str(path)).chunks():
+        if kind == b"iCCP":
+            icc = zlib.decompress(data[data.index(b"\0") + 2 :])  # name, NUL, compression method, zlib stream
+        elif kind == b"eXIf":
+            exif = data
+    return Metadata(icc=icc, exif=exif)
+
+
+def _png_with_metadata(encoded: bytes, metadata: Metadata) -> bytes:
+    """A PNG file's bytes with iCCP / eXIf chunks inserted after IHDR (pypng writes neither)."""
+    import io
+    import zlib
+
+    import png
+
+    extra = ([(b"iCCP", b"ICC profile\0\0" + zlib.compress(metadata.icc))] if metadata.icc else []) + (
+        [(b"eXIf", metadata.exif)] if metadata.exif else [])
+    if not extra:
+        return encoded
+    chunks = list(png.Reader(bytes=encoded).chunks())
+    out = io.BytesIO()
+    png.write_chunks(out, [chunks[0], *extra, *chunks[1:]])
+    return out.getvalue()
+
+
 def _read_png16(path: Path) -> Image:
     import png
 
     width, height, rows, info = png.Reader(filename=str(path)).asDirect()
     planes = info["planes"]
     array = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows]).reshape(height, width, planes)
-    return _split(array, 16)
+    return _split(array, 16, _png_metadata(path))
 
 
 def _read_tiff(path: Path) -> Image:
     import tifffile
 
-    array = tifffile.imread(path)
+    with tifffile.TiffFile(path) as tif:
+        array = tif.asarray()
+        icc = tif.pages[0].tags.get(34675)  # InterColorProfile
+        metadata = Metadata(icc=bytes(icc.value) if icc is not None else None)
     if array.dtype == np.uint8:
-        return _split(array, 8)
+        return _split(array, 8, metadata)
     if array.dtype == np.uint16:
-        return _split(array, 16)
+        return _split(array, 16, metadata)
     raise ImageReadError(f"unsupported TIFF sample type {array.dtype}; expected 8- or 16-bit integers")
+
+
+def _upright(im: object) -> tuple[object, Metadata]:
+    """The image turned as its EXIF orientation says (all 8 values), and its ICC profile and EXIF (orientation 1)."""
+    from PIL import ImageOps
+
+    exif = im.getexif()
+    icc = im.info.get("icc_profile") or None
+    if exif.get(EXIF_ORIENTATION, 1) != 1:
+        im = ImageOps.exif_transpose(im)
+        exif[EXIF_ORIENTATION] = 1
+    return im, Metadata(icc=icc, exif=exif.tobytes() if len(exif) else None)
 
 
 def _read_pillow(path: Path) -> Image:
     from PIL import Image as PILImage
 
-    with PILImage.open(path) as im:
-        im.load()
+    with PILImage.open(path) as opened:
+        opened.load()
+        im, metadata = _upright(opened)
         if im.mode in ("I;16", "I;16B", "I;16L"):
-            return _split(np.asarray(im.convert("I"), dtype=np.uint16), 16)
+            return _split(np.asarray(im.convert("I"), dtype=np.uint16), 16, metadata)
         if im.mode == "P":
             im = im.convert("RGBA" if "transparency" in im.info else "RGB")
         elif im.mode == "1":
@@ -121,7 +186,7 @@ def _read_pillow(path: Path) -> Image:
             im = im.convert("RGB")
         if im.mode not in ("L", "LA", "RGB", "RGBA"):
             raise ImageReadError(f"unsupported pixel format {im.mode}")
-        return _split(np.asarray(im), 8)
+        return _split(np.asarray(im), 8, metadata)
 
 
 def read_image(path: str | Path) -> Image:
@@ -164,23 +229,32 @@ def write_image(path: str | Path, image: Image, jpeg_quality: int = 95) -> None:
     bit_depth = image.bit_depth if suffix in (".png", ".tif", ".tiff") else 8
     array = _to_integers(image, bit_depth)
 
+    metadata = image.metadata
+
     def write(tmp: Path) -> None:
         if suffix in (".tif", ".tiff"):
             import tifffile
 
-            tifffile.imwrite(tmp, array if array.shape[2] > 1 else array[..., 0])
+            tifffile.imwrite(tmp, array if array.shape[2] > 1 else array[..., 0], iccprofile=metadata.icc)
         elif bit_depth == 16:
+            import io
+
             import png
 
             height, width, planes = array.shape
             writer = png.Writer(width, height, greyscale=planes in (1, 2), alpha=planes in (2, 4), bitdepth=16)
-            with open(tmp, "wb") as f:
-                writer.write(f, array.reshape(height, width * planes))
+            encoded = io.BytesIO()
+            writer.write(encoded, array.reshape(height, width * planes))
+            tmp.write_bytes(_png_with_metadata(encoded.getvalue(), metadata))
         else:
             from PIL import Image as PILImage
 
             pil = PILImage.fromarray(array if array.shape[2] > 1 else array[..., 0])
-            options = {"quality": jpeg_quality} if suffix in (".jpg", ".jpeg", ".webp") else {}
+            options: dict = {"quality": jpeg_quality} if suffix in (".jpg", ".jpeg", ".webp") else {}
+            if metadata.icc:
+                options["icc_profile"] = metadata.icc
+            if metadata.exif:
+                options["exif"] = metadata.exif
             pil.save(tmp, format={".jpg": "JPEG", ".jpeg": "JPEG"}.get(suffix, suffix[1:].upper()), **options)
 
     atomic_write(path, write, suffix=suffix)

@@ -76,3 +76,63 @@ def test_non_images_raise(tmp_path: Path, payload: bytes) -> None:
     path.write_bytes(payload)
     with pytest.raises(ImageReadError):
         read_image(path)
+
+
+# EXIF orientation k: how the stored pixels must be transformed to show the scene upright (the EXIF definition).
+_UPRIGHT = {1: lambda a: a, 2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+            5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1), 7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+            8: lambda a: np.rot90(a, 1)}
+
+
+def _scene() -> np.ndarray:
+    """A 24 x 40 image no flip or rotation maps onto itself: smooth ramps plus a bright corner block."""
+    rows, cols = np.mgrid[0:24, 0:40].astype(np.float32)
+    scene = np.stack([rows / 23, cols / 39, 0.5 + 0.0 * rows], axis=2)
+    scene[:6, :8] = 1.0
+    return scene
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_on_read_and_reset_on_write(tmp_path: Path, orientation: int) -> None:
+    from PIL import Image as PILImage
+
+    scene = _scene()
+    # Store pixels that the tag turns back into the scene: find the stored array whose upright view is the scene.
+    stored = next(c for c in (_UPRIGHT[k](scene) for k in range(1, 9))
+                  if _UPRIGHT[orientation](c).shape == scene.shape and np.array_equal(_UPRIGHT[orientation](c), scene))
+    exif = PILImage.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "lway-test-camera"  # Make: must survive to the output
+    path = tmp_path / f"o{orientation}.jpg"
+    PILImage.fromarray((stored * 255).round().astype(np.uint8)).save(path, quality=100, exif=exif.tobytes())
+    image = read_image(path)
+    assert image.size == scene.shape[:2]
+    assert np.abs(image.pixels - scene).mean() < 0.02, orientation  # JPEG q100: small error, not a wrong turn
+    write_image(tmp_path / "out.jpg", image)
+    with PILImage.open(tmp_path / "out.jpg") as out:
+        written = out.getexif()
+        assert written.get(0x0112, 1) == 1 and written.get(0x010F) == "lway-test-camera"
+        assert out.size == (40, 24)
+
+
+@pytest.mark.parametrize(("suffix", "bit_depth"), [(".png", 8), (".png", 16), (".jpg", 8), (".webp", 8),
+                                                   (".tif", 8), (".tif", 16)])
+def test_icc_profile_and_exif_travel_to_the_output(tmp_path: Path, suffix: str, bit_depth: int) -> None:
+    from PIL import Image as PILImage
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = PILImage.Exif()
+    exif[0x010F] = "lway-test-camera"
+    source = tmp_path / "in.png"
+    PILImage.fromarray((_scene() * 255).astype(np.uint8)).save(source, icc_profile=icc, exif=exif.tobytes())
+    image = read_image(source)
+    assert image.metadata.icc == icc and image.metadata.exif is not None
+    image = Image(image.pixels, None, bit_depth, image.metadata)
+    write_image(tmp_path / f"out{suffix}", image)
+    back = read_image(tmp_path / f"out{suffix}")
+    assert back.metadata.icc == icc  # every output format here holds an ICC profile
+    if suffix != ".tif":  # TIFF keeps the profile; EXIF in TIFF needs its own IFD, which we do not write
+        parsed = PILImage.Exif()
+        parsed.load(back.metadata.exif)
+        assert parsed.get(0x010F) == "lway-test-camera"
