@@ -99,7 +99,13 @@ def upscale(
     fp16: Annotated[bool, typer.Option(help="Half precision (CUDA only).")] = False,
     fp32: Annotated[bool, typer.Option(help="Keep float32 on a CPU with native bf16, where checkpoints otherwise "
                                        "run in bf16 (about 4x faster, within 55 dB of float32).")] = False,
-    ext: Annotated[str, typer.Option(help="Output format: png, tif, webp or jpg.")] = "png",
+    ext: Annotated[str, typer.Option(help="Output format: auto (the input's own), png, jpg, webp or tif.")] = "png",
+    quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG / WebP quality.")] = 95,
+    suffix: Annotated[str, typer.Option(help="Appended to each output file name, e.g. _x4 (Real-ESRGAN: _out).")
+                      ] = "",
+    outscale: Annotated[Optional[float], typer.Option(
+        help="Final size as a multiple of the input (e.g. 2 from a 4x model, or 6); the model's output is resized "
+             "with Lanczos. Default: the model's scale.")] = None,
     alpha_mode: Annotated[str, typer.Option(help="Alpha channel: 'model' (through the network) or 'bicubic'.")] = (
         "model"),
     cpu_kernels: Annotated[bool, typer.Option(help="ONNX models on the CPU: run 3x3 convolutions through "
@@ -116,23 +122,29 @@ def upscale(
     from lway_engine.upscale import UpscaleOptions, upscale_files
     from lway_engine.weights import WeightsUnavailable
 
-    if ext not in ("png", "tif", "webp", "jpg") or alpha_mode not in ("model", "bicubic") or tile < 0 or tile_pad < 0:
-        raise typer.BadParameter("check --ext (png|tif|webp|jpg), --alpha-mode (model|bicubic), --tile, --tile-pad")
+    if ext not in ("auto", "png", "tif", "webp", "jpg") or alpha_mode not in ("model", "bicubic") or tile < 0 \
+            or tile_pad < 0 or (outscale is not None and not 0 < outscale <= 16) or "/" in suffix:
+        raise typer.BadParameter("check --ext (auto|png|jpg|webp|tif), --alpha-mode (model|bicubic), --tile, "
+                                 "--tile-pad, --outscale (0 < F <= 16) and --suffix (no '/')")
     try:
         precision = "fp32" if fp32 or fp16 else "auto"
         upscaler = Upscaler(model, device=device, cpu_kernels=cpu_kernels, precision=precision, backend=backend)
         loaded = upscaler.model
-        options = UpscaleOptions(tile=tile, tile_pad=tile_pad, fp16=fp16, bf16=upscaler.options.bf16,
-                                 suffix=f".{ext}", alpha_mode=alpha_mode)
+        options = UpscaleOptions(tile=tile, tile_pad=tile_pad, fp16=fp16, bf16=upscaler.options.bf16, ext=ext,
+                                 name_suffix=suffix, quality=quality, outscale=outscale, alpha_mode=alpha_mode)
         outcomes = upscale_files(loaded, inputs, output, options)
     except (ModelLoadError, WeightsUnavailable, TensorRTUnavailable, OpenVinoUnavailable, FileNotFoundError,
             ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     failures = [o for o in outcomes if o.error]
-    for outcome in failures:
-        typer.echo(f"FAILED {outcome.source}: {outcome.error}", err=True)
-    typer.echo(f"{len(outcomes) - len(failures)} of {len(outcomes)} images written to {output}")
+    for outcome in outcomes:
+        if outcome.error:
+            typer.echo(f"FAILED {outcome.source} ({outcome.seconds:.1f} s): {outcome.error}", err=True)
+        else:
+            typer.echo(f"{outcome.seconds:7.2f} s  {outcome.source} -> {outcome.output}")
+    total = sum(o.seconds for o in outcomes)
+    typer.echo(f"{len(outcomes) - len(failures)} of {len(outcomes)} images written to {output} in {total:.1f} s")
     raise typer.Exit(1 if failures else 0)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,17 +38,41 @@ class UpscaleOptions:
     tile_pad: int = 64
     fp16: bool = False
     bf16: bool = False  # autocast a PyTorch checkpoint to bfloat16 (8-bit images; 16-bit ones keep float32)
-    suffix: str = ".png"
+    ext: str = "png"  # output format: png, jpg, webp, tif, or auto (the input's own format)
+    name_suffix: str = ""  # appended to each output's file name before the extension, e.g. "_x4"
+    quality: int = 95  # JPEG / WebP quality
+    outscale: float | None = None  # final size relative to the input (Lanczos from the model's output); None: scale
     alpha_mode: str = "model"  # "model": alpha goes through the network as a grey image; "bicubic": resized
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What happened to one input file."""
+    """What happened to one input file, and how long it took (read, upscale and write)."""
 
     source: Path
     output: Path | None
     error: str | None = None
+    seconds: float = 0.0
+
+
+OUTPUT_EXTENSIONS = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp", ".tif": "tif", ".tiff": "tif"}
+
+
+def output_path(outdir: Path, source: Path, target: Path, options: UpscaleOptions) -> Path:
+    """Where ``source`` (relative output ``target``, no extension) is written: name suffix, then extension."""
+    ext = OUTPUT_EXTENSIONS.get(source.suffix.lower(), "png") if options.ext == "auto" else options.ext
+    return outdir / target.with_name(target.name + options.name_suffix + "." + ext)
+
+
+def resize_to(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W[, C]) float32 resized to ``size`` = (height, width) per plane with Lanczos-3 (Pillow, in float)."""
+    from PIL import Image as PILImage
+
+    planes = pixels[..., None] if pixels.ndim == 2 else pixels
+    height, width = size
+    out = np.stack([np.asarray(PILImage.fromarray(np.ascontiguousarray(planes[..., c]), mode="F").resize(
+        (width, height), PILImage.Resampling.LANCZOS)) for c in range(planes.shape[2])], axis=2)
+    return out[..., 0] if pixels.ndim == 2 else out
 
 
 def collect_inputs(inputs: Sequence[Path]) -> list[tuple[Path, Path]]:
@@ -103,6 +128,10 @@ def upscale_image(model: LoadedModel, image: Image, options: UpscaleOptions, pro
         else:
             a = torch.from_numpy(image.alpha)[None, None]
             alpha = F.interpolate(a, scale_factor=model.scale, mode="bicubic", align_corners=False)[0, 0].numpy()
+    if options.outscale is not None and options.outscale != model.scale:
+        size = (max(1, round(height * options.outscale)), max(1, round(width * options.outscale)))
+        rgb = resize_to(rgb, size)
+        alpha = None if alpha is None else resize_to(alpha, size)
     return image.with_rgb(rgb, alpha)
 
 
@@ -120,11 +149,12 @@ def upscale_files(model: LoadedModel, inputs: Sequence[Path], outdir: Path, opti
     bar = tqdm(collect_inputs(inputs), desc="upscale", unit="img", disable=not progress)
     for source, target in bar:
         bar.set_postfix_str(source.name)
-        dest = outdir / target.with_suffix(options.suffix)
+        dest = output_path(outdir, source, target, options)
+        started = time.perf_counter()
         try:
             result = upscale_image(model, read_image(source), options, progress)
-            write_image(dest, result)
-            outcomes.append(Outcome(source, dest))
+            write_image(dest, result, jpeg_quality=options.quality)
+            outcomes.append(Outcome(source, dest, seconds=time.perf_counter() - started))
         except (ImageReadError, ImageTooSmall, ValueError, OSError) as exc:
-            outcomes.append(Outcome(source, None, str(exc)))
+            outcomes.append(Outcome(source, None, str(exc), time.perf_counter() - started))
     return outcomes

@@ -90,3 +90,29 @@ def test_cli_reports_bad_files_and_finishes_the_rest(tmp_path: Path, photo) -> N
 def test_cli_unknown_model_exits_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["upscale", str(tmp_path), "-o", str(tmp_path / "o"), "--model", "nope"])
     assert result.exit_code == 2 and "not a known model name" in result.output
+
+
+def test_cli_outscale_suffix_ext_auto_quality_and_times(tmp_path: Path, photo) -> None:
+    inputs = tmp_path / "in"
+    write_image(inputs / "cat.jpg", Image(photo("chelsea", 24), None, 8))
+    write_image(inputs / "mug.webp", Image(photo("coffee", 20), None, 8))
+    write_image(inputs / "rgba.png", Image(photo("astronaut", 24), np.linspace(0, 1, 576, dtype=np.float32)
+                                           .reshape(24, 24), 8))
+    common = ["--model", "realesr-animevideov3", "--suffix", "_out", "--ext", "auto"]
+    result = CliRunner().invoke(app, ["upscale", str(inputs), "-o", str(tmp_path / "x2"), "--outscale", "2", *common])
+    assert result.exit_code == 0, result.output
+    assert read_image(tmp_path / "x2" / "cat_out.jpg").size == (48, 48)  # 2x from a 4x model, format kept
+    assert read_image(tmp_path / "x2" / "mug_out.webp").size == (40, 40)
+    rgba = read_image(tmp_path / "x2" / "rgba_out.png")
+    assert rgba.size == (48, 48) and rgba.alpha is not None
+    assert "3 of 3 images written" in result.output and result.output.count(" s  ") == 3  # a time per file
+    # above the model's scale, and JPEG quality: a lower quality makes a smaller file
+    for quality in (40, 95):
+        out = tmp_path / f"q{quality}"
+        result = CliRunner().invoke(app, ["upscale", str(inputs / "cat.jpg"), "-o", str(out), "--outscale", "6",
+                                          "--ext", "jpg", "--quality", str(quality), "--model", "realesr-animevideov3"])
+        assert result.exit_code == 0, result.output
+        assert read_image(out / "cat.jpg").size == (144, 144)
+    assert (tmp_path / "q40" / "cat.jpg").stat().st_size < (tmp_path / "q95" / "cat.jpg").stat().st_size
+    bad = CliRunner().invoke(app, ["upscale", str(inputs), "-o", str(tmp_path / "bad"), "--outscale", "0"])
+    assert bad.exit_code == 2 and "--outscale" in bad.output
