@@ -16,7 +16,7 @@ from lway_engine.backends import engine_model, onnx_model, openvino_installed, o
 from lway_engine.export.ort_winograd import RewriteReport
 from lway_engine.hardware import cpu_features, inference_bf16
 from lway_engine.imageio import Image, read_image, write_image
-from lway_engine.models import load_model
+from lway_engine.models import LoadedModel, load_model
 from lway_engine.upscale import UpscaleOptions, upscale_image
 
 ONNX_BACKENDS = ("auto", "onnxruntime", "openvino")
@@ -72,6 +72,20 @@ class Upscaler:
         else:
             self.backend = "pytorch"
             self.model = load_model(path, device=device)
+        self._finish(bf16, tile, tile_pad)
+
+    @classmethod
+    def from_model(cls, model: LoadedModel, tile: int = 512, tile_pad: int = 64, precision: str = "auto"
+                   ) -> Upscaler:
+        """An Upscaler on a model already in memory (PyTorch), e.g. ``Adapter``'s adapted module."""
+        upscaler = cls.__new__(cls)
+        upscaler.providers, upscaler.cpu_kernels_report, upscaler.backend = [], None, "pytorch"
+        upscaler.model = model
+        device = next(model.module.parameters()).device
+        upscaler._finish(inference_bf16(precision, str(device)), tile, tile_pad)
+        return upscaler
+
+    def _finish(self, bf16: bool, tile: int, tile_pad: int) -> None:
         if bf16:  # oneDNN's bf16 convolutions want channels-last weights and activations
             self.model.module.to(memory_format=torch.channels_last)
         self.options = UpscaleOptions(tile=tile, tile_pad=tile_pad, bf16=bf16)

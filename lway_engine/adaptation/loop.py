@@ -51,10 +51,19 @@ class AdaptConfig:
 
 
 @dataclass
+class Hooks:
+    """How an embedding app follows and stops a run: ``on_step(done, total, loss)`` after each step, and
+    ``stop()`` polled before each one (True ends the run like Ctrl-C, keeping the best weights so far)."""
+
+    on_step: Callable[[int, int, float], None] = lambda done, total, loss: None
+    stop: Callable[[], bool] = lambda: False
+
+
+@dataclass
 class AdaptLog:
     """What happened during one adaptation run."""
 
-    status: str = "running"  # "done", "interrupted" or "diverged"
+    status: str = "running"  # "done", "interrupted" (Ctrl-C), "cancelled" (Hooks.stop) or "diverged"
     message: str = ""
     crop: int = 0
     trainable: int = 0
@@ -103,11 +112,12 @@ def _random_crops(images: list[torch.Tensor], batch: int, crop: int, rng: np.ran
 
 def adapt(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.nn.Module, loss_fn: LWayLoss,
           config: AdaptConfig, progress: bool = True, holdout: Holdout | None = None,
-          observe: Callable[[SignalPoint, torch.nn.Module], None] | None = None) -> AdaptLog:
+          observe: Callable[[SignalPoint, torch.nn.Module], None] | None = None,
+          hooks: Hooks | None = None) -> AdaptLog:
     """Adapt ``model.module`` in place on LR ``images`` ((3, h, w) tensors in [0, 1] on the model's device);
     with ``holdout``, train outside its strips and keep the weights of the step the signal scores best.
     ``observe(point, module)`` runs after each signal evaluation, with the weights of that step (for benchmarks
-    that score them against an HR, or a UI that shows them)."""
+    that score them against an HR, or a UI that shows them); ``hooks`` report steps and ask to stop (apps)."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     module = model.module.eval()  # fine-tuning keeps inference behaviour (no dropout/BN statistics updates)
@@ -145,6 +155,10 @@ def adapt(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.
     try:
         with execution_settings(device, config.deterministic):
             for step in bar:
+                if hooks and hooks.stop():
+                    log.status = "cancelled"
+                    log.message += f"cancelled after {len(log.loss)} steps; keeping the best weights so far."
+                    break
                 started = time.perf_counter()
                 lr_crops, picks = _random_crops(images, config.batch, log.crop, rng, limits)
                 _copy(params, current)
@@ -162,6 +176,8 @@ def adapt(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.
                 log.lpips.append(lpips)
                 log.step_seconds.append(time.perf_counter() - started)
                 bar.set_postfix(loss=f"{value:.4f}", l1=f"{l1:.4f}", lpips=f"{lpips:.4f}")
+                if hooks:
+                    hooks.on_step(step + 1, config.iterations, value)
                 if monitor and (step + 1 == config.iterations or (step + 1) % eval_every == 0):
                     point = monitor.evaluate(module, step + 1)
                     log.signal.append(point)

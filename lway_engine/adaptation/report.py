@@ -16,12 +16,17 @@ from lway_engine.adaptation.select import Decision
 from lway_engine.atomic import atomic_write
 
 
+def report_data(settings: dict, runs: dict[str, AdaptLog], decisions: dict[str, Decision], seconds: float) -> dict:
+    """Everything ``report.json`` holds, as plain data (what ``Adapter`` results carry too)."""
+    return {"settings": settings, "seconds": seconds, "runs": {k: asdict(v) for k, v in runs.items()},
+            "decisions": {k: {**asdict(d), "runs": {c: asdict(log) for c, log in (d.runs or {}).items()}}
+                          for k, d in decisions.items()}}
+
+
 def write_report(outdir: Path, settings: dict, runs: dict[str, AdaptLog], decisions: dict[str, Decision],
                  seconds: float) -> None:
     """Write report.json, report.md and (where a signal was scored) signal.png into ``outdir``."""
-    report = {"settings": settings, "seconds": seconds, "runs": {k: asdict(v) for k, v in runs.items()},
-              "decisions": {k: {**asdict(d), "runs": {c: asdict(log) for c, log in (d.runs or {}).items()}}
-                            for k, d in decisions.items()}}
+    report = report_data(settings, runs, decisions, seconds)
     atomic_write(outdir / "report.json", lambda tmp: tmp.write_text(json.dumps(report, indent=1, default=str)))
     lines = ["# LWay adaptation report", ""]
     for name, decision in decisions.items():

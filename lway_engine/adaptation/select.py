@@ -52,7 +52,7 @@ class Decision:
 
 def adapt_and_select(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.nn.Module,
                      loss_fn: LWayLoss, config: AdaptConfig, candidates: tuple[Candidate, ...] = DEFAULT_CANDIDATES,
-                     progress: bool = True) -> tuple[AdaptLog, Decision]:
+                     progress: bool = True, hooks: Hooks | None = None) -> tuple[AdaptLog, Decision]:
     """Run the candidates, leave ``model.module`` with the chosen weights; the chosen (or last) log and why."""
     shapes = [tuple(img.shape[-2:]) for img in images]
     # Small images train on smaller crops (effective_crop); keep room for a strip beside such a crop, but never
@@ -60,7 +60,7 @@ def adapt_and_select(model: LoadedModel, images: list[torch.Tensor], reconstruct
     room = max(MIN_LR_SIZE, 3 * min(min(s) for s in shapes) // 4)
     holdout = hold_out(shapes, min(config.crop, room), model.size.multiple_of)
     if holdout is None:
-        log = adapt(model, images, reconstruction, loss_fn, config, progress)
+        log = adapt(model, images, reconstruction, loss_fn, config, progress, hooks=hooks)
         reason = (f"the no-HR quality signal is unavailable: the images ({', '.join(f'{h}x{w}' for h, w in shapes)} "
                   f"LR px) are too small to hold a region out beside a {config.crop} px training crop; ran the "
                   f"fixed schedule of {config.iterations} steps ({log.status}). Check the result by eye.")
@@ -72,14 +72,14 @@ def adapt_and_select(model: LoadedModel, images: list[torch.Tensor], reconstruct
     for candidate in candidates:
         model.module.load_state_dict(original)
         config_c = replace(config, anchor=candidate.anchor, texture=candidate.texture)
-        log = adapt(model, images, reconstruction, loss_fn, config_c, progress, holdout)
+        log = adapt(model, images, reconstruction, loss_fn, config_c, progress, holdout, hooks=hooks)
         runs[candidate.name] = log
         point = log.best
         if point is not None and math.isfinite(point.value) and point.step > 0 and (
                 best_log is None or point.value < best_log.best.value):
             best_log, best_candidate = log, candidate
             best_state = copy.deepcopy(model.module.state_dict())
-        if log.status == "interrupted":
+        if log.status in ("interrupted", "cancelled"):
             break
     if best_log is None or best_log.best.value > -MIN_GAIN:
         model.module.load_state_dict(original)

@@ -1,0 +1,151 @@
+"""``lway_engine.Adapter``: adaptation as a Python API, for apps that embed it (ComfyUI/chaiNNer nodes, notebooks).
+
+The same pipeline as ``lway-engine adapt`` (selection by the no-HR signal by default, the unadapted weights kept
+when adaptation would not help), without files: images go in as NumPy arrays, PIL images or paths; the result holds
+the adapted module, the decision and the report as data, and hands out an ``Upscaler`` on the adapted weights or
+saves them in the input checkpoint's own layout. ``cancel()`` from another thread stops a run at its next step and
+keeps the best weights found so far.
+
+    adapter = Adapter("realesrgan-x4plus")
+    result = adapter.adapt(["scan1.png", "scan2.png"], progress=lambda done, total, loss: print(done, total))
+    print(result.adapted, result.reason)
+    result.save("adapted.safetensors")
+    image = result.upscaler().upscale(read_image("scan1.png"))
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from lway_engine.adaptation.loop import AdaptConfig, AdaptLog, Hooks, adapt
+from lway_engine.adaptation.loss import LWayLoss
+from lway_engine.adaptation.report import report_data
+from lway_engine.adaptation.select import Decision, adapt_and_select
+from lway_engine.adapted_weights import OriginalLayout
+from lway_engine.hardware import resolve_amp
+from lway_engine.imageio import Image, read_image, to_tensor
+from lway_engine.models import LoadedModel, load_model
+from lway_engine.reconstruction import load_checkpoint
+
+ImageLike = Any  # a path, a NumPy array (H, W[, C]; uint8, uint16 or float in [0, 1]) or a PIL image
+Progress = Callable[[int, int, float], None]  # (steps done, steps per run, loss)
+
+
+def as_image(item: ImageLike) -> Image:
+    """An input as an ``Image``: paths are read (EXIF orientation applied), arrays and PIL images converted."""
+    if isinstance(item, Image):
+        return item
+    if isinstance(item, (str, Path)):
+        return read_image(item)
+    if hasattr(item, "getexif") and hasattr(item, "convert"):  # a PIL image
+        from PIL import ImageOps
+
+        item = np.asarray(ImageOps.exif_transpose(item).convert("RGB"))
+    array = np.asarray(item)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+        raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {array.shape}")
+    if array.dtype == np.uint8 or array.dtype == np.uint16:
+        depth = 8 if array.dtype == np.uint8 else 16
+        array = array.astype(np.float32) / (2**depth - 1)
+    else:
+        depth = 8
+        array = array.astype(np.float32)
+        if array.size and (array.min() < 0 or array.max() > 1):
+            raise ValueError("float images must hold values in [0, 1]")
+    alpha = array[..., 3] if array.shape[2] == 4 else None
+    return Image(np.ascontiguousarray(array[..., :3] if array.shape[2] == 4 else array), alpha, depth)
+
+
+@dataclass
+class AdaptResult:
+    """One adaptation: the module (adapted, or the unadapted one when that was better), why, and the report."""
+
+    module: nn.Module
+    adapted: bool
+    reason: str
+    step: int | None  # the step whose weights the module holds (None: fixed schedule, or not adapted)
+    log: AdaptLog
+    report: dict
+    _model: LoadedModel
+    _layout: OriginalLayout
+
+    def save(self, path: str | Path) -> list[Path]:
+        """Write the weights in the input checkpoint's own layout (.safetensors; plus .pth for wrapped inputs)."""
+        return self._layout.save(self.module, Path(path))
+
+    def upscaler(self, tile: int = 512, tile_pad: int = 64, precision: str = "auto") -> Any:
+        """An ``Upscaler`` running these weights, without writing a file."""
+        from lway_engine.runtime import Upscaler
+
+        return Upscaler.from_model(replace(self._model, module=self.module), tile=tile, tile_pad=tile_pad,
+                                   precision=precision)
+
+
+class Adapter:
+    """Adapts an SR model to LR images without HR. ``settings`` are ``AdaptConfig`` fields (iterations, lr,
+    batch, crop, select, ...); ``amp`` defaults to bf16 on CPUs with native bf16 (``--amp auto``)."""
+
+    def __init__(self, model: str | Path | LoadedModel = "realesrgan-x4plus", reconstructor: str | Path | None = None,
+                 device: str = "cpu", **settings: Any) -> None:
+        from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
+
+        known = {f.name for f in fields(AdaptConfig)}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise TypeError(f"unknown settings {unknown}; AdaptConfig has {sorted(known)}")
+        self.model = model if isinstance(model, LoadedModel) else load_model(model, device=device)
+        self.device = next(self.model.module.parameters()).device
+        self.reconstruction = load_checkpoint(reconstructor or DEFAULT_RECONSTRUCTOR,
+                                              expect_scale=self.model.scale).to(self.device)
+        settings.setdefault("amp", resolve_amp("auto", str(self.device)))
+        self.config = AdaptConfig(**settings)
+        self.loss = LWayLoss(hf_weight=self.config.hf_weight).to(self.device)
+        self._layout = OriginalLayout(self.model.module, self.model.path)
+        self._original = copy.deepcopy(self.model.module.state_dict())
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        """Stop the running ``adapt`` at its next step (thread-safe); it keeps the best weights so far."""
+        self._cancel.set()
+
+    def adapt(self, images: ImageLike | Sequence[ImageLike], per_image: bool = False,
+              progress: Progress | None = None) -> AdaptResult | list[AdaptResult]:
+        """Adapt on ``images`` (one model for all, or with ``per_image`` one result per image, in order)."""
+        items = [images] if isinstance(images, (str, Path, np.ndarray, Image)) or hasattr(images, "getexif") \
+            else list(images)
+        if not items:
+            raise ValueError("give at least one image")
+        tensors = [to_tensor(as_image(item).rgb())[0].to(self.device) for item in items]
+        self._cancel.clear()
+        hooks = Hooks(stop=self._cancel.is_set) if progress is None else Hooks(progress, self._cancel.is_set)
+        groups = [[t] for t in tensors] if per_image else [tensors]
+        results = [self._run(group, hooks) for group in groups]
+        return results if per_image else results[0]
+
+    def _run(self, tensors: list[torch.Tensor], hooks: Hooks) -> AdaptResult:
+        started = time.perf_counter()
+        self.model.module.load_state_dict(self._original)
+        if self.config.select:
+            log, decision = adapt_and_select(self.model, tensors, self.reconstruction, self.loss, self.config,
+                                             progress=False, hooks=hooks)
+        else:
+            log = adapt(self.model, tensors, self.reconstruction, self.loss, self.config, False, hooks=hooks)
+            decision = Decision(True, f"fixed schedule of {self.config.iterations} steps (select=False)",
+                                runs={"fixed": log})
+        settings = {**asdict(self.config), "model": str(self.model.path), "images": len(tensors)}
+        report = report_data(settings, {"run": log}, {"run": decision}, time.perf_counter() - started)
+        module = copy.deepcopy(self.model.module)
+        return AdaptResult(module, decision.adapted, decision.reason, decision.step, log, report, self.model,
+                           self._layout)
