@@ -35,7 +35,7 @@ from lway_engine.adapted_weights import OriginalLayout
 from lway_engine.hardware import resolve_amp
 from lway_engine.imageio import Image, read_image, to_tensor
 from lway_engine.models import LoadedModel, load_model
-from lway_engine.reconstruction import load_checkpoint
+from lway_engine.reconstruction import LWayReconstruction, load_checkpoint
 
 ImageLike = Any  # a path, a NumPy array (H, W[, C]; uint8, uint16 or float in [0, 1]) or a PIL image
 Progress = Callable[[int, int, float], None]  # (steps done, steps per run, loss)
@@ -73,13 +73,24 @@ class AdaptResult:
     """One adaptation: the module (adapted, or the unadapted one when that was better), why, and the report."""
 
     module: nn.Module
-    adapted: bool
-    reason: str
-    step: int | None  # the step whose weights the module holds (None: fixed schedule, or not adapted)
+    decision: Decision
     log: AdaptLog
     report: dict
     _model: LoadedModel
     _layout: OriginalLayout
+
+    @property
+    def adapted(self) -> bool:
+        return self.decision.adapted
+
+    @property
+    def reason(self) -> str:
+        return self.decision.reason
+
+    @property
+    def step(self) -> int | None:
+        """The step whose weights the module holds (None: a fixed schedule's end, or not adapted)."""
+        return self.decision.step
 
     def save(self, path: str | Path) -> list[Path]:
         """Write the weights in the input checkpoint's own layout (.safetensors; plus .pth for wrapped inputs)."""
@@ -97,8 +108,9 @@ class Adapter:
     """Adapts an SR model to LR images without HR. ``settings`` are ``AdaptConfig`` fields (iterations, lr,
     batch, crop, select, ...); ``amp`` defaults to bf16 on CPUs with native bf16 (``--amp auto``)."""
 
-    def __init__(self, model: str | Path | LoadedModel = "realesrgan-x4plus", reconstructor: str | Path | None = None,
-                 device: str = "cpu", **settings: Any) -> None:
+    def __init__(self, model: str | Path | LoadedModel = "realesrgan-x4plus",
+                 reconstructor: str | Path | LWayReconstruction | None = None, device: str = "cpu",
+                 progress_bar: bool = False, **settings: Any) -> None:
         from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
 
         known = {f.name for f in fields(AdaptConfig)}
@@ -107,8 +119,10 @@ class Adapter:
             raise TypeError(f"unknown settings {unknown}; AdaptConfig has {sorted(known)}")
         self.model = model if isinstance(model, LoadedModel) else load_model(model, device=device)
         self.device = next(self.model.module.parameters()).device
-        self.reconstruction = load_checkpoint(reconstructor or DEFAULT_RECONSTRUCTOR,
-                                              expect_scale=self.model.scale).to(self.device)
+        if not isinstance(reconstructor, LWayReconstruction):
+            reconstructor = load_checkpoint(reconstructor or DEFAULT_RECONSTRUCTOR, expect_scale=self.model.scale)
+        self.reconstruction = reconstructor.to(self.device)
+        self.progress_bar = progress_bar  # tqdm bars on the terminal (the CLI), besides the progress callback
         settings.setdefault("amp", resolve_amp("auto", str(self.device)))
         self.config = AdaptConfig(**settings)
         self.loss = LWayLoss(hf_weight=self.config.hf_weight).to(self.device)
@@ -139,13 +153,14 @@ class Adapter:
         self.model.module.load_state_dict(self._original)
         if self.config.select:
             log, decision = adapt_and_select(self.model, tensors, self.reconstruction, self.loss, self.config,
-                                             progress=False, hooks=hooks)
+                                             progress=self.progress_bar, hooks=hooks)
+            log.message += decision.reason
         else:
-            log = adapt(self.model, tensors, self.reconstruction, self.loss, self.config, False, hooks=hooks)
-            decision = Decision(True, f"fixed schedule of {self.config.iterations} steps (select=False)",
-                                runs={"fixed": log})
+            log = adapt(self.model, tensors, self.reconstruction, self.loss, self.config, self.progress_bar,
+                        hooks=hooks)
+            decision = Decision(True, f"fixed schedule of {self.config.iterations} steps (--no-select): no "
+                                "held-out signal was scored", runs={"fixed": log})
         settings = {**asdict(self.config), "model": str(self.model.path), "images": len(tensors)}
         report = report_data(settings, {"run": log}, {"run": decision}, time.perf_counter() - started)
         module = copy.deepcopy(self.model.module)
-        return AdaptResult(module, decision.adapted, decision.reason, decision.step, log, report, self.model,
-                           self._layout)
+        return AdaptResult(module, decision, log, report, self.model, self._layout)
