@@ -95,7 +95,9 @@ def _scene() -> np.ndarray:
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_exif_orientation_is_applied_on_read_and_reset_on_write(tmp_path: Path, orientation: int) -> None:
     from PIL import Image as PILImage
+    from PIL import ImageCms
 
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     scene = _scene()
     # Store pixels that the tag turns back into the scene: find the stored array whose upright view is the scene.
     stored = next(c for c in (_UPRIGHT[k](scene) for k in range(1, 9))
@@ -104,15 +106,17 @@ def test_exif_orientation_is_applied_on_read_and_reset_on_write(tmp_path: Path, 
     exif[0x0112] = orientation
     exif[0x010F] = "lway-test-camera"  # Make: must survive to the output
     path = tmp_path / f"o{orientation}.jpg"
-    PILImage.fromarray((stored * 255).round().astype(np.uint8)).save(path, quality=100, exif=exif.tobytes())
+    PILImage.fromarray((stored * 255).round().astype(np.uint8)).save(path, quality=100, exif=exif.tobytes(),
+                                                                      icc_profile=icc)
     image = read_image(path)
+    assert image.metadata.icc == icc
     assert image.size == scene.shape[:2]
     assert np.abs(image.pixels - scene).mean() < 0.02, orientation  # JPEG q100: small error, not a wrong turn
     write_image(tmp_path / "out.jpg", image)
     with PILImage.open(tmp_path / "out.jpg") as out:
         written = out.getexif()
         assert written.get(0x0112, 1) == 1 and written.get(0x010F) == "lway-test-camera"
-        assert out.size == (40, 24)
+        assert out.size == (40, 24) and out.info.get("icc_profile") == icc
 
 
 @pytest.mark.parametrize(("suffix", "bit_depth"), [(".png", 8), (".png", 16), (".jpg", 8), (".webp", 8),

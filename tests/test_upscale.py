@@ -98,7 +98,7 @@ def test_cli_outscale_suffix_ext_auto_quality_and_times(tmp_path: Path, photo) -
     write_image(inputs / "mug.webp", Image(photo("coffee", 20), None, 8))
     write_image(inputs / "rgba.png", Image(photo("astronaut", 24), np.linspace(0, 1, 576, dtype=np.float32)
                                            .reshape(24, 24), 8))
-    common = ["--model", "realesr-animevideov3", "--suffix", "_out", "--ext", "auto"]
+    common = ["--model", "realesrgan-x4plus", "--suffix", "_out", "--ext", "auto"]
     result = CliRunner().invoke(app, ["upscale", str(inputs), "-o", str(tmp_path / "x2"), "--outscale", "2", *common])
     assert result.exit_code == 0, result.output
     assert read_image(tmp_path / "x2" / "cat_out.jpg").size == (48, 48)  # 2x from a 4x model, format kept
