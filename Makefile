@@ -10,7 +10,7 @@ PIN := -c constraints.txt
 # never against a second torch that pip would download into an isolated build environment.
 BUILD_DEPS := torch torchvision scikit-build-core pybind11 cmake ninja
 
-.PHONY: demo test install bench clean gpu-suite
+.PHONY: demo test install bench clean gpu-suite gpu-carry
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ test: install
 # The GPU suite (bench/gpu_suite.sh): on a lent GPU machine `make gpu-suite OUT=...`; here `make gpu-suite DRY=1`.
 gpu-suite:
 	bench/gpu_suite.sh $(if $(DRY),--dry-run) $(OUT)
+
+# What the GPU machine lacks (wheels, weights packed losslessly, City100 031-040), in .gpu-suite/ (git-ignored).
+gpu-carry: install
+	$(BIN)/python bench/gpu_carry.py pack
 
 clean:
 	rm -rf build outputs .pytest_cache

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every GPU claim of lway-engine measured in one command, for a lent GPU machine (at most ~9 minutes):
 #
-#     bench/gpu_suite.sh [OUT]             # on the GPU machine (the device tool sets $OUT)
+#     bench/gpu_suite.sh [OUT]             # on the GPU machine (the device tool sets $OUT); carry .gpu-suite
+#                                          # (make gpu-carry), with bench/training's resume files moved aside
 #     bench/gpu_suite.sh --dry-run [OUT]   # here, on the CPU: the same steps at tiny sizes, CUDA-only parts skip
 #
 # (python -P: the repository root must not shadow the installed package, whose lway_engine.kernels and _C exist.)
@@ -41,11 +42,13 @@ step() {  # step NAME CAP_SECONDS COMMAND...: run with a time cap, log to OUT/NA
 }
 
 if (( ! DRY )); then
-    # The machine's torch, CUDA kernels for this GPU only (fast build); lpips/spandrel wheels and weights carried.
-    CARRY=${LWAY_GPU_CARRY:-.gpu}
+    # The machine's torch, CUDA kernels for this GPU only (fast build); wheels, weights and City100 pairs 031-040
+    # carried in .gpu-suite (make gpu-carry here; the device call names it in `carry`).
+    CARRY=${LWAY_GPU_CARRY:-.gpu-suite}
+    export LWAY_HOME=${LWAY_HOME:-$PWD/$CARRY/lway-home} LWAY_DATA=${LWAY_DATA:-$PWD/$CARRY/data}
     step install 240 bash -c "CMAKE_ARGS='-DCMAKE_CUDA_ARCHITECTURES=native' $PY -m pip install --no-deps \
-        --no-build-isolation --no-index $CARRY/wheels/*.whl . && $PY -c 'import lway_engine._C'"
-    export LWAY_HOME=${LWAY_HOME:-$PWD/$CARRY/home}
+        --no-build-isolation --no-index $CARRY/wheels/*.whl . && $PY -P -c 'import lway_engine._C' \
+        && $PY bench/gpu_carry.py unpack --home '$LWAY_HOME'"
 fi
 
 step tests 150 "$PY" -P -m pytest -q -rs -p no:cacheprovider --junitxml="$OUT/tests.xml" \

@@ -164,21 +164,29 @@ def main() -> None:
     recon = load_checkpoint(args.reconstructor, expect_scale=4).to(args.device)
     metric = LPIPS("alex").to(args.device)
 
-    runs: dict[str, tuple] = {"city100": (city100(profile["city100"]), False, True)}
+    limit = args.limit or 10**9
+    keep = set(args.only.split(",")) if args.only else None
+
+    def wanted(prefix: str) -> bool:  # load a set's images only when one of its runs is asked for
+        return keep is None or any(k.split(" ")[0] == prefix for k in keep)
+
+    runs: dict[str, tuple] = {}
+    if wanted("city100"):
+        runs["city100"] = (city100(min(profile["city100"], limit)), False, True)
+        runs["city100 --no-hf-weight"] = (runs["city100"][0], False, False)
     for family in (*EVALUATION_FAMILIES, *UNSEEN_FAMILIES):
-        items = [x for s in profile["sets"] for x in family_set(s, family, profile["per_family"], profile["crop"])]
+        if not wanted(family):
+            continue
+        items = [x for s in profile["sets"] for x in family_set(s, family, profile["per_family"], profile["crop"])
+                 ][:limit]
         runs[family] = (items, False, True)
         if family == EVALUATION_FAMILIES[0]:
             runs[f"{family} --no-hf-weight"] = (items, False, False)
             n = profile["per_image"]
             runs[f"{family} --per-image"] = (items[:n], True, True)
             runs[f"{family} whole-set (same {n} images)"] = (items[:n], False, True)
-    runs["city100 --no-hf-weight"] = (runs["city100"][0], False, False)
-    if args.only:
-        keep = set(args.only.split(","))
+    if keep is not None:
         runs = {k: v for k, v in runs.items() if k in keep}
-    if args.limit:
-        runs = {k: (items[: args.limit], *rest) for k, (items, *rest) in runs.items()}
 
     results = {}
     for name, (items, per_image, hf) in runs.items():
