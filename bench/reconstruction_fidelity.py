@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from quality import city100, family_set
+from results_dir import results_dir
 
 from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
@@ -103,10 +104,10 @@ def main() -> None:
         print(f"{set_name:<14} {len(rows):>3}  {cells}", flush=True)
     print("(per column: PSNR of R(HR, E(LR)) vs LR / LPIPS / signal margin; area = plain area downsample)")
     device = f"{platform.machine()} CPU"
-    out = args.out or Path(__file__).resolve().parent / "results" / \
-        f"reconstruction_fidelity_{device.replace(' ', '_')}.json"
-    out.write_text(json.dumps({"device": device, "cpu": cpu_features().as_dict(), "checkpoints": checkpoints, "per_family": args.per_family,
-                               "seconds": time.perf_counter() - started, "results": results}, indent=1))
+    out = args.out or results_dir() / f"reconstruction_fidelity_{device.replace(' ', '_')}.json"
+    out.write_text(json.dumps({"device": device, "cpu": cpu_features().as_dict(), "checkpoints": checkpoints,
+                               "per_family": args.per_family, "seconds": time.perf_counter() - started,
+                               "results": results}, indent=1))
     print(f"written {out}")
 
 

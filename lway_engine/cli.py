@@ -236,8 +236,8 @@ def adapt(
         files = [source for source, _ in collect_inputs(inputs)]
         config = AdaptConfig(iterations=iterations, lr=lr, batch=batch, crop=crop, trainable_fraction=fraction,
                              trainable_patterns=patterns, hf_weight=hf_weight, seed=seed, compile=compile,
-                             amp=_amp(amp, device), deterministic=deterministic, extension=ext, anchor=anchor, texture=texture,
-                             select=select)
+                             amp=_amp(amp, device), deterministic=deterministic, extension=ext, anchor=anchor,
+                             texture=texture, select=select)
         runs = run_adaptation(loaded, files, output, recon, config, per_image)
     except (ModelLoadError, CheckpointError, FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -1,7 +1,8 @@
 """``Upscaler``: the one class an application embeds to super-resolve images with any lway-engine artefact.
 
 The backend follows the file: a checkpoint (.pth/.ckpt/.safetensors, or a registry name) runs in PyTorch, an
-exported .onnx in ONNX Runtime or OpenVINO, a .engine in TensorRT (the runtimes live in ``lway_engine.backends``). Each backend is wrapped as the ``module`` of a
+exported .onnx in ONNX Runtime or OpenVINO, a .engine in TensorRT (the runtimes live in ``lway_engine.backends``).
+Each backend is wrapped as the ``module`` of a
 ``LoadedModel``, so every one of them goes through the same ``upscale_image`` (greyscale, alpha, 16-bit) and the
 same overlapping tiles (``upscale_tensor``) as ``lway-engine upscale``.
 """

@@ -5,4 +5,5 @@ from lway_engine.hardware.precision import AMP_CHOICES, inference_bf16, resolve_
 from lway_engine.hardware.report import format_report, system_report
 from lway_engine.hardware.selfcheck import FastPathMismatchWarning, fast_path_ok
 
-__all__ = ["AMP_CHOICES", "CpuFeatures", "FastPathMismatchWarning", "fast_path_ok", "cpu_features", "format_report", "inference_bf16", "resolve_amp", "system_report"]
+__all__ = ["AMP_CHOICES", "CpuFeatures", "FastPathMismatchWarning", "cpu_features", "fast_path_ok", "format_report",
+           "inference_bf16", "resolve_amp", "system_report"]

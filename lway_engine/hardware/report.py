@@ -57,7 +57,8 @@ def _fast_paths() -> dict[str, Any]:
 
 def system_report() -> dict[str, Any]:
     """Everything ``info`` prints, as data (also what benchmarks can record)."""
-    devices = [{"name": torch.cuda.get_device_name(i), "capability": ".".join(map(str, torch.cuda.get_device_capability(i))),
+    devices = [{"name": torch.cuda.get_device_name(i),
+                "capability": ".".join(map(str, torch.cuda.get_device_capability(i))),
                 "memory_gib": round(torch.cuda.get_device_properties(i).total_memory / 2**30, 1)}
                for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
     return {
@@ -83,7 +84,8 @@ def format_report(report: dict[str, Any]) -> str:
              f"torch uses {cpu['torch_threads']} threads",
              f"isa           {' '.join(flags) or 'none of avx2/avx512'} (torch dispatch: {cpu['torch_capability']}); "
              f"native bf16: {value(cpu['fast_bf16'])}"]
-    lines += [f"gpu           {d['name']} (sm {d['capability']}, {d['memory_gib']} GiB)" for d in report["cuda_devices"]]
+    lines += [f"gpu           {d['name']} (sm {d['capability']}, {d['memory_gib']} GiB)"
+              for d in report["cuda_devices"]]
     lines.append("versions")
     lines += [f"  {name:<16}{version}" for name, version in report["versions"].items() if version]
     lines.append("fast paths")

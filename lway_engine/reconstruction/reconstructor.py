@@ -68,8 +68,8 @@ class Reconstructor(nn.Module):
 
     Frozen (no parameter requires grad), R runs through the C++ op ``lway::conv3x3_fused`` (csrc/conv3x3.cpp)
     unless ``use_extension`` is False, the op has no kernel for the device or failed its first-use self-check
-    there (``fused.op_verified``), or autocast is on (bf16 runs the PyTorch
-    path); the result is the same within float32 rounding. Training R always uses the PyTorch path, which also gives the weights' gradients.
+    there (``fused.op_verified``), or autocast is on (bf16 runs the PyTorch path); the result is the same within
+    float32 rounding. Training R always uses the PyTorch path, which also gives the weights' gradients.
     """
 
     def __init__(self, scale: int = 4, embed_dim: int = 512, width: int = 64, num_blocks: int = 4,
