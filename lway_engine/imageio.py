@@ -85,11 +85,14 @@ def _split(array: np.ndarray, bit_depth: int, metadata: Metadata = Metadata()) -
         array = array[..., None]
     if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
         raise ImageReadError(f"unsupported pixel layout {array.shape}")
-    scaled = array.astype(np.float32) / float(2**bit_depth - 1)
-    channels = scaled.shape[2]
-    colour = 1 if channels in (1, 2) else 3
-    alpha = scaled[..., colour] if channels in (2, 4) else None
-    return Image(np.ascontiguousarray(scaled[..., :colour]), alpha, bit_depth, metadata)
+    return from_planes(array.astype(np.float32) / float(2**bit_depth - 1), bit_depth, metadata)
+
+
+def from_planes(planes: np.ndarray, bit_depth: int, metadata: Metadata = Metadata()) -> Image:
+    """(H, W, 1-4) float32 planes in [0, 1] (grey, grey+alpha, RGB, RGBA) -> Image, alpha split off."""
+    colour = 1 if planes.shape[2] in (1, 2) else 3
+    alpha = planes[..., colour] if planes.shape[2] in (2, 4) else None
+    return Image(np.ascontiguousarray(planes[..., :colour]), alpha, bit_depth, metadata)
 
 
 def _png_header(path: Path) -> tuple[int, int] | None:

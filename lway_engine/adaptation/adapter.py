@@ -33,7 +33,7 @@ from lway_engine.adaptation.report import report_data
 from lway_engine.adaptation.select import Decision, adapt_and_select
 from lway_engine.adapted_weights import OriginalLayout
 from lway_engine.hardware import resolve_amp
-from lway_engine.imageio import Image, read_image, to_tensor
+from lway_engine.imageio import Image, from_planes, read_image, to_tensor
 from lway_engine.models import LoadedModel, load_model
 from lway_engine.reconstruction import LWayReconstruction, load_checkpoint
 
@@ -56,16 +56,13 @@ def as_image(item: ImageLike) -> Image:
         array = array[..., None]
     if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
         raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {array.shape}")
-    if array.dtype == np.uint8 or array.dtype == np.uint16:
+    if array.dtype in (np.uint8, np.uint16):
         depth = 8 if array.dtype == np.uint8 else 16
-        array = array.astype(np.float32) / (2**depth - 1)
-    else:
-        depth = 8
-        array = array.astype(np.float32)
-        if array.size and (array.min() < 0 or array.max() > 1):
-            raise ValueError("float images must hold values in [0, 1]")
-    alpha = array[..., 3] if array.shape[2] == 4 else None
-    return Image(np.ascontiguousarray(array[..., :3] if array.shape[2] == 4 else array), alpha, depth)
+        return from_planes(array.astype(np.float32) / (2**depth - 1), depth)
+    array = array.astype(np.float32)
+    if array.size and (array.min() < 0 or array.max() > 1):
+        raise ValueError("float images must hold values in [0, 1]")
+    return from_planes(array, 8)
 
 
 @dataclass
