@@ -18,7 +18,7 @@ import torch
 
 from lway_engine.evaluation.ladders import LADDERS, ladder
 from lway_engine.hardware import cpu_features
-from lway_engine.imageio import read_image, to_tensor
+from lway_engine.media.images import read_image, to_tensor
 from lway_engine.metrics import build_metric, psnr, references, ssim
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "Kodak24"

@@ -25,7 +25,7 @@ from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
 from lway_engine.degradations import EVALUATION_FAMILIES
 from lway_engine.hardware import cpu_features
-from lway_engine.imageio import Image, to_tensor
+from lway_engine.media.images import Image, to_tensor
 from lway_engine.losses import LPIPS
 from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint

@@ -36,7 +36,7 @@ from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
 from lway_engine.adaptation.select import adapt_and_select
 from lway_engine.degradations import EVALUATION_FAMILIES, UNSEEN_FAMILIES, degrade
 from lway_engine.hardware import cpu_features, resolve_amp
-from lway_engine.imageio import Image, read_image
+from lway_engine.media.images import Image, read_image
 from lway_engine.losses import LPIPS
 from lway_engine.metrics import lpips_arrays, psnr_y, ssim_y
 from lway_engine.models import load_model

@@ -35,7 +35,7 @@ from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
 from lway_engine.degradations import EVALUATION_FAMILIES, UNSEEN_FAMILIES
 from lway_engine.hardware import cpu_features
-from lway_engine.imageio import Image, to_tensor
+from lway_engine.media.images import Image, to_tensor
 from lway_engine.losses import LPIPS
 from lway_engine.metrics.perceptual import lpips_batch
 from lway_engine.models import load_model

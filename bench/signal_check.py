@@ -34,7 +34,7 @@ from lway_engine.adaptation.select import DEFAULT_CANDIDATES, MIN_GAIN
 from lway_engine.adaptation.signal import SignalPoint, combine, hold_out
 from lway_engine.degradations import EVALUATION_FAMILIES, UNSEEN_FAMILIES
 from lway_engine.hardware import cpu_features
-from lway_engine.imageio import Image
+from lway_engine.media.images import Image
 from lway_engine.losses import LPIPS
 from lway_engine.metrics import lpips_arrays, psnr_y
 from lway_engine.models import load_model

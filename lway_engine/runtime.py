@@ -16,7 +16,7 @@ import torch
 from lway_engine.backends import engine_model, onnx_model, openvino_installed, openvino_model
 from lway_engine.export.ort_winograd import RewriteReport
 from lway_engine.hardware import cpu_features, inference_bf16
-from lway_engine.imageio import Image, read_image, write_image
+from lway_engine.media.images import Image, read_image, write_image
 from lway_engine.models import LoadedModel, load_model
 from lway_engine.upscale import UpscaleOptions, upscale_image
 

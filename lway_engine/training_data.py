@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from lway_engine.degradations import TRAINING_MIX, degrade
-from lway_engine.imageio import READ_SUFFIXES, ImageReadError, read_image
+from lway_engine.media.images import READ_SUFFIXES, ImageReadError, read_image
 
 
 @dataclass

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from lway_engine.imageio import (
+from lway_engine.media.images import (
     LUMA,
     READ_SUFFIXES,
     Image,

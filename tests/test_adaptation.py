@@ -128,7 +128,7 @@ def test_adapted_weights_keep_the_input_keys(fresh_compact, tmp_path: Path) -> N
 
 def test_adapt_command_end_to_end(tmp_path: Path, small_reconstruction, photo) -> None:
     from lway_engine.cli import app
-    from lway_engine.imageio import Image, read_image, write_image
+    from lway_engine.media.images import Image, read_image, write_image
     from lway_engine.reconstruction import save_checkpoint
 
     ckpt = tmp_path / "er.safetensors"
@@ -155,7 +155,7 @@ def test_adapt_command_end_to_end(tmp_path: Path, small_reconstruction, photo) -
 def test_per_image_mode_writes_one_adapted_model_per_image(tmp_path: Path, small_reconstruction, fresh_compact,
                                                            photo) -> None:
     from lway_engine.adaptation.run import run_adaptation
-    from lway_engine.imageio import Image, write_image
+    from lway_engine.media.images import Image, write_image
 
     files = []
     for name in ("astronaut", "coffee"):

@@ -309,7 +309,7 @@ def test_batched_ops_match_single(hr: torch.Tensor) -> None:
 
 
 def _write_photos(folder, photo, names=("a.png", "b.png", "c.jpg")):
-    from lway_engine.imageio import Image, write_image
+    from lway_engine.media.images import Image, write_image
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -321,7 +321,7 @@ def _write_photos(folder, photo, names=("a.png", "b.png", "c.jpg")):
 
 
 def test_degrade_files(tmp_path, photo) -> None:
-    from lway_engine.imageio import read_image
+    from lway_engine.media.images import read_image
 
     inputs = _write_photos(tmp_path / "hr", photo)
     out = degrade_files(inputs, tmp_path / "lr", "realesrgan", seed=3)
@@ -378,7 +378,7 @@ def test_degrade_command(tmp_path, photo) -> None:
     result = runner.invoke(app, ["degrade", str(inputs[0]), "-o", str(tmp_path / "x2"), "--pipeline", "bicubic",
                                  "--seed", "0", "--scale", "2"])
     assert result.exit_code == 0, result.output
-    from lway_engine.imageio import read_image
+    from lway_engine.media.images import read_image
 
     assert read_image(tmp_path / "x2" / "a.png").size == (32, 32)
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from lway_engine.cli import app
 from lway_engine.evaluation import PairingError, SizeMismatchError, evaluate_pairs, match_pairs
 from lway_engine.evaluation.layouts import detect_layout
-from lway_engine.imageio import Image, read_image, to_tensor, write_image
+from lway_engine.media.images import Image, read_image, to_tensor, write_image
 from lway_engine.metrics import psnr, ssim
 
 

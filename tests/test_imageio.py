@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lway_engine.imageio import Image, ImageReadError, read_image, write_image
+from lway_engine.media.images import Image, ImageReadError, read_image, write_image
 
 RNG = np.random.default_rng()
 

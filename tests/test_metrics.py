@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lway_engine.evaluation.ladders import LADDERS, distort, ladder
-from lway_engine.imageio import read_image, to_tensor
+from lway_engine.media.images import read_image, to_tensor
 from lway_engine.metrics import METRICS, PAPER_METRICS, build_metric, psnr, psnr_y, references, ssim, ssim_y
 
 PHOTOS = ("astronaut", "coffee", "chelsea")

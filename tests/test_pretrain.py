@@ -11,7 +11,7 @@ from PIL import Image as PILImage
 from PIL import ImageFilter
 from safetensors.torch import load_file
 
-from lway_engine.imageio import Image, write_image
+from lway_engine.media.images import Image, write_image
 from lway_engine.pretrain import PretrainConfig, pretrain
 from lway_engine.reconstruction import ReconstructionConfig, load_checkpoint
 from lway_engine.training_data import PairSource, find_pairs

@@ -14,7 +14,7 @@ from lway_engine.cli import app
 from lway_engine.export.onnx import OnnxVerificationError, export_onnx
 from lway_engine.export.ort_winograd import cpu_supported, library_path
 from lway_engine.export.tensorrt import ShapeOutsideProfile, TensorRTUnavailable
-from lway_engine.imageio import LUMA, Image, read_image, write_image
+from lway_engine.media.images import LUMA, Image, read_image, write_image
 from lway_engine.models import ModelLoadError
 from lway_engine.backends import ArtefactError, onnx_providers, openvino_installed
 from lway_engine.hardware import cpu_features

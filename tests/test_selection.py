@@ -95,7 +95,7 @@ def test_report_states_the_decision_and_plots_the_signal(tmp_path: Path, fresh_c
     import json
 
     from lway_engine.adaptation.run import run_adaptation
-    from lway_engine.imageio import Image, read_image, write_image
+    from lway_engine.media.images import Image, read_image, write_image
 
     files = []
     for name in ("astronaut", "coffee"):

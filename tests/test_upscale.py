@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from lway_engine.cli import app
 from lway_engine.demo import resize
-from lway_engine.imageio import Image, read_image, write_image
+from lway_engine.media.images import Image, read_image, write_image
 from lway_engine.inference import upscale_tensor
 from lway_engine.upscale import ImageTooSmall, UpscaleOptions, upscale_image
 

@@ -33,7 +33,7 @@ from lway_engine.adaptation.report import report_data
 from lway_engine.adaptation.select import Decision, adapt_and_select
 from lway_engine.adapted_weights import OriginalLayout
 from lway_engine.hardware import resolve_amp
-from lway_engine.imageio import Image, from_planes, read_image, to_tensor
+from lway_engine.media.images import Image, from_planes, read_image, to_tensor
 from lway_engine.models import LoadedModel, load_model
 from lway_engine.reconstruction import LWayReconstruction, load_checkpoint
 

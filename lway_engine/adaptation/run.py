@@ -22,7 +22,7 @@ from lway_engine.adaptation.report import write_report
 from lway_engine.adaptation.select import Decision
 from lway_engine.adaptation.step import amp_dtype
 from lway_engine.compiled import DynamicSizeNetwork
-from lway_engine.imageio import Image, read_image, write_image
+from lway_engine.media.images import Image, read_image, write_image
 from lway_engine.models import LoadedModel
 from lway_engine.reconstruction import LWayReconstruction
 from lway_engine.upscale import UpscaleOptions, upscale_image

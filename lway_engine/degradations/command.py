@@ -20,7 +20,7 @@ def degrade_command(
     scale: Annotated[int, typer.Option("--scale", min=1, max=16, help="Downscaling factor.")] = 4,
 ) -> None:
     from lway_engine.degradations.files import degrade_files
-    from lway_engine.imageio import ImageReadError
+    from lway_engine.media.images import ImageReadError
 
     if pipeline not in DESCRIPTIONS:
         raise typer.BadParameter(f"unknown pipeline {pipeline!r}; valid: {', '.join(DESCRIPTIONS)}",

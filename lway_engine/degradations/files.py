@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from lway_engine.degradations.pipelines import PIPELINES, degrade
-from lway_engine.imageio import READ_SUFFIXES, Image, read_image, write_image
+from lway_engine.media.images import READ_SUFFIXES, Image, read_image, write_image
 
 
 def expand_inputs(inputs: Iterable[Path]) -> list[Path]:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from lway_engine.degradations import kernels, resample
-from lway_engine.imageio import LUMA_WEIGHTS
+from lway_engine.media.images import LUMA_WEIGHTS
 
 LUMA = torch.tensor(LUMA_WEIGHTS, dtype=torch.float32)
 RESIZE_MODES = ("area", "bilinear", "bicubic")  # what the BSRGAN / Real-ESRGAN pipelines draw from

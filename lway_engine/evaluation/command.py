@@ -34,7 +34,7 @@ def evaluate_command(
     from lway_engine.evaluation import PairingError, SizeMismatchError, evaluate_pairs, match_pairs
     from lway_engine.evaluation.layouts import detect_layout
     from lway_engine.evaluation.report import table, to_csv, to_json, write_text
-    from lway_engine.imageio import ImageReadError
+    from lway_engine.media.images import ImageReadError
     from lway_engine.weights import WeightsUnavailable
 
     names = [m.strip() for m in metrics.split(",") if m.strip()]

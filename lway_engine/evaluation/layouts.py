@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lway_engine.imageio import READ_SUFFIXES
+from lway_engine.media.images import READ_SUFFIXES
 
 LAYOUTS = ("auto", "plain", "city100", "realsr", "drealsr")
 

@@ -10,7 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from lway_engine.evaluation.layouts import Pair
-from lway_engine.imageio import read_image, to_tensor
+from lway_engine.media.images import read_image, to_tensor
 from lway_engine.metrics import METRICS, build_metric
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lway_engine.imageio import LUMA_WEIGHTS
+from lway_engine.media.images import LUMA_WEIGHTS
 
 # MATLAB rgb2ycbcr's Y row for 8-bit RGB: Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255, in [16, 235].
 _YCBCR_Y = (65.481, 128.553, 24.966)

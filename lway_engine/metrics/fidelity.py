@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lway_engine.imageio import to_tensor
+from lway_engine.media.images import to_tensor
 from lway_engine.metrics.colour import check_pair, quantise, ycbcr_y
 
 _SSIM_SIGMA = 1.5

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lway_engine.imageio import to_tensor
+from lway_engine.media.images import to_tensor
 from lway_engine.losses import LPIPS
 from lway_engine.metrics.colour import check_pair
 

@@ -1,0 +1,1 @@
+"""Reading and writing media: still images (`images`) and videos (`video`)."""
