@@ -135,9 +135,8 @@ def upscale_image(model: LoadedModel, image: Image, options: UpscaleOptions, pro
     return image.with_rgb(rgb, alpha)
 
 
-def upscale_files(model: LoadedModel, inputs: Sequence[Path], outdir: Path, options: UpscaleOptions,
-                  progress: bool = True) -> list[Outcome]:
-    """Upscale every input into ``outdir``; a file that fails is reported in its Outcome and the rest go on."""
+def prepare_model(model: LoadedModel, options: UpscaleOptions) -> None:
+    """Check the precision options against the model and its device, and convert it for ``--fp16``."""
     if options.fp16:
         if next(model.module.parameters()).device.type != "cuda":
             raise ValueError("--fp16 needs a CUDA device (half-precision convolutions on the CPU are slow and "
@@ -145,6 +144,12 @@ def upscale_files(model: LoadedModel, inputs: Sequence[Path], outdir: Path, opti
         if not model.supports_half:
             raise ValueError(f"{model.architecture} does not support fp16 inference")
         model.module.half()
+
+
+def upscale_files(model: LoadedModel, inputs: Sequence[Path], outdir: Path, options: UpscaleOptions,
+                  progress: bool = True) -> list[Outcome]:
+    """Upscale every input into ``outdir``; a file that fails is reported in its Outcome and the rest go on."""
+    prepare_model(model, options)
     outcomes = []
     bar = tqdm(collect_inputs(inputs), desc="upscale", unit="img", disable=not progress)
     for source, target in bar:
