@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -112,11 +113,33 @@ def upscale(
                                               "lway-engine's Winograd kernel (faster than ONNX Runtime's).")] = True,
     backend: Annotated[str, typer.Option(help="Runtime for .onnx: auto (OpenVINO on CPUs with native bf16 where "
                                           "installed, else ONNX Runtime), onnxruntime or openvino.")] = "auto",
+    codec: Annotated[str, typer.Option(help="Video: FFmpeg encoder (libx264, libx265, libvpx-vp9, ffv1, ...).",
+                                       rich_help_panel="Video")] = "libx264",
+    crf: Annotated[int, typer.Option(min=0, max=63, help="Video: constant quality, 0 lossless; 18 looks like the "
+                                     "source, 23 is x264's default.", rich_help_panel="Video")] = 18,
+    preset: Annotated[str, typer.Option(help="Video: encoder speed/size trade-off (x264: ultrafast ... veryslow).",
+                                        rich_help_panel="Video")] = "medium",
+    pix_fmt: Annotated[str, typer.Option(help="Video: pixel format; yuv420p plays everywhere, yuv420p10le keeps "
+                                         "10-bit input's depth.", rich_help_panel="Video")] = "yuv420p",
+    fps: Annotated[str, typer.Option(help="Video: frame rate of a numbered frame folder (24, 25, 30000/1001).",
+                                     rich_help_panel="Video")] = "24",
+    segment_frames: Annotated[int, typer.Option(min=1, help="Video: frames per resumable segment.",
+                                                rich_help_panel="Video")] = 240,
+    resume: Annotated[bool, typer.Option(help="Video: continue an interrupted run from its finished segments "
+                                         "(<output>.parts/); without it they are discarded.",
+                                         rich_help_panel="Video")] = False,
 ) -> None:
-    """Super-resolve images. Greyscale, 16-bit depth and alpha are kept; a failing file is reported and skipped,
-    and the exit code is 1 if any file failed."""
+    """Super-resolve images, or a video. Greyscale, 16-bit depth and alpha are kept; a failing file is reported and
+    skipped, and the exit code is 1 if any file failed.
+
+    A video file (or a folder of numbered frames with -o NAME.mp4) is upscaled frame by frame into one video:
+    frame rate, timestamps and rotation are kept, audio and subtitles copied; an interrupted run continues with
+    --resume."""
     from lway_engine.backends import OpenVinoUnavailable
     from lway_engine.export.tensorrt import TensorRTUnavailable
+    from lway_engine.media.encode import EncodeSettings
+    from lway_engine.media.upscale_video import VideoJob
+    from lway_engine.media.video import is_video_job
     from lway_engine.models import ModelLoadError
     from lway_engine.runtime import Upscaler
     from lway_engine.upscale import UpscaleOptions, upscale_files
@@ -132,6 +155,9 @@ def upscale(
         loaded = upscaler.model
         options = UpscaleOptions(tile=tile, tile_pad=tile_pad, fp16=fp16, bf16=upscaler.options.bf16, ext=ext,
                                  name_suffix=suffix, quality=quality, outscale=outscale, alpha_mode=alpha_mode)
+        if is_video_job(inputs, output):
+            job = VideoJob(EncodeSettings(codec, crf, preset, pix_fmt), segment_frames, resume, Fraction(fps))
+            _upscale_video(loaded, inputs, output, options, job)
         outcomes = upscale_files(loaded, inputs, output, options)
     except (ModelLoadError, WeightsUnavailable, TensorRTUnavailable, OpenVinoUnavailable, FileNotFoundError,
             ValueError) as exc:
@@ -146,6 +172,21 @@ def upscale(
     total = sum(o.seconds for o in outcomes)
     typer.echo(f"{len(outcomes) - len(failures)} of {len(outcomes)} images written to {output} in {total:.1f} s")
     raise typer.Exit(1 if failures else 0)
+
+
+def _upscale_video(model, inputs: list[Path], output: Path, options, job) -> None:
+    """``upscale`` for one video or frame folder; exits 0, or 1 when frames had to be repeated."""
+    from lway_engine.media.upscale_video import upscale_video, video_output_path
+
+    if len(inputs) != 1:
+        raise typer.BadParameter("upscale one video per run (a video input or a video -o takes one input)")
+    dest = video_output_path(inputs[0], output, options.name_suffix)
+    outcome = upscale_video(model, inputs[0], dest, options, job)
+    resumed = f", {outcome.resumed} of them from an earlier run" if outcome.resumed else ""
+    typer.echo(f"{outcome.frames} frames{resumed} -> {dest} in {outcome.seconds:.1f} s")
+    for index, reason in outcome.bad_frames:
+        typer.echo(f"frame {index} could not be decoded and repeats the previous one: {reason}", err=True)
+    raise typer.Exit(1 if outcome.bad_frames else 0)
 
 
 @app.command()

@@ -74,12 +74,11 @@ def numbered_frames(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: (int(_NUMBERED.search(p.stem).group(1)), p.name))
 
 
-def is_video(path: Path) -> bool:
-    """A video file by its suffix, or a folder holding numbered frames and nothing else of note."""
-    if path.is_dir():
-        images = [p for p in path.iterdir() if p.is_file() and p.suffix.lower() in READ_SUFFIXES]
-        return bool(images) and len(numbered_frames(path)) == len(images)
-    return path.suffix.lower() in VIDEO_SUFFIXES
+def is_video_job(inputs: Iterable[Path], output: Path) -> bool:
+    """Whether ``upscale`` makes a video: an input is a video file, or the output is named like one (a folder of
+    numbered frames is then read as a video; given with an output folder, its frames are upscaled as images)."""
+    return output.suffix.lower() in VIDEO_SUFFIXES or any(
+        p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES for p in inputs)
 
 
 def _open_container(path: Path):  # -> av.container.InputContainer

@@ -1,0 +1,222 @@
+"""Video upscaling on small generated clips, with the real compact model and real FFmpeg (PyAV) encoders.
+
+Frames are tiny (32x24 -> 128x96) so that the whole file runs in seconds on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from lway_engine.media.clip import write_clip
+from lway_engine.media.encode import EncodeSettings
+from lway_engine.media.segments import ResumeMismatch
+from lway_engine.media.upscale_video import VideoJob, upscale_video
+from lway_engine.media.video import VideoReadError, probe, read_frames
+from lway_engine.upscale import ImageTooSmall, UpscaleOptions
+
+OPTIONS = UpscaleOptions(tile=0)
+FAST = VideoJob(EncodeSettings(preset="ultrafast"), segment_frames=4)
+
+
+def _frames(count: int, height: int = 24, width: int = 32) -> list[np.ndarray]:
+    """A bright square moving over a gradient: every frame differs, so dropped or reordered frames show."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    frames = []
+    for i in range(count):
+        img = np.stack([x / width, y / height, np.full_like(x, 0.3)], axis=2)
+        img[4:12, 2 + 2 * i : 10 + 2 * i] = 1.0
+        frames.append(img)
+    return frames
+
+
+def _decode(path: Path) -> list[np.ndarray]:
+    source = probe(path)
+    return list(read_frames(source))
+
+
+def _streams(path: Path) -> dict[str, tuple]:
+    with av.open(str(path)) as c:
+        return {s.type: (s.codec_context.name, float(s.duration * s.time_base)) for s in c.streams}
+
+
+@pytest.fixture()
+def clip(tmp_path: Path) -> Path:
+    path = tmp_path / "clip.mp4"
+    write_clip(path, _frames(10), Fraction(25), tone_hz=440, rotation=90)
+    return path
+
+
+def test_upscale_keeps_frame_count_rate_duration_rotation_and_audio(compact, clip: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "out" / "clip_x4.mp4"
+    outcome = upscale_video(compact, clip, dest, OPTIONS, FAST, progress=False)
+    src, out = probe(clip), probe(dest)
+    assert outcome.frames == out.frames == src.frames == 10
+    assert out.rate == src.rate == 25 and out.pts == src.pts and out.duration == pytest.approx(src.duration)
+    assert (out.width, out.height) == (4 * src.width, 4 * src.height) and out.rotation == 90
+    streams_in, streams_out = _streams(clip), _streams(dest)
+    assert streams_out["audio"] == streams_in["audio"]  # copied: same codec, same length
+    assert not (tmp_path / "out" / "clip_x4.mp4.parts").exists()  # segments removed once joined
+    with av.open(str(clip)) as a, av.open(str(dest)) as b:  # not re-encoded: identical packets
+        audio_in = [bytes(p) for p in a.demux(audio=0) if p.size]
+        audio_out = [bytes(p) for p in b.demux(audio=0) if p.size]
+    assert audio_in == audio_out
+
+
+def test_frames_match_the_image_path(compact, clip: Path, tmp_path: Path) -> None:
+    """A video frame is upscaled like the same picture as an image (within the encoders' losses)."""
+    from lway_engine.media.images import Image
+    from lway_engine.upscale import upscale_image
+
+    dest = tmp_path / "x4.mkv"
+    upscale_video(compact, clip, dest, OPTIONS, VideoJob(EncodeSettings(crf=0, preset="ultrafast",
+                                                                        pix_fmt="yuv444p")), progress=False)
+    first_in = _decode(clip)[3]
+    expected = upscale_image(compact, Image(first_in, None, 8), OPTIONS).pixels
+    assert np.abs(_decode(dest)[3] - expected).mean() < 2 / 255
+
+
+def test_interrupted_upscale_resumes_to_the_same_frames(compact, clip: Path, tmp_path: Path) -> None:
+    whole = tmp_path / "whole.mp4"
+    upscale_video(compact, clip, whole, OPTIONS, FAST, progress=False)
+
+    def stop_at_six(index: int) -> None:
+        if index == 6:
+            raise KeyboardInterrupt
+
+    dest = tmp_path / "resumed.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        upscale_video(compact, clip, dest, OPTIONS, FAST, progress=False, on_frame=stop_at_six)
+    assert not dest.exists() and not list(tmp_path.glob("resumed.mp4.*.part*"))  # nothing visible, no debris
+    assert (tmp_path / "resumed.mp4.parts" / "000000.mp4").is_file()  # frames 0-3 survived
+    resumed = upscale_video(compact, clip, dest, OPTIONS, FAST, progress=False)  # no --resume: starts over...
+    assert resumed.resumed == 0
+    with pytest.raises(KeyboardInterrupt):
+        upscale_video(compact, clip, dest.with_name("again.mp4"), OPTIONS, FAST, progress=False, on_frame=stop_at_six)
+    again = upscale_video(compact, clip, dest.with_name("again.mp4"), OPTIONS,
+                          VideoJob(FAST.encode, FAST.segment_frames, resume=True), progress=False)
+    assert again.resumed == 4 and again.frames == 10
+    reference = _decode(whole)
+    for path in (dest, dest.with_name("again.mp4")):
+        frames = _decode(path)
+        assert len(frames) == 10 and all(np.array_equal(a, b) for a, b in zip(frames, reference))
+
+
+def test_resume_with_other_settings_is_refused(compact, clip: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "x4.mp4"
+
+    def stop(index: int) -> None:
+        if index == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        upscale_video(compact, clip, dest, OPTIONS, FAST, progress=False, on_frame=stop)
+    other = VideoJob(EncodeSettings(crf=30, preset="ultrafast"), FAST.segment_frames, resume=True)
+    with pytest.raises(ResumeMismatch, match="encode"):
+        upscale_video(compact, clip, dest, OPTIONS, other, progress=False)
+
+
+def test_variable_frame_rate_keeps_each_frames_timestamp(compact, tmp_path: Path) -> None:
+    clip = tmp_path / "vfr.mkv"
+    stamps = [0, 40, 80, 200, 240, 400, 440]  # ms: pauses between bursts
+    write_clip(clip, _frames(len(stamps)), Fraction(25), pts=stamps, time_base=Fraction(1, 1000))
+    dest = tmp_path / "vfr_x4.mkv"
+    upscale_video(compact, clip, dest, OPTIONS, FAST, progress=False)
+    assert probe(dest).pts == probe(clip).pts == tuple(stamps)
+
+
+def test_a_bad_frame_is_reported_and_the_previous_one_repeated(compact, tmp_path: Path) -> None:
+    clip = tmp_path / "mjpeg.mkv"
+    write_clip(clip, _frames(8), codec="mjpeg", pix_fmt="yuvj420p")
+    with av.open(str(clip)) as c:
+        packets = [(p.pos, p.size) for p in c.demux(video=0) if p.size]
+    data = bytearray(clip.read_bytes())
+    pos, size = packets[5]
+    data[pos + size // 3 : pos + size - 4] = np.random.default_rng(0).integers(0, 256, size - 4 - size // 3,
+                                                                                dtype=np.uint8).tobytes()
+    clip.write_bytes(bytes(data))
+    dest = tmp_path / "x4.mkv"
+    lossless = VideoJob(EncodeSettings(crf=0, preset="ultrafast"), segment_frames=4)  # repeats stay identical
+    outcome = upscale_video(compact, clip, dest, OPTIONS, lossless, progress=False)
+    assert [index for index, _ in outcome.bad_frames] == [5]
+    frames = _decode(dest)
+    assert len(frames) == 8 and np.array_equal(frames[5], frames[4]) and not np.array_equal(frames[4], frames[3])
+
+
+def test_numbered_frame_folder_becomes_a_video(compact, tmp_path: Path) -> None:
+    from lway_engine.media.images import Image, write_image
+
+    scans = tmp_path / "scans"
+    for i, img in enumerate(_frames(5)):
+        write_image(scans / f"scan_{i + 8}.png", Image(img, None, 8))  # 8..12: numeric, not name, order
+    dest = tmp_path / "scans.mp4"
+    upscale_video(compact, scans, dest, OPTIONS, VideoJob(FAST.encode, rate=Fraction(24)), progress=False)
+    out = probe(dest)
+    assert out.frames == 5 and out.rate == 24 and (out.width, out.height) == (128, 96)
+    assert "audio" not in _streams(dest)
+
+
+def test_ten_bit_input_is_read_at_16_bits_and_can_stay_ten_bit(compact, tmp_path: Path) -> None:
+    clip = tmp_path / "ten.mkv"
+    write_clip(clip, _frames(3), pix_fmt="yuv420p10le")
+    assert probe(clip).bit_depth == 16
+    dest = tmp_path / "ten_x4.mkv"
+    upscale_video(compact, clip, dest, OPTIONS, VideoJob(EncodeSettings(preset="ultrafast", pix_fmt="yuv420p10le")),
+                  progress=False)
+    assert probe(dest).bit_depth == 16 and probe(dest).frames == 3
+
+
+def test_odd_output_sides_are_padded_to_even_for_420(compact, tmp_path: Path) -> None:
+    clip = tmp_path / "odd.mkv"
+    write_clip(clip, _frames(2, height=25, width=33), pix_fmt="yuv444p")
+    dest = tmp_path / "odd_x3.mp4"
+    upscale_video(compact, clip, dest, UpscaleOptions(tile=0, outscale=3), FAST, progress=False)
+    out = probe(dest)
+    assert (out.width, out.height) == (100, 76)  # 99x75, one edge column and row repeated
+
+
+def _audio_only(path: Path) -> None:
+    with av.open(str(path), "w") as out:
+        audio = out.add_stream("aac", rate=16000, layout="mono")
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = 16000, 0
+        out.mux(audio.encode(frame))
+        out.mux(audio.encode(None))
+
+
+def _truncated(path: Path) -> None:
+    write_clip(path, _frames(6))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda p: p.write_text("not a video at all"), VideoReadError, "not a readable video"),
+    (_truncated, VideoReadError, "truncated"),
+    (_audio_only, VideoReadError, "no video stream"),
+    (lambda p: write_clip(p, _frames(2, height=6, width=6)), ImageTooSmall, "at least 8x8"),
+])
+def test_bad_input_gives_a_clear_error(compact, tmp_path: Path, make, error, match) -> None:
+    bad = tmp_path / "bad.mp4"
+    make(bad)
+    with pytest.raises(error, match=match):
+        upscale_video(compact, bad, tmp_path / "out.mp4", OPTIONS, FAST, progress=False)
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_output_equal_to_input_is_refused(compact, clip: Path) -> None:
+    before = clip.read_bytes()
+    with pytest.raises(ValueError, match="overwrite the input"):
+        upscale_video(compact, clip, clip.parent / "." / clip.name, OPTIONS, FAST, progress=False)
+    assert clip.read_bytes() == before
+
+
+def test_output_format_that_cannot_hold_the_audio_is_refused_before_work(compact, tmp_path: Path) -> None:
+    clip = tmp_path / "clip.mp4"
+    write_clip(clip, _frames(2), tone_hz=440)
+    with pytest.raises(ValueError, match="audio stream"):
+        upscale_video(compact, clip, tmp_path / "out.webm", OPTIONS, FAST, progress=False)  # WebM: no AAC
