@@ -218,10 +218,29 @@ def demo(
                "adapt/report.md = the decision and loss curves, adapt/signal.png = loss and signal per candidate")
 
 
+def _adaptation_files(inputs: list[Path], output: Path, frames: int | None) -> list[Path]:
+    """The image files to adapt on: a video (or, with ``frames``, a numbered frame folder) gives frames sampled from
+    it, written to OUTDIR/frames/; images and folders are taken as they are."""
+    from lway_engine.media.sampling import write_sampled_frames
+    from lway_engine.media.video import VIDEO_SUFFIXES, probe
+    from lway_engine.upscale import collect_inputs
+
+    sampled, images = [], []
+    for item in inputs:
+        if (item.is_file() and item.suffix.lower() in VIDEO_SUFFIXES) or (item.is_dir() and frames is not None):
+            sampled += write_sampled_frames(probe(item), frames or 12, output / "frames")
+        else:
+            images.append(item)
+    return sampled + [source for source, _ in collect_inputs(images)]
+
+
 @app.command()
 def adapt(
-    inputs: Annotated[list[Path], typer.Argument(help="LR images or folders to adapt on (no HR needed).")],
+    inputs: Annotated[list[Path], typer.Argument(help="LR images, folders or videos to adapt on (no HR needed).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for results, weights and report.")],
+    frames: Annotated[Optional[int], typer.Option(
+        min=1, help="Frames to sample from each video (default 12), evenly in time, skipping black or flat frames "
+        "and near-duplicates; written to OUTDIR/frames/. Given, a folder of numbered frames is sampled too.")] = None,
     model: Annotated[str, typer.Option(help="Registry name or checkpoint path of the SR model.")] = (
         "realesrgan-x4plus"),
     reconstructor: Annotated[Optional[Path], typer.Option(help="E+R checkpoint (default: the bundled x4 one).")] = (
@@ -260,12 +279,14 @@ def adapt(
         "result within float32 rounding); --no-ext uses the plain PyTorch path.")] = True,
 ) -> None:
     """Adapt an SR model to LR images with the LWay self-supervised loss; writes SR before/after, comparisons,
-    adapted weights (same keys as the input checkpoint) and a report. Ctrl-C stops early and still writes them."""
+    adapted weights (same keys as the input checkpoint) and a report. Ctrl-C stops early and still writes them.
+
+    A video is adapted on frames sampled from it (--frames), as one set: the adapted weights then upscale the whole
+    video (`upscale film.mp4 -o film_x4.mp4 --model OUTDIR/weights/adapted.safetensors`)."""
     from lway_engine.adaptation.loop import AdaptConfig
     from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR, run_adaptation
     from lway_engine.models import ModelLoadError, load_model
     from lway_engine.reconstruction import CheckpointError, load_checkpoint
-    from lway_engine.upscale import collect_inputs
 
     try:
         fraction, patterns = float(trainable), ()
@@ -274,7 +295,7 @@ def adapt(
     try:
         loaded = load_model(model, device=device)
         recon = load_checkpoint(reconstructor or DEFAULT_RECONSTRUCTOR, expect_scale=loaded.scale)
-        files = [source for source, _ in collect_inputs(inputs)]
+        files = _adaptation_files(inputs, output, frames)
         config = AdaptConfig(iterations=iterations, lr=lr, batch=batch, crop=crop, trainable_fraction=fraction,
                              trainable_patterns=patterns, hf_weight=hf_weight, seed=seed, compile=compile,
                              amp=_amp(amp, device), deterministic=deterministic, extension=ext, anchor=anchor,

@@ -220,3 +220,46 @@ def test_output_format_that_cannot_hold_the_audio_is_refused_before_work(compact
     write_clip(clip, _frames(2), tone_hz=440)
     with pytest.raises(ValueError, match="audio stream"):
         upscale_video(compact, clip, tmp_path / "out.webm", OPTIONS, FAST, progress=False)  # WebM: no AAC
+
+
+def _photo_clip(path: Path, scale: int = 8) -> list[np.ndarray]:
+    """Black lead-in, a static shot, a pan, a flat end card: what frame sampling must sort out."""
+    from skimage import data
+
+    img = data.astronaut().astype(np.float32)[::scale, ::scale] / 255
+    frames = [np.zeros_like(img)] * 4 + [img] * 8 + [np.roll(img, 5 * i, axis=1) for i in range(1, 13)] + [
+        np.full_like(img, 0.5)] * 4
+    write_clip(path, frames, tone_hz=440)
+    return frames
+
+
+def test_sampling_skips_black_flat_and_repeated_frames(tmp_path: Path) -> None:
+    from lway_engine.media.sampling import sample_frames
+
+    clip = tmp_path / "shots.mp4"
+    _photo_clip(clip)
+    chosen = sorted(sample_frames(probe(clip), 5))
+    assert len(chosen) == 5
+    assert all(4 <= i < 24 for i in chosen)  # never the black lead-in or the flat end card
+    assert sum(4 <= i < 12 for i in chosen) <= 1  # the static shot counts once
+
+
+def test_adapt_on_a_video_then_upscale_it_with_the_adapted_weights(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from lway_engine.cli import app
+
+    clip = tmp_path / "film.mp4"
+    _photo_clip(clip)
+    runner = CliRunner()
+    result = runner.invoke(app, ["adapt", str(clip), "-o", str(tmp_path / "adapted"), "--model",
+                                 "realesr-animevideov3", "--frames", "3", "--iterations", "2", "--batch", "1",
+                                 "--crop", "32", "--no-select"])
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "adapted" / "frames").glob("film_f*.png"))) == 3
+    weights = tmp_path / "adapted" / "weights" / "adapted.safetensors"
+    dest = tmp_path / "film_x4.mp4"
+    result = runner.invoke(app, ["upscale", str(clip), "-o", str(dest), "--model", str(weights), "--tile", "0",
+                                 "--preset", "ultrafast"])
+    assert result.exit_code == 0, result.output
+    assert probe(dest).frames == probe(clip).frames and "audio" in _streams(dest)
