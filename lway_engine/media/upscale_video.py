@@ -89,7 +89,7 @@ def upscale_video(model: LoadedModel, input_path: Path, dest: Path, options: Ups
     check_copyable(source, dest)
     prepare_model(model, options)
     size = output_size(source, model, options, job.encode.pix_fmt)
-    key = {"source": source.signature(), "model": str(model.path), "encode": asdict(job.encode),
+    key = {"source": source.signature(), "model": model.sha256, "encode": asdict(job.encode),
            "upscale": asdict(options), "segment_frames": job.segment_frames, "rate": str(source.rate)}
     store = SegmentStore(dest, key, job.resume)
     resumed = store.done
