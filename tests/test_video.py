@@ -263,3 +263,16 @@ def test_adapt_on_a_video_then_upscale_it_with_the_adapted_weights(tmp_path: Pat
                                  "--preset", "ultrafast"])
     assert result.exit_code == 0, result.output
     assert probe(dest).frames == probe(clip).frames and "audio" in _streams(dest)
+
+
+def test_video_demo_runs_end_to_end_on_a_small_clip(tmp_path: Path) -> None:
+    """``demo --video``'s pipeline at a test's size: clip with tone, sampled adaptation, before/after scores."""
+    from lway_engine.adaptation.loop import AdaptConfig
+    from lway_engine.media.demo_video import run_video_demo
+
+    result = run_video_demo("realesr-animevideov3", tmp_path, AdaptConfig(iterations=2, batch=1, crop=32,
+                                                                          select=False),
+                            frames=3, width=192, height=144, frames_per_photo=4)
+    assert len(result.before.psnr) == len(result.after.lpips) == 12 and len(result.sampled) == 3
+    assert 15 < result.before.mean[0] < 45 and 0 <= result.after.mean[1] < 1
+    assert "audio" in _streams(tmp_path / "after.mp4")
