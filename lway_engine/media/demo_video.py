@@ -39,7 +39,7 @@ def camera_moves(width: int = 256, height: int = 192, frames_per_photo: int = 12
     for name in PHOTOS:
         photo = to_tensor(getattr(data, name)().astype(np.float32) / 255)
         ph, pw = photo.shape[-2:]
-        win_h = ph * 0.8
+        win_h = min(ph * 0.8, pw * 0.6 * height / width)  # leaves room to pan on every photo's shape
         win_w = win_h * width / height
         for i in range(frames_per_photo):
             pan, zoom = min(i, half) / half, max(0, i - half) / (frames_per_photo - half)
