@@ -276,3 +276,35 @@ def test_video_demo_runs_end_to_end_on_a_small_clip(tmp_path: Path) -> None:
     assert len(result.before.psnr) == len(result.after.lpips) == 12 and len(result.sampled) == 3
     assert 15 < result.before.mean[0] < 45 and 0 <= result.after.mean[1] < 1
     assert "audio" in _streams(tmp_path / "after.mp4")
+
+
+def _with_subtitles(video: Path, dest: Path, lines: list[bytes]) -> None:
+    """``video`` remuxed with an SRT subtitle stream (one line every 200 ms)."""
+    with av.open(str(video)) as inp, av.open(str(dest), "w") as out:
+        stream_map = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        subs = out.add_mux_stream("subrip")
+        subs.time_base = Fraction(1, 1000)
+        for packet in inp.demux():
+            if packet.size:
+                packet.stream = stream_map[packet.stream.index]
+                out.mux(packet)
+        for i, text in enumerate(lines):
+            packet = av.Packet(text)
+            packet.pts = packet.dts = i * 200
+            packet.duration, packet.time_base, packet.stream = 150, Fraction(1, 1000), subs
+            out.mux(packet)
+
+
+def test_subtitles_are_copied_and_mp4_output_that_cannot_hold_them_is_refused(compact, clip: Path,
+                                                                              tmp_path: Path) -> None:
+    subtitled = tmp_path / "subtitled.mkv"
+    _with_subtitles(clip, subtitled, [b"Hello", b"world"])
+    dest = tmp_path / "x4.mkv"
+    upscale_video(compact, subtitled, dest, OPTIONS, FAST, progress=False)
+    with av.open(str(subtitled)) as a, av.open(str(dest)) as b:
+        lines_in, lines_out = ([(bytes(p), p.pts, p.duration) for p in c.demux(subtitles=0) if p.size]
+                               for c in (a, b))
+        assert [line[0] for line in lines_out] == [b"Hello", b"world"] and lines_out == lines_in
+        assert {s.type for s in b.streams} == {"video", "audio", "subtitle"}
+    with pytest.raises(ValueError, match=r"subtitle stream 2 \(srt\).*\.mkv"):
+        upscale_video(compact, subtitled, tmp_path / "x4.mp4", OPTIONS, FAST, progress=False)
