@@ -308,3 +308,15 @@ def test_subtitles_are_copied_and_mp4_output_that_cannot_hold_them_is_refused(co
         assert {s.type for s in b.streams} == {"video", "audio", "subtitle"}
     with pytest.raises(ValueError, match=r"subtitle stream 2 \(srt\).*\.mkv"):
         upscale_video(compact, subtitled, tmp_path / "x4.mp4", OPTIONS, FAST, progress=False)
+
+
+@pytest.mark.parametrize("settings, match", [
+    (EncodeSettings(codec="nonesuch"), "no video encoder 'nonesuch'"),
+    (EncodeSettings(codec="aac"), "encodes audio, not video"),
+    (EncodeSettings(pix_fmt="rgb24"), "libx264 cannot encode rgb24"),
+])
+def test_unusable_encoder_settings_are_refused_before_work(compact, clip: Path, tmp_path: Path, settings,
+                                                           match) -> None:
+    with pytest.raises(ValueError, match=match):
+        upscale_video(compact, clip, tmp_path / "x4.mp4", OPTIONS, VideoJob(settings), progress=False)
+    assert not list(tmp_path.glob("x4.mp4*"))

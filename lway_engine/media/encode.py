@@ -31,6 +31,22 @@ class EncodeSettings:
     pix_fmt: str = "yuv420p"
 
 
+def check_encoder(settings: EncodeSettings) -> None:
+    """Fail before any work when FFmpeg has no such video encoder, or it cannot take ``pix_fmt``."""
+    import av
+
+    try:
+        codec = av.codec.Codec(settings.codec, "w")
+    except av.codec.codec.UnknownCodecError as exc:
+        raise ValueError(f"no video encoder {settings.codec!r} in this FFmpeg build (libx264, libx265, libvpx-vp9, "
+                         "ffv1, ...)") from exc
+    if codec.type != "video":
+        raise ValueError(f"{settings.codec} encodes {codec.type}, not video")
+    formats = [f.name for f in codec.video_formats or ()]
+    if formats and settings.pix_fmt not in formats:
+        raise ValueError(f"{settings.codec} cannot encode {settings.pix_fmt}; it takes {', '.join(formats)}")
+
+
 def even_size(width: int, height: int, pix_fmt: str) -> tuple[int, int]:
     """The frame size ``pix_fmt`` can hold: subsampled chroma (4:2:0, 4:2:2) needs even sides."""
     import av

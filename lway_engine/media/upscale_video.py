@@ -19,8 +19,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lway_engine.atomic import atomic_write
-from lway_engine.media.encode import EncodeSettings, check_copyable, count_video_frames, encode_segment, even_size, \
-    join_segments
+from lway_engine.media.encode import (
+    EncodeSettings,
+    check_copyable,
+    check_encoder,
+    count_video_frames,
+    encode_segment,
+    even_size,
+    join_segments,
+)
 from lway_engine.media.images import Image
 from lway_engine.media.segments import SegmentStore
 from lway_engine.media.video import DEFAULT_SEQUENCE_RATE, VIDEO_SUFFIXES, VideoSource, probe, read_frames
@@ -87,6 +94,7 @@ def upscale_video(model: LoadedModel, input_path: Path, dest: Path, options: Ups
         raise ImageTooSmall(f"frames are {source.width}x{source.height}; this model needs at least "
                             f"{model.size.minimum}x{model.size.minimum}")
     check_copyable(source, dest)
+    check_encoder(job.encode)
     prepare_model(model, options)
     size = output_size(source, model, options, job.encode.pix_fmt)
     key = {"source": source.signature(), "model": model.sha256, "encode": asdict(job.encode),
