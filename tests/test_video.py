@@ -120,6 +120,15 @@ def test_resume_with_other_settings_is_refused(compact, clip: Path, tmp_path: Pa
         upscale_video(compact, clip, dest, OPTIONS, other, progress=False)
 
 
+def test_reading_from_a_later_frame_seeks_and_gives_the_same_frames(tmp_path: Path) -> None:
+    clip = tmp_path / "gop3.mp4"
+    write_clip(clip, _frames(11), gop=3)
+    source = probe(clip)
+    whole = list(read_frames(source))
+    for start in (1, 3, 7, 10):
+        assert all(np.array_equal(a, b) for a, b in zip(read_frames(source, start), whole[start:], strict=True))
+
+
 def test_variable_frame_rate_keeps_each_frames_timestamp(compact, tmp_path: Path) -> None:
     clip = tmp_path / "vfr.mkv"
     stamps = [0, 40, 80, 200, 240, 400, 440]  # ms: pauses between bursts

@@ -20,11 +20,13 @@ def _tone(seconds: float, hz: float, rate: int) -> np.ndarray:
 
 def write_clip(path: Path, frames: Iterable[np.ndarray], rate: Fraction = Fraction(25), *,
                pts: Sequence[int] | None = None, time_base: Fraction | None = None, codec: str = "libx264",
-               pix_fmt: str = "yuv420p", tone_hz: float | None = None, rotation: int = 0, crf: int = 16) -> None:
+               pix_fmt: str = "yuv420p", tone_hz: float | None = None, rotation: int = 0, crf: int = 16,
+               gop: int = 250) -> None:
     """Encode float (H, W, 3) RGB frames in [0, 1] to ``path`` at ``rate`` frames per second.
 
     ``pts`` (in ``time_base`` units, default 1/rate) gives each frame's timestamp for variable frame rate;
-    ``tone_hz`` adds a mono AAC sine tone as long as the video; ``rotation`` sets the display matrix.
+    ``tone_hz`` adds a mono AAC sine tone as long as the video; ``rotation`` sets the display matrix; ``gop`` is
+    the key frame interval.
     """
     import av
 
@@ -34,6 +36,7 @@ def write_clip(path: Path, frames: Iterable[np.ndarray], rate: Fraction = Fracti
         video = out.add_stream(codec, rate=rate)
         video.pix_fmt = pix_fmt
         video.time_base = video.codec_context.time_base = time_base
+        video.codec_context.gop_size = gop
         if codec in ("libx264", "libx265"):
             video.options = {"crf": str(crf), "preset": "veryfast"}
         if rotation:

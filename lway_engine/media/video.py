@@ -133,13 +133,17 @@ def probe(path: Path, rate: Fraction = DEFAULT_SEQUENCE_RATE) -> VideoSource:
     return VideoSource(path, tuple(sorted(set(stamps))), time_base, width, height, depth, int(first.rotation or 0))
 
 
-def _decoded(path: Path, errors: dict[int, str] | None = None) -> Iterator:  # -> Iterator[av.VideoFrame]
-    """Decoded frames of the first video stream; a packet that fails is recorded in ``errors`` by its pts."""
+def _decoded(path: Path, errors: dict[int, str] | None = None, seek_pts: int | None = None
+             ) -> Iterator:  # -> Iterator[av.VideoFrame]
+    """Decoded frames of the first video stream, from the key frame at or before ``seek_pts`` if given; a packet
+    that fails is recorded in ``errors`` by its pts."""
     import av
 
     with _open_container(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        if seek_pts is not None:
+            container.seek(seek_pts, stream=stream, backward=True)
         for packet in container.demux(stream):
             try:
                 frames = packet.decode()
@@ -174,11 +178,12 @@ def _sequence_frames(source: VideoSource, start: int, on_bad: OnBadFrame) -> Ite
 
 
 def _container_frames(source: VideoSource, start: int, on_bad: OnBadFrame) -> Iterator[np.ndarray | None]:
-    """Frames ``start``.. of a container in presentation order; None where one could not be decoded."""
+    """Frames ``start``.. of a container in presentation order; None where one could not be decoded. A resumed
+    run seeks to the key frame before ``start`` rather than decoding everything before it."""
     index_of = {pts: i for i, pts in enumerate(source.pts)}
     errors: dict[int, str] = {}
     expected = 0
-    for frame in _decoded(source.path, errors):
+    for frame in _decoded(source.path, errors, source.pts[start] if start else None):
         index = index_of.get(frame.pts, expected) if frame.pts is not None else expected
         if index < expected:  # a duplicate timestamp: the frame was already delivered
             continue
