@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from lway_engine.degradations.command import degrade_command
 from lway_engine.evaluation.command import evaluate_command
 from lway_engine.export.command import export_command
+
+if TYPE_CHECKING:
+    from lway_engine.media.upscale_video import VideoJob
+    from lway_engine.models import LoadedModel
+    from lway_engine.upscale import UpscaleOptions
 
 app = typer.Typer(
     help="Self-supervised test-time adaptation of super-resolution models (LWay, CVPR 2024).",
@@ -174,7 +179,8 @@ def upscale(
     raise typer.Exit(1 if failures else 0)
 
 
-def _upscale_video(model, inputs: list[Path], output: Path, options, job) -> None:
+def _upscale_video(model: LoadedModel, inputs: list[Path], output: Path, options: UpscaleOptions, job: VideoJob
+                   ) -> None:
     """``upscale`` for one video or frame folder; exits 0, or 1 when frames had to be repeated."""
     from lway_engine.media.upscale_video import upscale_video, video_output_path
 

@@ -329,3 +329,11 @@ def test_unusable_encoder_settings_are_refused_before_work(compact, clip: Path, 
     with pytest.raises(ValueError, match=match):
         upscale_video(compact, clip, tmp_path / "x4.mp4", OPTIONS, VideoJob(settings), progress=False)
     assert not list(tmp_path.glob("x4.mp4*"))
+
+
+def test_a_single_frame_video_keeps_its_declared_rate(compact, tmp_path: Path) -> None:
+    clip = tmp_path / "one.mp4"
+    write_clip(clip, _frames(1), Fraction(30))
+    dest = tmp_path / "one_x4.mp4"
+    upscale_video(compact, clip, dest, OPTIONS, FAST, progress=False)
+    assert probe(clip).rate == probe(dest).rate == 30 and probe(dest).frames == 1

@@ -41,6 +41,7 @@ class VideoSource:
     width: int
     height: int
     bit_depth: int  # 8, or 16 for more than 8 bits per sample (10-bit video, 16-bit scans)
+    nominal_rate: Fraction = Fraction(25)  # what the stream declares; used only when one frame gives no interval
     rotation: int = 0  # display rotation in degrees, counter-clockwise, as the container says
     files: tuple[Path, ...] = ()  # a numbered frame folder's files, in frame order
 
@@ -52,7 +53,7 @@ class VideoSource:
     def rate(self) -> Fraction:
         """Average frames per second (the exact rate for constant frame rate)."""
         if self.frames < 2:
-            return 1 / (self.time_base or 1) if self.files else Fraction(25)
+            return self.nominal_rate
         return Fraction(self.frames - 1) / ((self.pts[-1] - self.pts[0]) * self.time_base)
 
     @property
@@ -99,7 +100,8 @@ def _probe_sequence(folder: Path, rate: Fraction) -> VideoSource:
     except ImageReadError as exc:
         raise VideoReadError(f"frame 0: {exc}") from exc
     height, width = first.size
-    return VideoSource(folder, tuple(range(len(files))), 1 / rate, width, height, first.bit_depth, 0, tuple(files))
+    return VideoSource(folder, tuple(range(len(files))), 1 / rate, width, height, first.bit_depth, rate,
+                       files=tuple(files))
 
 
 def probe(path: Path, rate: Fraction = DEFAULT_SEQUENCE_RATE) -> VideoSource:
@@ -125,12 +127,14 @@ def probe(path: Path, rate: Fraction = DEFAULT_SEQUENCE_RATE) -> VideoSource:
         fmt = stream.codec_context.format
         depth = 16 if fmt is not None and max(c.bits for c in fmt.components) > 8 else 8
         time_base, width, height = stream.time_base, stream.codec_context.width, stream.codec_context.height
+        nominal = stream.average_rate or stream.guessed_rate or Fraction(25)
     if not stamps:
         raise VideoReadError(f"{path.name}: the video stream holds no frames")
     first = next(_decoded(path), None)
     if first is None:
         raise VideoReadError(f"{path.name}: no frame could be decoded")
-    return VideoSource(path, tuple(sorted(set(stamps))), time_base, width, height, depth, int(first.rotation or 0))
+    return VideoSource(path, tuple(sorted(set(stamps))), time_base, width, height, depth, Fraction(nominal),
+                       int(first.rotation or 0))
 
 
 def _decoded(path: Path, errors: dict[int, str] | None = None, seek_pts: int | None = None
