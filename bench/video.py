@@ -1,6 +1,7 @@
 """Video: frames/s of ``upscale`` on a fixed clip per backend, and what adaptation gains on a degraded clip.
 
     .venv/bin/python bench/video.py                 # CPU: both parts (~10 min on 2 cores)
+    .venv/bin/python bench/video.py --gain-only --no-select   # the paper's loss, fixed schedule
     .venv/bin/python bench/video.py --speed-only --models realesr-animevideov3
     .venv/bin/python bench/video.py --device cuda
 
@@ -11,8 +12,9 @@ and OpenVINO where installed. Each row times the whole ``upscale_video`` (decode
 with the audio) after one warm-up frame, so it is what a user waits for.
 
 Gain: ``demo --video``'s pipeline on the same kind of clip (one ``defocus_noise`` draw for the whole clip):
-adapt Real-ESRGAN x4plus on frames sampled from the LR clip, upscale every frame before and after, and score each
-against its HR frame (PSNR-Y, LPIPS-alex; per frame and mean). Writes bench/results/video_<device>.json.
+adapt Real-ESRGAN x4plus on frames sampled from the LR clip (adapt's selection by default), upscale every frame
+before and after, and score each against its HR frame (PSNR-Y, LPIPS-alex; per frame and mean). Writes
+bench/results/video_<device>.json.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pathlib import Path
 import torch
 
 from lway_engine.hardware import cpu_features
-from lway_engine.media.demo_video import make_demo_clip, run_video_demo
+from lway_engine.media.demo_video import ITERATIONS, make_demo_clip, run_video_demo
 from lway_engine.media.images import Image
 from lway_engine.media.upscale_video import VideoJob, upscale_video
 from lway_engine.media.video import probe, read_frames
@@ -70,10 +72,10 @@ def speed(models: list[str], device: str, lr: tuple[int, int], frames_per_photo:
     return rows
 
 
-def gain(device: str, iterations: int, frames: int, workdir: Path) -> dict:
+def gain(device: str, iterations: int, frames: int, select: bool, workdir: Path) -> dict:
     from lway_engine.demo import DEMO_CONFIG
 
-    config = dataclasses.replace(DEMO_CONFIG, iterations=iterations)
+    config = dataclasses.replace(DEMO_CONFIG, iterations=iterations, select=select)
     result = run_video_demo("realesrgan-x4plus", workdir / "gain", config, frames=frames, device=device)
     b, a = result.before, result.after
     print(f"\nadapt decided: {result.decision}")
@@ -93,7 +95,10 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["realesr-animevideov3", "realesrgan-x4plus"])
     parser.add_argument("--lr", type=int, nargs=2, default=[96, 72], metavar=("W", "H"), help="LR frame size")
     parser.add_argument("--frames-per-photo", type=int, default=4, help="speed clip: 3 photos x this many frames")
-    parser.add_argument("--iterations", type=int, default=40, help="gain: adaptation steps (demo's: 40)")
+    parser.add_argument("--iterations", type=int, default=ITERATIONS, help="gain: adaptation steps (as demo "
+                        "--video)")
+    parser.add_argument("--no-select", action="store_true", help="gain: the paper's loss on a fixed schedule "
+                        "instead of adapt's selection (which may keep the unadapted weights)")
     parser.add_argument("--adapt-frames", type=int, default=6, help="gain: frames sampled to adapt on")
     parser.add_argument("--speed-only", action="store_true")
     parser.add_argument("--gain-only", action="store_true")
@@ -102,10 +107,12 @@ def main() -> None:
         workdir = Path(tmp)
         rows = [] if args.gain_only else speed(args.models, args.device, tuple(args.lr), args.frames_per_photo,
                                                workdir)
-        gained = None if args.speed_only else gain(args.device, args.iterations, args.adapt_frames, workdir)
+        gained = None if args.speed_only else gain(args.device, args.iterations, args.adapt_frames,
+                                                   not args.no_select, workdir)
     name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else f"{platform.machine()} CPU"
     kind = "cuda" if args.device.startswith("cuda") else f"cpu_{cpu_features().kind}"
-    suffix = "_speed" if args.speed_only else "_gain" if args.gain_only else ""
+    suffix = ("_speed" if args.speed_only else "_gain" if args.gain_only else "") + (
+        "_fixed" if args.no_select and not args.speed_only else "")
     out = results_dir() / f"video{suffix}_{kind}.json"
     out.write_text(json.dumps({"device": name, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
                                "cpu": cpu_features().as_dict(), "speed": rows, "gain": gained}, indent=1))

@@ -196,13 +196,15 @@ def _upscale_video(model: LoadedModel, inputs: list[Path], output: Path, options
 
 
 def _video_demo(output: Path, device: str) -> None:
-    from lway_engine.demo import DEMO_CONFIG
-    from lway_engine.media.demo_video import FAMILY, run_video_demo
+    from dataclasses import replace
 
-    c = DEMO_CONFIG
+    from lway_engine.demo import DEMO_CONFIG
+    from lway_engine.media.demo_video import FAMILY, ITERATIONS, run_video_demo
+
+    c = replace(DEMO_CONFIG, iterations=ITERATIONS)
     typer.echo(f"Real-ESRGAN x4plus on a {FAMILY}-degraded clip of pans and zooms (64x48 LR, 36 frames, 12 fps, "
                f"tone); adapting on 6 sampled frames: {c.iterations} iterations, batch {c.batch}, {c.crop} px crops.")
-    result = run_video_demo("realesrgan-x4plus", output, DEMO_CONFIG, device=device)
+    result = run_video_demo("realesrgan-x4plus", output, c, device=device)
     typer.echo(f"\nadapt decided: {result.decision}\nadapted on frames: "
                f"{', '.join(p.stem.rsplit('_f', 1)[1].lstrip('0') or '0' for p in result.sampled)}")
     typer.echo(f"\n{'frame':>5} {'PSNR-Y before':>14} {'after':>7} {'LPIPS before':>13} {'after':>7}")
