@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 
 
@@ -28,8 +29,6 @@ def write_clip(path: Path, frames: Iterable[np.ndarray], rate: Fraction = Fracti
     ``tone_hz`` adds a mono AAC sine tone as long as the video; ``rotation`` sets the display matrix; ``gop`` is
     the key frame interval.
     """
-    import av
-
     time_base = time_base or 1 / rate
     last_pts = 0
     with av.open(str(path), "w") as out:

@@ -2,18 +2,19 @@
 
 Each segment is a complete file (it starts on a key frame), encoded with the same settings and frame timestamps
 taken from the input, so the segments' packets can be joined into one stream without re-encoding: that is what
-makes an interrupted upscale resumable at the last finished segment. The audio, subtitle and other streams of the
-input are copied packet for packet, never re-encoded, and interleaved with the video by time.
+makes an interrupted upscale resumable at the last finished segment. The input's audio and subtitle streams are
+copied packet for packet, never re-encoded, and interleaved with the video by time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
-import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import numpy as np
 
 from lway_engine.media.video import VideoSource
@@ -33,8 +34,6 @@ class EncodeSettings:
 
 def check_encoder(settings: EncodeSettings) -> None:
     """Fail before any work when FFmpeg has no such video encoder, or it cannot take ``pix_fmt``."""
-    import av
-
     try:
         codec = av.codec.Codec(settings.codec, "w")
     except av.codec.codec.UnknownCodecError as exc:
@@ -49,16 +48,12 @@ def check_encoder(settings: EncodeSettings) -> None:
 
 def even_size(width: int, height: int, pix_fmt: str) -> tuple[int, int]:
     """The frame size ``pix_fmt`` can hold: subsampled chroma (4:2:0, 4:2:2) needs even sides."""
-    import av
-
     fmt = av.VideoFormat(pix_fmt)
     return (width + width % 2 * (fmt.chroma_width(7) != 7), height + height % 2 * (fmt.chroma_height(7) != 7))
 
 
-def _frame(pixels: np.ndarray, size: tuple[int, int], ten_bit: bool):  # -> av.VideoFrame
+def _frame(pixels: np.ndarray, size: tuple[int, int], ten_bit: bool) -> av.VideoFrame:
     """An RGB frame of ``size`` (width, height): float pixels quantised, odd sides padded with the edge row/column."""
-    import av
-
     pad_w, pad_h = size[0] - pixels.shape[1], size[1] - pixels.shape[0]
     if pad_w or pad_h:
         pixels = np.pad(pixels, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
@@ -73,8 +68,6 @@ def encode_segment(path: Path, frames: Iterable[tuple[int, np.ndarray]], source:
 
     Timestamps stay in the input's time base, BT.709 colour is written and tagged (as players assume for HD).
     """
-    import av
-
     written = 0
     with av.open(str(path), "w", format="mp4") as out:
         stream = out.add_stream(settings.codec, rate=source.rate)
@@ -97,8 +90,6 @@ def encode_segment(path: Path, frames: Iterable[tuple[int, np.ndarray]], source:
 
 def check_copyable(source: VideoSource, dest: Path) -> None:
     """Fail before any work when ``dest``'s format is unknown or cannot hold the input's audio or subtitles."""
-    import av
-
     try:
         probe = av.open(str(dest), "w")  # creates no file until something is written
     except ValueError as exc:
@@ -115,7 +106,9 @@ def check_copyable(source: VideoSource, dest: Path) -> None:
         raise ValueError(f"{dest.suffix} cannot hold the input's {', '.join(refused)}; write .mkv instead")
 
 
-def _packets(container, streams, out_streams) -> Iterator:  # -> Iterator[av.Packet]
+def _packets(container: av.container.InputContainer, streams: av.stream.Stream | list[av.stream.Stream],
+             out_streams: dict[int, av.stream.Stream]) -> Iterator[av.Packet]:
+    """The packets of ``streams`` that carry data, re-addressed to their output streams."""
     for packet in container.demux(streams):
         if packet.size == 0 or (packet.dts is None and packet.pts is None):
             continue
@@ -123,25 +116,27 @@ def _packets(container, streams, out_streams) -> Iterator:  # -> Iterator[av.Pac
         yield packet
 
 
-def _time(packet) -> float:
+def _time(packet: av.Packet) -> float:
     stamp = packet.dts if packet.dts is not None else packet.pts
     return float(stamp * packet.time_base)
 
 
+def _segment_packets(segments: list[Path], stream: av.stream.Stream) -> Iterator[av.Packet]:
+    """The segments' video packets in order, one file open at a time (a film has hundreds of segments)."""
+    for path in segments:
+        with av.open(str(path)) as part:
+            yield from _packets(part, part.streams.video[0], {0: stream})
+
+
 def join_segments(dest: Path, segments: list[Path], source: VideoSource) -> None:
     """Mux ``segments``' video (in order) and the input's audio and subtitles into ``dest``, without re-encoding."""
-    import contextlib
-
-    import av
-
     with contextlib.ExitStack() as stack:
         out = stack.enter_context(av.open(str(dest), "w"))
-        parts = [stack.enter_context(av.open(str(p))) for p in segments]
-        video = out.add_stream_from_template(parts[0].streams.video[0])
+        with av.open(str(segments[0])) as first:
+            video = out.add_stream_from_template(first.streams.video[0])
         if source.rotation:
             video.set_display_rotation(source.rotation)
-        video_map = {0: video}
-        sources = [itertools.chain.from_iterable(_packets(p, p.streams.video[0], video_map) for p in parts)]
+        sources = [_segment_packets(segments, video)]
         if not source.files:
             inp = stack.enter_context(av.open(str(source.path)))
             copied = [s for s in inp.streams if s.type in COPIED_STREAMS]
@@ -156,7 +151,5 @@ def join_segments(dest: Path, segments: list[Path], source: VideoSource) -> None
 
 def count_video_frames(path: Path) -> int:
     """Video packets in a file: the frame count, without decoding."""
-    import av
-
     with av.open(str(path)) as container:
         return sum(1 for p in container.demux(container.streams.video[0]) if p.size)

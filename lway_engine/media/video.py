@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 
 from lway_engine.media.images import READ_SUFFIXES, ImageReadError, read_image
@@ -82,9 +83,7 @@ def is_video_job(inputs: Iterable[Path], output: Path) -> bool:
         p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES for p in inputs)
 
 
-def _open_container(path: Path):  # -> av.container.InputContainer
-    import av
-
+def _open_container(path: Path) -> av.container.InputContainer:
     try:
         return av.open(str(path))
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
@@ -106,8 +105,6 @@ def _probe_sequence(folder: Path, rate: Fraction) -> VideoSource:
 
 def probe(path: Path, rate: Fraction = DEFAULT_SEQUENCE_RATE) -> VideoSource:
     """Probe a video file or numbered frame folder (played at ``rate``); ``VideoReadError`` says why it cannot."""
-    import av
-
     if path.is_dir():
         return _probe_sequence(path, rate)
     if not path.is_file():
@@ -138,11 +135,9 @@ def probe(path: Path, rate: Fraction = DEFAULT_SEQUENCE_RATE) -> VideoSource:
 
 
 def _decoded(path: Path, errors: dict[int, str] | None = None, seek_pts: int | None = None
-             ) -> Iterator:  # -> Iterator[av.VideoFrame]
+             ) -> Iterator[av.VideoFrame]:
     """Decoded frames of the first video stream, from the key frame at or before ``seek_pts`` if given; a packet
     that fails is recorded in ``errors`` by its pts."""
-    import av
-
     with _open_container(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -158,7 +153,7 @@ def _decoded(path: Path, errors: dict[int, str] | None = None, seek_pts: int | N
             yield from frames
 
 
-def _pixels(frame, bit_depth: int) -> np.ndarray:  # frame: av.VideoFrame
+def _pixels(frame: av.VideoFrame, bit_depth: int) -> np.ndarray:
     """Float32 (H, W, 3) RGB in [0, 1]; 16-bit sources keep their precision."""
     if bit_depth == 8:
         return frame.to_ndarray(format="rgb24").astype(np.float32) / 255.0
@@ -239,8 +234,6 @@ def frames_at(source: VideoSource, indices: Iterable[int]) -> dict[int, np.ndarr
             except (ImageReadError, OSError):
                 continue
         return found
-    import av
-
     found = {}
     with _open_container(source.path) as container:
         stream = container.streams.video[0]
