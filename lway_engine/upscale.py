@@ -18,8 +18,6 @@ from lway_engine.media.images import (
     Image,
     ImageReadError,
     read_image,
-    to_array,
-    to_tensor,
     write_image,
 )
 from lway_engine.inference import upscale_tensor
@@ -98,41 +96,56 @@ def collect_inputs(inputs: Sequence[Path]) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def upscale_image(model: LoadedModel, image: Image, options: UpscaleOptions, progress: bool = False) -> Image:
-    """Super-resolve one image; greyscale, bit depth and alpha are carried over to the result."""
-    height, width = image.size
-    if min(height, width) < model.size.minimum:
-        raise ImageTooSmall(f"image is {width}x{height}; this model needs at least "
-                            f"{model.size.minimum}x{model.size.minimum}")
+def _network(model: LoadedModel, batch: np.ndarray, options: UpscaleOptions, bf16: bool, progress: bool
+             ) -> np.ndarray:
+    """The network on (N, H, W, 3) float RGB: (N, H * scale, W * scale, 3), tiled as ``options`` say."""
     parameter = next(model.module.parameters(), None)  # None: a runtime module (ONNX Runtime, TensorRT, see runtime.py)
     device = parameter.device if parameter is not None else torch.device("cpu")
     dtype = torch.float16 if options.fp16 else torch.float32
-    # bf16 keeps 8 bits of mantissa: enough for 8-bit output (55 dB from float32), too coarse for 16-bit.
-    bf16 = options.bf16 and parameter is not None and image.bit_depth == 8
     layout = torch.channels_last if bf16 else torch.contiguous_format
+    if model.in_channels == 1:
+        batch = (batch @ LUMA)[..., None]
+    x = torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2)))
+    x = x.to(device=device, dtype=dtype).contiguous(memory_format=layout)
+    with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
+        y = upscale_tensor(model.module, x, model.scale, model.size, options.tile, options.tile_pad, progress)
+    y = y.float().cpu().numpy().transpose(0, 2, 3, 1)
+    return np.repeat(y, 3, axis=3) if y.shape[3] == 1 else y
 
-    def run(array: np.ndarray) -> np.ndarray:
-        if model.in_channels == 1:
-            array = (array @ LUMA)[..., None]
-        x = to_tensor(array).to(device=device, dtype=dtype).contiguous(memory_format=layout)
-        with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
-            y = to_array(upscale_tensor(model.module, x, model.scale, model.size, options.tile, options.tile_pad,
-                                         progress))
-        return np.repeat(y, 3, axis=2) if y.shape[2] == 1 else y
 
-    rgb = run(image.rgb())
-    alpha = None
-    if image.alpha is not None:
-        if options.alpha_mode == "model":
-            alpha = run(np.repeat(image.alpha[..., None], 3, axis=2)).mean(axis=2)
-        else:
-            a = torch.from_numpy(image.alpha)[None, None]
-            alpha = F.interpolate(a, scale_factor=model.scale, mode="bicubic", align_corners=False)[0, 0].numpy()
+def upscale_images(model: LoadedModel, images: Sequence[Image], options: UpscaleOptions, progress: bool = False
+                   ) -> list[Image]:
+    """Super-resolve images of one size in one network call (per tile): a GPU's batch, e.g. video frames.
+    Greyscale, bit depth and alpha are carried over to each result."""
+    height, width = images[0].size
+    if any(image.size != (height, width) for image in images):
+        raise ValueError("images upscaled together must share one size")
+    if min(height, width) < model.size.minimum:
+        raise ImageTooSmall(f"image is {width}x{height}; this model needs at least "
+                            f"{model.size.minimum}x{model.size.minimum}")
+    # bf16 keeps 8 bits of mantissa: enough for 8-bit output (55 dB from float32), too coarse for 16-bit.
+    bf16 = options.bf16 and next(model.module.parameters(), None) is not None and all(
+        image.bit_depth == 8 for image in images)
+    rgb = list(_network(model, np.stack([image.rgb() for image in images]), options, bf16, progress))
+    alpha: list[np.ndarray | None] = [None] * len(images)
+    with_alpha = [i for i, image in enumerate(images) if image.alpha is not None]
+    if with_alpha and options.alpha_mode == "model":
+        planes = np.stack([np.repeat(images[i].alpha[..., None], 3, axis=2) for i in with_alpha])
+        for i, plane in zip(with_alpha, _network(model, planes, options, bf16, progress).mean(axis=3)):
+            alpha[i] = plane
+    for i in with_alpha if options.alpha_mode != "model" else ():
+        a = torch.from_numpy(images[i].alpha)[None, None]
+        alpha[i] = F.interpolate(a, scale_factor=model.scale, mode="bicubic", align_corners=False)[0, 0].numpy()
     if options.outscale is not None and options.outscale != model.scale:
         size = (max(1, round(height * options.outscale)), max(1, round(width * options.outscale)))
-        rgb = resize_to(rgb, size)
-        alpha = None if alpha is None else resize_to(alpha, size)
-    return image.with_rgb(rgb, alpha)
+        rgb = [resize_to(r, size) for r in rgb]
+        alpha = [None if a is None else resize_to(a, size) for a in alpha]
+    return [image.with_rgb(r, a) for image, r, a in zip(images, rgb, alpha)]
+
+
+def upscale_image(model: LoadedModel, image: Image, options: UpscaleOptions, progress: bool = False) -> Image:
+    """Super-resolve one image; greyscale, bit depth and alpha are carried over to the result."""
+    return upscale_images(model, [image], options, progress)[0]
 
 
 def prepare_model(model: LoadedModel, options: UpscaleOptions) -> None:

@@ -80,6 +80,15 @@ def test_frames_match_the_image_path(compact, clip: Path, tmp_path: Path) -> Non
     assert np.abs(_decode(dest)[3] - expected).mean() < 2 / 255
 
 
+def test_batched_frames_come_out_as_one_at_a_time(compact, clip: Path, tmp_path: Path) -> None:
+    lossless = EncodeSettings(crf=0, preset="ultrafast", pix_fmt="yuv444p")
+    upscale_video(compact, clip, tmp_path / "one.mkv", OPTIONS, VideoJob(lossless), progress=False)
+    upscale_video(compact, clip, tmp_path / "three.mkv", OPTIONS, VideoJob(lossless, batch=3), progress=False)
+    one, three = _decode(tmp_path / "one.mkv"), _decode(tmp_path / "three.mkv")
+    diffs = [np.abs(a - b) for a, b in zip(one, three)]  # float rounding of batched convolutions, through YUV
+    assert len(three) == 10 and max(d.max() for d in diffs) <= 2 / 255 and max(d.mean() for d in diffs) < 0.1 / 255
+
+
 def test_interrupted_upscale_resumes_to_the_same_frames(compact, clip: Path, tmp_path: Path) -> None:
     whole = tmp_path / "whole.mp4"
     upscale_video(compact, clip, whole, OPTIONS, FAST, progress=False)
