@@ -32,7 +32,6 @@ import torch
 from lway_engine.hardware import cpu_features
 from lway_engine.media.demo_video import ITERATIONS, make_demo_clip, run_video_demo
 from lway_engine.media.images import Image
-from lway_engine.media.upscale_video import VideoJob, upscale_video
 from lway_engine.media.video import probe, read_frames
 from lway_engine.runtime import Upscaler
 from lway_engine.upscale import upscale_image
@@ -62,8 +61,7 @@ def speed(models: list[str], device: str, lr: tuple[int, int], frames_per_photo:
         for label, upscaler in backends(model, device, workdir).items():
             upscale_image(upscaler.model, Image(first, None, 8), upscaler.options)  # warm-up
             started = time.perf_counter()
-            outcome = upscale_video(upscaler.model, clip, workdir / f"{model}-{label}.mp4", upscaler.options,
-                                    VideoJob(), progress=False)
+            outcome = upscaler.upscale_video(clip, workdir / f"{model}-{label}.mp4")
             seconds = time.perf_counter() - started
             rows.append({"model": model, "backend": label, "frames": outcome.frames, "seconds": seconds,
                          "frames_per_s": outcome.frames / seconds, "lr": list(lr)})

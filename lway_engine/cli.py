@@ -190,7 +190,12 @@ def _upscale_video(model: LoadedModel, inputs: list[Path], output: Path, options
     if len(inputs) != 1:
         raise typer.BadParameter("upscale one video per run (a video input or a video -o takes one input)")
     dest = video_output_path(inputs[0], output, options.name_suffix)
-    outcome = upscale_video(model, inputs[0], dest, options, job)
+    try:
+        outcome = upscale_video(model, inputs[0], dest, options, job)
+    except KeyboardInterrupt:
+        typer.echo(f"\ninterrupted: finished segments are kept in {dest}.parts/; the same command with --resume "
+                   "continues from them", err=True)
+        raise typer.Exit(130) from None
     resumed = f", {outcome.resumed} of them from an earlier run" if outcome.resumed else ""
     typer.echo(f"{outcome.frames} frames{resumed} -> {dest} in {outcome.seconds:.1f} s")
     for index, reason in outcome.bad_frames:

@@ -10,6 +10,7 @@ same overlapping tiles (``upscale_tensor``) as ``lway-engine upscale``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -19,6 +20,9 @@ from lway_engine.hardware import cpu_features, inference_bf16
 from lway_engine.media.images import Image, read_image, write_image
 from lway_engine.models import LoadedModel, load_model
 from lway_engine.upscale import UpscaleOptions, upscale_image
+
+if TYPE_CHECKING:
+    from lway_engine.media.upscale_video import VideoJob, VideoOutcome
 
 ONNX_BACKENDS = ("auto", "onnxruntime", "openvino")
 
@@ -102,3 +106,11 @@ class Upscaler:
     def upscale_file(self, src: str | Path, dest: str | Path) -> None:
         """Read ``src``, upscale, write ``dest`` atomically (format from its suffix)."""
         write_image(dest, self.upscale(read_image(src)))
+
+    def upscale_video(self, src: str | Path, dest: str | Path, job: VideoJob | None = None,
+                      progress: bool = False) -> VideoOutcome:
+        """Upscale the video (or numbered frame folder) ``src`` into the video file ``dest``, audio and subtitles
+        copied; ``job`` sets codec, quality, segments and resuming (see ``lway_engine.media.upscale_video``)."""
+        from lway_engine.media.upscale_video import VideoJob, upscale_video
+
+        return upscale_video(self.model, Path(src), Path(dest), self.options, job or VideoJob(), progress)

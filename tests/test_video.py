@@ -67,6 +67,13 @@ def test_upscale_keeps_frame_count_rate_duration_rotation_and_audio(compact, cli
     assert audio_in == audio_out
 
 
+def test_upscaler_api_upscales_a_video(clip: Path, tmp_path: Path) -> None:
+    from lway_engine import Upscaler
+
+    outcome = Upscaler("realesr-animevideov3", tile=0).upscale_video(clip, tmp_path / "x4.mp4", FAST)
+    assert outcome.frames == probe(tmp_path / "x4.mp4").frames == 10 and outcome.bad_frames == []
+
+
 def test_frames_match_the_image_path(compact, clip: Path, tmp_path: Path) -> None:
     """A video frame is upscaled like the same picture as an image (within the encoders' losses)."""
     from lway_engine.media.images import Image

@@ -116,7 +116,6 @@ def run_video_demo(model_name: str, outdir: Path, config: AdaptConfig, frames: i
     from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR, run_adaptation
     from lway_engine.losses import LPIPS
     from lway_engine.media.sampling import write_sampled_frames
-    from lway_engine.media.upscale_video import VideoJob, upscale_video
     from lway_engine.models import load_model
     from lway_engine.reconstruction import load_checkpoint
     from lway_engine.runtime import Upscaler
@@ -124,12 +123,12 @@ def run_video_demo(model_name: str, outdir: Path, config: AdaptConfig, frames: i
     model = load_model(model_name, device=device)
     recon = load_checkpoint(DEFAULT_RECONSTRUCTOR, expect_scale=model.scale)
     clip, hr = make_demo_clip(outdir, model.scale, width, height, frames_per_photo)
-    before = Upscaler(model_name, device=device, tile=0)  # its own copy: adaptation changes ``model`` in place
-    upscale_video(before.model, clip, outdir / "before.mp4", before.options, VideoJob())
+    # its own copy of the model: adaptation changes ``model`` in place
+    Upscaler(model_name, device=device, tile=0).upscale_video(clip, outdir / "before.mp4", progress=True)
     sampled = write_sampled_frames(probe(clip), frames, outdir / "adapt" / "frames")
     runs = run_adaptation(model, sampled, outdir / "adapt", recon, config, per_image=False)
-    after = Upscaler(outdir / "adapt" / "weights" / "adapted.safetensors", device=device, tile=0)
-    upscale_video(after.model, clip, outdir / "after.mp4", after.options, VideoJob())
+    adapted = outdir / "adapt" / "weights" / "adapted.safetensors"
+    Upscaler(adapted, device=device, tile=0).upscale_video(clip, outdir / "after.mp4", progress=True)
     metric = LPIPS("alex")
     before_scores, after_scores = (score_video(outdir / name, hr, metric) for name in ("before.mp4", "after.mp4"))
     return VideoDemoResult(before_scores, after_scores, runs["all"].message, sampled)
