@@ -90,6 +90,11 @@ def _open_container(path: Path) -> av.container.InputContainer:
         raise VideoReadError(f"{path.name}: not a readable video, or truncated ({exc})") from exc
 
 
+def _video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream | None:
+    """The first video stream that is the film, not cover art (an attached picture is a one-frame video stream)."""
+    return next((s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic), None)
+
+
 def _probe_sequence(folder: Path, rate: Fraction) -> VideoSource:
     files = numbered_frames(folder)
     if not files:
@@ -110,10 +115,10 @@ def probe(path: Path, rate: Fraction = DEFAULT_SEQUENCE_RATE) -> VideoSource:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file or folder")
     with _open_container(path) as container:
-        if not container.streams.video:
+        stream = _video_stream(container)
+        if stream is None:
             raise VideoReadError(f"{path.name}: no video stream (streams: "
                                  f"{', '.join(s.type for s in container.streams) or 'none'})")
-        stream = container.streams.video[0]
         try:
             stamps = [(p.pts if p.pts is not None else p.dts) for p in container.demux(stream) if p.size]
         except av.error.FFmpegError as exc:
@@ -136,10 +141,10 @@ def probe(path: Path, rate: Fraction = DEFAULT_SEQUENCE_RATE) -> VideoSource:
 
 def _decoded(path: Path, errors: dict[int, str] | None = None, seek_pts: int | None = None
              ) -> Iterator[av.VideoFrame]:
-    """Decoded frames of the first video stream, from the key frame at or before ``seek_pts`` if given; a packet
+    """Decoded frames of the video stream, from the key frame at or before ``seek_pts`` if given; a packet
     that fails is recorded in ``errors`` by its pts."""
     with _open_container(path) as container:
-        stream = container.streams.video[0]
+        stream = _video_stream(container)
         stream.thread_type = "AUTO"
         if seek_pts is not None:
             container.seek(seek_pts, stream=stream, backward=True)
@@ -236,7 +241,7 @@ def frames_at(source: VideoSource, indices: Iterable[int]) -> dict[int, np.ndarr
         return found
     found = {}
     with _open_container(source.path) as container:
-        stream = container.streams.video[0]
+        stream = _video_stream(container)
         for index in wanted:
             target = source.pts[index]
             try:
