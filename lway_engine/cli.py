@@ -122,8 +122,9 @@ def upscale(
                                        rich_help_panel="Video")] = "libx264",
     crf: Annotated[int, typer.Option(min=0, max=63, help="Video: constant quality, 0 lossless; 18 looks like the "
                                      "source, 23 is x264's default.", rich_help_panel="Video")] = 18,
-    preset: Annotated[str, typer.Option(help="Video: encoder speed/size trade-off (x264: ultrafast ... veryslow).",
-                                        rich_help_panel="Video")] = "medium",
+    preset: Annotated[Optional[str], typer.Option(help="Video: encoder speed/size trade-off (x264/x265: "
+                                                  "ultrafast ... veryslow, default medium; SVT-AV1: 0-13).",
+                                                  rich_help_panel="Video")] = None,
     pix_fmt: Annotated[str, typer.Option(help="Video: pixel format; yuv420p plays everywhere, yuv420p10le keeps "
                                          "10-bit input's depth.", rich_help_panel="Video")] = "yuv420p",
     fps: Annotated[str, typer.Option(help="Video: frame rate of a numbered frame folder (24, 25, 30000/1001).",

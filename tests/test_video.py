@@ -243,8 +243,9 @@ def test_output_equal_to_input_is_refused(compact, clip: Path) -> None:
 def test_output_format_that_cannot_hold_the_audio_is_refused_before_work(compact, tmp_path: Path) -> None:
     clip = tmp_path / "clip.mp4"
     write_clip(clip, _frames(2), tone_hz=440)
-    with pytest.raises(ValueError, match="audio stream"):
-        upscale_video(compact, clip, tmp_path / "out.webm", OPTIONS, FAST, progress=False)  # WebM: no AAC
+    vp9 = VideoJob(EncodeSettings(codec="libvpx-vp9"))
+    with pytest.raises(ValueError, match=r"\.webm cannot hold the input's audio stream 1 \(aac\)"):
+        upscale_video(compact, clip, tmp_path / "out.webm", OPTIONS, vp9, progress=False)  # WebM: VP9 but no AAC
 
 
 def _photo_clip(path: Path, scale: int = 8) -> list[np.ndarray]:
@@ -353,3 +354,12 @@ def test_a_single_frame_video_keeps_its_declared_rate(compact, tmp_path: Path) -
     dest = tmp_path / "one_x4.mp4"
     upscale_video(compact, clip, dest, OPTIONS, FAST, progress=False)
     assert probe(clip).rate == probe(dest).rate == 30 and probe(dest).frames == 1
+
+
+def test_codecs_mp4_cannot_hold_are_segmented_in_another_container(compact, clip: Path, tmp_path: Path) -> None:
+    prores = VideoJob(EncodeSettings(codec="prores_ks", pix_fmt="yuv422p10le"), segment_frames=4)
+    dest = tmp_path / "x4.mov"
+    upscale_video(compact, clip, dest, OPTIONS, prores, progress=False)
+    assert probe(dest).frames == 10 and _streams(dest)["video"][0] == "prores" and "audio" in _streams(dest)
+    with pytest.raises(ValueError, match=r"\.mp4 cannot hold prores_ks video"):
+        upscale_video(compact, clip, tmp_path / "x4.mp4", OPTIONS, prores, progress=False)

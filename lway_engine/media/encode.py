@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ import numpy as np
 from lway_engine.media.video import VideoSource
 
 COPIED_STREAMS = ("audio", "subtitle")
+# Containers for segments, in order of preference: MP4 keeps any time base exactly; the others hold what it cannot.
+SEGMENT_FORMATS = ((".mp4", "mp4"), (".mov", "mov"), (".mkv", "matroska"), (".nut", "nut"))
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,7 @@ class EncodeSettings:
 
     codec: str = "libx264"
     crf: int = 18  # x264/x265/VP9 constant quality: 0 lossless, 18 visually transparent, 23 x264's default
-    preset: str = "medium"
+    preset: str | None = None  # the encoder's speed/size trade-off (x264: ultrafast ... veryslow); None: its default
     pix_fmt: str = "yuv420p"
 
 
@@ -44,6 +47,17 @@ def check_encoder(settings: EncodeSettings) -> None:
     formats = [f.name for f in codec.video_formats or ()]
     if formats and settings.pix_fmt not in formats:
         raise ValueError(f"{settings.codec} cannot encode {settings.pix_fmt}; it takes {', '.join(formats)}")
+
+
+def _holds(format_name: str, codec: str) -> bool:
+    """Whether the container format can hold video from the encoder ``codec``."""
+    with av.open(io.BytesIO(), "w", format=format_name) as probe:
+        return av.codec.Codec(codec, "w").canonical_name in probe.supported_codecs
+
+
+def segment_suffix(codec: str) -> str:
+    """The file suffix (and so the container) segments encoded with ``codec`` are written in."""
+    return next(suffix for suffix, name in SEGMENT_FORMATS if _holds(name, codec))
 
 
 def even_size(width: int, height: int, pix_fmt: str) -> tuple[int, int]:
@@ -64,12 +78,13 @@ def _frame(pixels: np.ndarray, size: tuple[int, int], ten_bit: bool) -> av.Video
 
 def encode_segment(path: Path, frames: Iterable[tuple[int, np.ndarray]], source: VideoSource,
                    size: tuple[int, int], settings: EncodeSettings) -> int:
-    """Encode (pts, float RGB pixels) frames into an MP4 segment at ``path``; returns how many were written.
+    """Encode (pts, float RGB pixels) frames into a segment at ``path`` (container from its suffix, see
+    ``segment_suffix``); returns how many were written.
 
     Timestamps stay in the input's time base, BT.709 colour is written and tagged (as players assume for HD).
     """
     written = 0
-    with av.open(str(path), "w", format="mp4") as out:
+    with av.open(str(path), "w") as out:
         stream = out.add_stream(settings.codec, rate=source.rate)
         stream.width, stream.height = size
         stream.pix_fmt = settings.pix_fmt
@@ -77,7 +92,7 @@ def encode_segment(path: Path, frames: Iterable[tuple[int, np.ndarray]], source:
         stream.codec_context.time_base = source.time_base
         stream.codec_context.colorspace = stream.codec_context.color_primaries = 1  # BT.709
         stream.codec_context.color_trc = 1
-        stream.options = {"crf": str(settings.crf), "preset": settings.preset}
+        stream.options = {"crf": str(settings.crf), **({"preset": settings.preset} if settings.preset else {})}
         ten_bit = max(c.bits for c in av.VideoFormat(settings.pix_fmt).components) > 8
         for pts, pixels in frames:
             frame = _frame(pixels, size, ten_bit).reformat(format=settings.pix_fmt, dst_colorspace="ITU709")
@@ -88,15 +103,16 @@ def encode_segment(path: Path, frames: Iterable[tuple[int, np.ndarray]], source:
     return written
 
 
-def check_copyable(source: VideoSource, dest: Path) -> None:
-    """Fail before any work when ``dest``'s format is unknown or cannot hold the input's audio or subtitles."""
+def check_copyable(source: VideoSource, dest: Path, codec: str) -> None:
+    """Fail before any work when ``dest``'s format is unknown or cannot hold the ``codec`` video or the input's
+    audio or subtitles."""
     try:
         probe = av.open(str(dest), "w")  # creates no file until something is written
     except ValueError as exc:
         raise ValueError(f"{dest.name}: unknown video format; name the output .mp4, .mkv, .mov, ...") from exc
     with probe:
-        if probe.default_video_codec == "none":
-            raise ValueError(f"{dest.suffix} holds no video; name the output .mp4, .mkv, .mov, ...")
+        if av.codec.Codec(codec, "w").canonical_name not in probe.supported_codecs:
+            raise ValueError(f"{dest.suffix} cannot hold {codec} video; write .mkv or .mov, or pick another --codec")
         if source.files:
             return
         with av.open(str(source.path)) as inp:

@@ -48,16 +48,17 @@ class SegmentStore:
     def files(self) -> list[Path]:
         return [self.folder / s["file"] for s in self.segments]
 
-    def add(self, write: Callable[[Path], int]) -> None:
-        """``write(tmp)`` encodes the next segment and returns its frame count; it is recorded once complete."""
-        name = f"{len(self.segments):06d}.mp4"
+    def add(self, write: Callable[[Path], int], suffix: str) -> None:
+        """``write(tmp)`` encodes the next segment (a ``suffix`` file) and returns its frame count; the segment is
+        recorded once complete."""
+        name = f"{len(self.segments):06d}{suffix}"
         frames = 0
 
         def run(tmp: Path) -> None:
             nonlocal frames
             frames = write(tmp)
 
-        atomic_write(self.folder / name, run, suffix=".mp4")
+        atomic_write(self.folder / name, run, suffix=suffix)
         self.segments.append({"file": name, "start": self.done, "frames": frames})
         body = json.dumps({"key": self.key, "segments": self.segments}, indent=1)
         atomic_write(self.manifest, lambda tmp: tmp.write_text(body))

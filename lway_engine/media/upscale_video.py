@@ -28,6 +28,7 @@ from lway_engine.media.encode import (
     encode_segment,
     even_size,
     join_segments,
+    segment_suffix,
 )
 from lway_engine.media.images import Image
 from lway_engine.media.segments import SegmentStore
@@ -95,8 +96,8 @@ def upscale_video(model: LoadedModel, input_path: Path, dest: Path, options: Ups
     if min(source.width, source.height) < model.size.minimum:
         raise ImageTooSmall(f"frames are {source.width}x{source.height}; this model needs at least "
                             f"{model.size.minimum}x{model.size.minimum}")
-    check_copyable(source, dest)
     check_encoder(job.encode)
+    check_copyable(source, dest, job.encode.codec)
     prepare_model(model, options)
     size = output_size(source, model, options, job.encode.pix_fmt)
     key = {"source": source.signature(), "model": model.sha256, "encode": asdict(job.encode),
@@ -126,10 +127,12 @@ def upscale_video(model: LoadedModel, input_path: Path, dest: Path, options: Ups
             pending = []
 
     frames = upscaled()
+    suffix = segment_suffix(job.encode.codec)
     try:
         while store.done < source.frames:
             count = min(job.segment_frames, source.frames - store.done)
-            store.add(lambda tmp: encode_segment(tmp, itertools.islice(frames, count), source, size, job.encode))
+            store.add(lambda tmp: encode_segment(tmp, itertools.islice(frames, count), source, size, job.encode),
+                      suffix)
     finally:
         bar.close()
     atomic_write(dest, lambda tmp: join_segments(tmp, store.files, source),
