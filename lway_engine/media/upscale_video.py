@@ -78,7 +78,7 @@ def output_size(source: VideoSource, model: LoadedModel, options: UpscaleOptions
 def _check_complete(path: Path, frames: int) -> None:
     written = count_video_frames(path)
     if written != frames:
-        raise RuntimeError(f"the joined video holds {written} frames, the input {frames}; the segments are kept")
+        raise ValueError(f"the joined video holds {written} frames, the input {frames}; the segments are kept")
 
 
 def upscale_video(model: LoadedModel, input_path: Path, dest: Path, options: UpscaleOptions, job: VideoJob,
