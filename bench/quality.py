@@ -140,8 +140,11 @@ def main() -> None:
     parser.add_argument("--reconstructor", type=Path, default=DEFAULT_RECONSTRUCTOR)
     parser.add_argument("--iterations", type=int)
     parser.add_argument("--lr", type=float)
+    parser.add_argument("--crop", type=int, help="LR crop side for adaptation (default: the profile's)")
+    parser.add_argument("--batch", type=int, help="adaptation batch (default: the profile's)")
     parser.add_argument("--anchor", type=float, help="adapt --anchor weight (with --no-select; 0 = paper's loss)")
     parser.add_argument("--texture", type=float, help="adapt --texture weight (with --no-select)")
+    parser.add_argument("--detail", type=float, help="adapt --detail weight (with --no-select)")
     parser.add_argument("--no-select", action="store_true", help="fixed schedule instead of adapt's selection")
     parser.add_argument("--amp", default="fp32", help="adapt --amp (auto, bf16, fp32); fp32 by default so that "
                         "results compare across machines")
@@ -153,8 +156,9 @@ def main() -> None:
     profile_name = "full" if args.full else "medium" if args.medium else "quick"
     profile = PROFILES[profile_name]
     config: AdaptConfig = profile["adapt"]
-    overrides = {k: v for k, v in (("iterations", args.iterations), ("lr", args.lr), ("anchor", args.anchor),
-                                   ("texture", args.texture)) if v is not None}
+    overrides = {k: v for k, v in (("iterations", args.iterations), ("lr", args.lr), ("crop", args.crop),
+                                   ("batch", args.batch), ("anchor", args.anchor),
+                                   ("texture", args.texture), ("detail", args.detail)) if v is not None}
     overrides["select"] = not args.no_select
     overrides["amp"] = resolve_amp(args.amp, args.device)
     config = AdaptConfig(**{**config.__dict__, **overrides})
@@ -204,7 +208,8 @@ def main() -> None:
               f"{s['lpips']['gain']:>+13.4f}")
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{platform.machine()} CPU"
     variant = "" if config.select else "_fixed" + (f"_anchor{config.anchor:g}" if config.anchor else "") + (
-        f"_texture{config.texture:g}" if config.texture else "") + (f"_{config.amp}" if config.amp else "")
+        f"_texture{config.texture:g}" if config.texture else "") + (
+        f"_detail{config.detail:g}" if config.detail else "") + (f"_{config.amp}" if config.amp else "")
     default = f"quality_{profile_name}{variant}_{device.replace(' ', '_')}.json"
     out = args.out or results_dir() / default
     out.parent.mkdir(exist_ok=True)

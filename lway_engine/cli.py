@@ -305,10 +305,15 @@ def adapt(
     texture: Annotated[float, typer.Option(
         help="With --no-select: weight of LPIPS(S(LR), S0(LR)) at SR size, keeping the unadapted model's texture "
              "while the LR-scale loss fixes colour and structure; 0 is the paper's loss.")] = 0.0,
+    detail: Annotated[float, typer.Option(
+        help="With --no-select: hold only what the model adds above the LR's Nyquist frequency to the unadapted "
+             "output: adds detail * mean(|D(S(LR)) - D(S0(LR))|) at SR size, D = minus the LR band. The LR band "
+             "(colour, structure) adapts freely, the model's own texture stays; 0 is the paper's loss.")] = 0.0,
     select: Annotated[bool, typer.Option(
         "--select/--no-select", help="Choose the stopping step and the texture-keeping strength by a quality "
         "signal scored on LR regions never trained on, and keep the unadapted weights when nothing beats them "
-        "(report.md, signal.png say why). --no-select runs the fixed schedule with --anchor/--texture.")] = True,
+        "(report.md, signal.png say why). --no-select runs the fixed schedule with --anchor/--texture/--detail."
+    )] = True,
     seed: Annotated[int, typer.Option(help="Seed for crops and initialisation.")] = 0,
     device: Annotated[str, typer.Option(help="torch device.")] = "cpu",
     compile: Annotated[bool, typer.Option(
@@ -341,7 +346,7 @@ def adapt(
         config = AdaptConfig(iterations=iterations, lr=lr, batch=batch, crop=crop, trainable_fraction=fraction,
                              trainable_patterns=patterns, hf_weight=hf_weight, seed=seed, compile=compile,
                              amp=_amp(amp, device), deterministic=deterministic, extension=ext, anchor=anchor,
-                             texture=texture, select=select)
+                             texture=texture, detail=detail, select=select)
         runs = run_adaptation(loaded, files, output, recon, config, per_image)
     except (ModelLoadError, CheckpointError, FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -46,6 +46,7 @@ class AdaptConfig:
     extension: bool = True  # R through the C++ op lway::conv3x3_fused (csrc/); False: the PyTorch path
     anchor: float = 0.0  # weight holding flat areas to the unadapted model's output (step.py); 0: the paper's loss
     texture: float = 0.0  # weight of LPIPS(S(LR), S0(LR)) at SR size, keeping the unadapted texture (step.py)
+    detail: float = 0.0  # weight holding S's detail above the LR band to the unadapted model's (step.py)
     select: bool = True  # choose the step and the candidate by the no-HR signal (select.py); False: fixed schedule
     eval_every: int = 0  # steps between signal evaluations; 0: iterations // 8 (at least 1)
 
@@ -139,7 +140,7 @@ def adapt(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.
         styles = reconstruction.reconstructor.prepare(embeddings)  # once per run, not per step: e and R are fixed
     device = embeddings.device
     step_fn = AdaptStep(module, reconstruction.reconstructor, styles, loss_fn, params, config.lr, device,
-                        config.compile, config.amp, config.anchor, config.texture)
+                        config.compile, config.amp, config.anchor, config.texture, config.detail)
     monitor = QualityMonitor(images, holdout, reconstruction.reconstructor, styles, model.scale) if holdout else None
     eval_every = config.eval_every or max(1, config.iterations // 8)
     best = [p.detach().clone() for p in params] if monitor else []  # weights of the best-scoring step

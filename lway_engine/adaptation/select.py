@@ -26,14 +26,17 @@ MIN_GAIN = 0.01  # the signal must fall this far below the unadapted model's 0 t
 
 @dataclass(frozen=True)
 class Candidate:
-    """Strengths of the flat-area anchor and the texture (LPIPS-to-S0) term; (0, 0) is the paper's loss."""
+    """Strengths of the flat-area anchor, the texture (LPIPS-to-S0) and the above-LR-band detail terms of
+    ``step.py``; all 0 is the paper's loss."""
 
     anchor: float = 0.0
     texture: float = 0.0
+    detail: float = 0.0
 
     @property
     def name(self) -> str:
-        return f"anchor {self.anchor:g}, texture {self.texture:g}"
+        return f"anchor {self.anchor:g}, texture {self.texture:g}" + (f", detail {self.detail:g}" if self.detail
+                                                                        else "")
 
 
 DEFAULT_CANDIDATES = (Candidate(0.0, 0.0), Candidate(1.0, 1.0))
@@ -71,7 +74,7 @@ def adapt_and_select(model: LoadedModel, images: list[torch.Tensor], reconstruct
     best_state, best_candidate = None, None
     for candidate in candidates:
         model.module.load_state_dict(original)
-        config_c = replace(config, anchor=candidate.anchor, texture=candidate.texture)
+        config_c = replace(config, anchor=candidate.anchor, texture=candidate.texture, detail=candidate.detail)
         log = adapt(model, images, reconstruction, loss_fn, config_c, progress, holdout, hooks=hooks)
         runs[candidate.name] = log
         point = log.best

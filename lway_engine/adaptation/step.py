@@ -21,6 +21,12 @@ output, which keeps its texture statistics (what LPIPS compares) while the LR-sc
 structure. Why: even with a perfect reconstructor the LR-scale loss alone trades the GAN texture for fidelity
 (the output gets smoother), since nothing in it sees the frequencies above the LR's Nyquist limit.
 
+``detail`` > 0 adds ``detail * mean(|D(S(LR)) - D(S0(LR))|)`` at SR size, D(x) = x minus its LR-band part (area
+downsample by the scale, bilinear upsample back): only what lies above the LR's Nyquist frequency is held to the
+unadapted model, the band the LR-scale loss cannot judge. Why: the anchor and texture terms hold the whole band,
+so they also resist the colour and structure corrections the LR loss is there to make; splitting by band lets the
+LR loss move the LR band freely while the model's own texture above it stays.
+
 Crop shapes are fixed during a run, so the forward compiles once. ``amp`` (CUDA only) runs S, R and LPIPS under
 autocast; the L1 term and the loss's sum stay float32, and fp16 scales the loss (GradScaler, which the fused Adam
 unscales without a device sync). On CUDA the model runs channels_last, the layout tensor-core convolutions want.
@@ -84,6 +90,13 @@ def execution_settings(device: torch.device, deterministic: bool) -> Iterator[No
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic, inductor_config.deterministic = saved[2:]
 
 
+def above_lr_band(sr: torch.Tensor, scale: int) -> torch.Tensor:
+    """What an SR image holds above the LR's Nyquist frequency: itself minus its area-downsampled, bilinearly
+    upsampled self (a smooth upsampling keeps LR-band content out of the remainder; nearest's blocks would not)."""
+    low = F.interpolate(F.avg_pool2d(sr, scale), scale_factor=scale, mode="bilinear", align_corners=False)
+    return sr - low
+
+
 class AdaptStep:
     """Forward, backward and Adam update of one batch; call it with ``(lr_crops, condition)``.
 
@@ -94,17 +107,17 @@ class AdaptStep:
 
     def __init__(self, module: nn.Module, reconstructor: Reconstructor, styles: Styles, loss_fn: LWayLoss,
                  params: list[nn.Parameter], lr: float, device: torch.device, compile: bool = False,
-                 amp: str | None = None, anchor: float = 0.0, texture: float = 0.0) -> None:
-        if anchor < 0 or texture < 0:
-            raise ValueError(f"anchor and texture weights must be >= 0, got {anchor} and {texture}")
+                 amp: str | None = None, anchor: float = 0.0, texture: float = 0.0, detail: float = 0.0) -> None:
+        if min(anchor, texture, detail) < 0:
+            raise ValueError(f"anchor, texture and detail weights must be >= 0, got {anchor}, {texture}, {detail}")
         self.module, self.reconstructor, self.styles, self.loss_fn = module, reconstructor, styles, loss_fn
         self.autocast_dtype = amp_dtype(amp, device)
         self.channels_last = device.type == "cuda" or self.autocast_dtype is not None
         if self.channels_last:
             module.to(memory_format=torch.channels_last)
-        self.anchor, self.texture = anchor, texture
+        self.anchor, self.texture, self.detail = anchor, texture, detail
         loss_fn.uses_fused_kernel(device)  # the kernel's first-use self-check runs here, outside any compiled graph
-        self.unadapted = copy.deepcopy(module).requires_grad_(False) if anchor or texture else None
+        self.unadapted = copy.deepcopy(module).requires_grad_(False) if anchor or texture or detail else None
         self.optimizer = torch.optim.Adam(params, lr=lr, fused=True if compile else None)
         self.scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
         # On the CPU, inductor's switch of the convolutions to channels-last slows their backward (oneDNN) more than
@@ -133,6 +146,10 @@ class AdaptStep:
                 total = total + self.anchor * self.flat_area_anchor(sr, reference, lr_crops)
             if self.texture:
                 total = total + self.texture * self.loss_fn.lpips(sr.float(), reference).mean()
+            if self.detail:
+                scale = sr.shape[-1] // lr_crops.shape[-1]
+                change = above_lr_band(sr.float(), scale) - above_lr_band(reference, scale)
+                total = total + self.detail * change.abs().mean()
             return LossTerms(total, terms.l1, terms.lpips)
 
     def flat_area_anchor(self, sr: torch.Tensor, reference: torch.Tensor, lr_crops: torch.Tensor) -> torch.Tensor:
