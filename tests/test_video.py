@@ -364,3 +364,16 @@ def test_codecs_mp4_cannot_hold_are_segmented_in_another_container(compact, clip
     assert probe(dest).frames == 10 and _streams(dest)["video"][0] == "prores" and "audio" in _streams(dest)
     with pytest.raises(ValueError, match=r"\.mp4 cannot hold prores_ks video"):
         upscale_video(compact, clip, tmp_path / "x4.mp4", OPTIONS, prores, progress=False)
+
+
+def test_sampling_reads_a_numbered_frame_folder(tmp_path: Path) -> None:
+    from lway_engine.media.images import Image, write_image
+    from lway_engine.media.sampling import write_sampled_frames
+
+    scans = tmp_path / "reel"
+    frames = _frames(9)
+    for i, img in enumerate(frames):
+        write_image(scans / f"reel{i:04d}.tif", Image(img, None, 8))
+    written = write_sampled_frames(probe(scans), 3, tmp_path / "frames")
+    indices = [int(p.stem.rsplit("_f", 1)[1]) for p in written]
+    assert len(indices) == 3 and indices[0] == 0 and indices[-1] >= 6 and indices == sorted(indices)
