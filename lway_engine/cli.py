@@ -166,7 +166,7 @@ def upscale(
         if is_video_job(inputs, output):
             job = VideoJob(EncodeSettings(codec, crf, preset, pix_fmt), segment_frames, resume, Fraction(fps),
                            batch or (8 if device.startswith("cuda") else 1))
-            _upscale_video(loaded, inputs, output, options, job)
+            _upscale_video(loaded, inputs, output, options, job)  # exits with the video's status
         outcomes = upscale_files(loaded, inputs, output, options)
     except (ModelLoadError, WeightsUnavailable, TensorRTUnavailable, OpenVinoUnavailable, FileNotFoundError,
             ValueError) as exc:
