@@ -220,8 +220,23 @@ def _truncated(path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
 
 
+def _hdr(path: Path) -> None:
+    """A 10-bit clip tagged PQ / BT.2020, as HDR10 video is."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 32, 24, "yuv420p10le"
+        video.codec_context.color_trc, video.codec_context.color_primaries = 16, 9  # PQ, BT.2020
+        for i, pixels in enumerate(_frames(2)):
+            frame = av.VideoFrame.from_ndarray((pixels * 65535).astype(np.uint16), "rgb48le")
+            frame = frame.reformat(format="yuv420p10le")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+
+
 @pytest.mark.parametrize("make, error, match", [
     (lambda p: p.write_text("not a video at all"), VideoReadError, "not a readable video"),
+    (_hdr, VideoReadError, r"HDR video \(PQ"),
     (_truncated, VideoReadError, "truncated"),
     (_audio_only, VideoReadError, "no video stream"),
     (lambda p: write_clip(p, _frames(2, height=6, width=6)), ImageTooSmall, "at least 8x8"),

@@ -24,6 +24,7 @@ VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".m4v", ".webm", ".avi", ".mpg", ".mpe
                   ".wmv", ".flv", ".ogv")
 DEFAULT_SEQUENCE_RATE = Fraction(24)  # film scans: the rate a numbered frame folder plays at unless told
 _NUMBERED = re.compile(r"(\d+)$")
+HDR_TRANSFERS = {16: "PQ (SMPTE ST 2084)", 18: "HLG (ARIB STD-B67)"}  # AVColorTransferCharacteristic values
 
 OnBadFrame = Callable[[int, str], None]  # (frame index, what went wrong); the previous frame is repeated
 
@@ -126,6 +127,10 @@ def probe(path: Path, rate: Fraction = DEFAULT_SEQUENCE_RATE) -> VideoSource:
         if any(s is None for s in stamps):
             raise VideoReadError(f"{path.name}: frames without timestamps; remux it first "
                                  "(ffmpeg -i IN -c copy OUT.mkv)")
+        hdr = HDR_TRANSFERS.get(int(stream.codec_context.color_trc or 0))
+        if hdr:
+            raise VideoReadError(f"{path.name}: HDR video ({hdr}); the models and the SDR output would shift its "
+                                 "colours, so convert it to SDR first (e.g. ffmpeg's zscale + tonemap filters)")
         fmt = stream.codec_context.format
         depth = 16 if fmt is not None and max(c.bits for c in fmt.components) > 8 else 8
         time_base, width, height = stream.time_base, stream.codec_context.width, stream.codec_context.height
