@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from lway_engine.adaptation.loop import AdaptConfig, adapt
 from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
-from lway_engine.adaptation.select import adapt_and_select
+from lway_engine.adaptation.select import DEFAULT_CANDIDATES, Candidate, adapt_and_select
 from lway_engine.degradations import EVALUATION_FAMILIES, UNSEEN_FAMILIES, degrade
 from lway_engine.hardware import cpu_features, resolve_amp
 from lway_engine.media.images import Image, read_image
@@ -102,7 +102,8 @@ def score(model, metric, items) -> list[dict]:
     return rows
 
 
-def run_set(model, original, recon, metric, items, config, per_image, hf_weight, device) -> dict:
+def run_set(model, original, recon, metric, items, config, per_image, hf_weight, device,
+            candidates: tuple[Candidate, ...] = DEFAULT_CANDIDATES) -> dict:
     """Score the baseline, adapt (whole set or per image), score again."""
     model.module.load_state_dict(original)
     before = score(model, metric, items)
@@ -114,7 +115,7 @@ def run_set(model, original, recon, metric, items, config, per_image, hf_weight,
         tensors = [torch.from_numpy(lr.transpose(2, 0, 1).copy()).to(device) for _, lr, _ in group]
         decision = None
         if config.select:
-            log, decision = adapt_and_select(model, tensors, recon, loss_fn, config)
+            log, decision = adapt_and_select(model, tensors, recon, loss_fn, config, candidates)
         else:
             log = adapt(model, tensors, recon, loss_fn, config)
         logs.append({"status": log.status, "first": log.loss[:3], "last": log.loss[-3:],
@@ -145,6 +146,8 @@ def main() -> None:
     parser.add_argument("--anchor", type=float, help="adapt --anchor weight (with --no-select; 0 = paper's loss)")
     parser.add_argument("--texture", type=float, help="adapt --texture weight (with --no-select)")
     parser.add_argument("--detail", type=float, help="adapt --detail weight (with --no-select)")
+    parser.add_argument("--candidates", help="selection's candidates as 'anchor,texture,detail' triples joined by "
+                        "';' (default: adapt's, lway_engine/adaptation/select.py)")
     parser.add_argument("--no-select", action="store_true", help="fixed schedule instead of adapt's selection")
     parser.add_argument("--amp", default="fp32", help="adapt --amp (auto, bf16, fp32); fp32 by default so that "
                         "results compare across machines")
@@ -162,6 +165,8 @@ def main() -> None:
     overrides["select"] = not args.no_select
     overrides["amp"] = resolve_amp(args.amp, args.device)
     config = AdaptConfig(**{**config.__dict__, **overrides})
+    candidates = tuple(Candidate(*map(float, c.split(","))) for c in args.candidates.split(";")
+                       ) if args.candidates else DEFAULT_CANDIDATES
     torch.manual_seed(0)
     model = load_model("realesrgan-x4plus", device=args.device)
     original = copy.deepcopy(model.module.state_dict())
@@ -195,7 +200,8 @@ def main() -> None:
     results = {}
     for name, (items, per_image, hf) in runs.items():
         print(f"\n== {name}: {len(items)} images", flush=True)
-        results[name] = run_set(model, original, recon, metric, items, config, per_image, hf, args.device)
+        results[name] = run_set(model, original, recon, metric, items, config, per_image, hf, args.device,
+                                candidates)
         s = results[name]["summary"]
         print(f"{'':8} {'before':>9} {'after':>9} {'gain':>9}")
         for k in ("psnr", "ssim", "lpips"):
@@ -215,6 +221,7 @@ def main() -> None:
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"profile": profile_name, "device": device, "cpu": cpu_features().as_dict(),
                                "config": config.__dict__,
+                               "candidates": [c.name for c in candidates] if config.select else None,
                                "reconstructor": str(args.reconstructor), "results": results}, indent=1))
     print(f"written {out}")
 
