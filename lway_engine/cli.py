@@ -392,6 +392,9 @@ def pretrain(
     colour_head: Annotated[bool, typer.Option(help="End R with an embedding-driven global colour/tone map.")] = True,
     real_fraction: Annotated[float, typer.Option(help="Share of real pairs among the samples, when both kinds are "
                                                  "given.")] = 0.5,
+    lpips_weight: Annotated[float, typer.Option(
+        help="Weight of LPIPS beside L1. Lower makes R predict the LR's mean (higher PSNR, smoother on noisy LR); "
+             "higher makes it draw the LR's texture and noise. A resumed run may change it for a last phase.")] = 1.0,
     checkpoint_every: Annotated[int, typer.Option(help="Write checkpoint + resume state every N steps.")] = 250,
     workers: Annotated[int, typer.Option(help="Processes synthesising batches ahead of training.")] = 1,
     device: Annotated[str, typer.Option(help="torch device (a CPU run resumes on CUDA and back).")] = "cpu",
@@ -408,7 +411,8 @@ def pretrain(
 
     config = PretrainConfig(steps=steps, batch=batch, crop=crop, lr=lr, checkpoint_every=checkpoint_every,
                             val_every=checkpoint_every, seed=seed, workers=workers,
-                            real_fraction=real_fraction, device=device, amp=_amp(amp, device))
+                            real_fraction=real_fraction, lpips_weight=lpips_weight, device=device,
+                            amp=_amp(amp, device))
     model_config = ReconstructionConfig(scale=scale, embed_dim=embed_dim, reconstructor_width=width,
                                         num_blocks=blocks, colour_head=int(colour_head))
     try:
