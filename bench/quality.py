@@ -81,6 +81,9 @@ def city100(n: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
     return items
 
 
+FAMILY_SEED = 1000  # the k-th image of a family set is degraded with seed FAMILY_SEED + k
+
+
 def family_set(name: str, family: str, limit: int, crop: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
     files = sorted(p for p in (DATA / name).iterdir() if p.suffix.lower() in (".png", ".jpg", ".bmp", ".tif"))
     if name == "Sun_Hays80":
@@ -88,7 +91,8 @@ def family_set(name: str, family: str, limit: int, crop: int) -> list[tuple[str,
     items = []
     for k, path in enumerate(files[: limit or None]):
         hr = _centre(read_image(path).rgb(), crop)
-        lr = degrade(torch.from_numpy(hr.transpose(2, 0, 1).copy()), family, 1000 + k).numpy().transpose(1, 2, 0)
+        lr = degrade(torch.from_numpy(hr.transpose(2, 0, 1).copy()), family, FAMILY_SEED + k)
+        lr = lr.numpy().transpose(1, 2, 0)
         items.append((path.stem, _q8(lr), np.ascontiguousarray(hr)))
     return items
 

@@ -8,7 +8,10 @@ images of ``bench/quality.py``), for each checkpoint:
 
 - PSNR (RGB, 8-bit, 2-px border crop) and LPIPS-alex of ``R(HR, E(LR))`` against the LR: can R, told the LR's
   embedding, produce that LR from the true HR? The ``area`` column is the plain area downsample of the HR, R's
-  starting point (an untrained R is exactly that).
+  starting point (an untrained R is exactly that). The ``noise-free`` column (synthetic sets only) is the family's
+  own plan with its random draws left out (noise, grain), applied to the HR: what a deterministic R that knew
+  the exact parameters would produce, so its PSNR is about the ceiling any R can reach on that set (``inf``
+  where the family has no random draw: JPEG, mosaics, halftones and palettes are deterministic).
 - the *signal margin*: LWay loss of ``R(S(LR), E(LR))`` minus that of ``R(HR, E(LR))``, with S = Real-ESRGAN x4plus
   and the loss as ``adapt`` computes it (HF-weighted L1 + LPIPS). Positive: the loss is lower at the HR than at
   S's output, so adapting S moves it towards the HR; negative: the loss prefers an output that keeps the
@@ -28,12 +31,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from quality import city100, family_set
+from quality import FAMILY_SEED, city100, family_set
 from results_dir import results_dir
 
 from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
-from lway_engine.degradations import EVALUATION_FAMILIES, UNSEEN_FAMILIES
+from lway_engine.degradations import EVALUATION_FAMILIES, UNSEEN_FAMILIES, apply_plan, noise_free, plan
 from lway_engine.hardware import cpu_features
 from lway_engine.media.images import Image, to_tensor
 from lway_engine.losses import LPIPS
@@ -45,14 +48,30 @@ from lway_engine.upscale import UpscaleOptions, upscale_image
 BORDER = 2  # LR pixels left out of PSNR: R's and the degradations' padding differ at the edges
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float | None:
     """PSNR of 8-bit-quantised images, border cropped (the SR toolkits' convention, on RGB)."""
     a, b = (torch.round(x.clamp(0, 1) * 255)[..., BORDER:-BORDER, BORDER:-BORDER].double() for x in (a, b))
-    return float(10 * torch.log10(255.0**2 / (a - b).square().mean()))
+    mse = float((a - b).square().mean())
+    return float(10 * np.log10(255.0**2 / mse)) if mse else None  # identical: no finite PSNR (JSON has no inf)
 
 
 def lpips(metric: LPIPS, a: torch.Tensor, b: torch.Tensor) -> float:
     return float(lpips_batch(metric, a.clamp(0, 1), b))
+
+
+def _mean(values: list[float | None]) -> float | None:
+    """Mean of the finite values (an exact reproduction has none); None when every value was exact."""
+    finite = [v for v in values if v is not None]
+    return float(np.mean(finite)) if finite else None
+
+
+def _db(value: float | None) -> str:
+    return f"{value:6.2f} dB" if value is not None else " exact   "
+
+
+def noise_free_lr(family: str, index: int, hr: torch.Tensor) -> torch.Tensor:
+    """The ``index``-th LR of a family set (``quality.family_set``) without its noise: see the module docstring."""
+    return apply_plan(hr[0], noise_free(plan(tuple(hr.shape[-2:]), family, FAMILY_SEED + index)))[None]
 
 
 def sets(per_family: int) -> dict[str, list[tuple[str, np.ndarray, np.ndarray]]]:
@@ -83,11 +102,14 @@ def main() -> None:
     started = time.perf_counter()
     for set_name, items in data.items():
         rows = []
-        for stem, lr_np, hr_np in items:
+        for index, (stem, lr_np, hr_np) in enumerate(items):
             lr, hr = to_tensor(lr_np), to_tensor(hr_np)
             sr = to_tensor(upscale_image(model, Image(lr_np, None, 8), UpscaleOptions(tile=512)).pixels)
             area = F.avg_pool2d(hr, 4)
             row = {"image": stem, "area": {"psnr": psnr(area, lr), "lpips": lpips(metric, area, lr)}}
+            if set_name != "city100":
+                ceiling = noise_free_lr(set_name, index, hr)
+                row["noise-free"] = {"psnr": psnr(ceiling, lr), "lpips": lpips(metric, ceiling, lr)}
             with torch.no_grad():
                 for name, recon in recons.items():
                     styles = recon.reconstructor.prepare(recon.encoder(lr))
@@ -96,13 +118,14 @@ def main() -> None:
                     row[name] = {"psnr": psnr(from_hr, lr), "lpips": lpips(metric, from_hr, lr),
                                  "margin": float(loss_fn(from_sr, lr).total - loss_fn(from_hr, lr).total)}
             rows.append(row)
-        columns = ["area", *recons]
-        mean = {c: {k: float(np.mean([r[c][k] for r in rows])) for k in rows[0][c]} for c in columns}
+        columns = ["area", *(["noise-free"] if "noise-free" in rows[0] else []), *recons]
+        mean = {c: {k: _mean([r[c][k] for r in rows]) for k in rows[0][c]} for c in columns}
         results[set_name] = {"mean": mean, "images": rows}
-        cells = "  ".join(f"{c}: {mean[c]['psnr']:6.2f} dB / {mean[c]['lpips']:.4f}"
+        cells = "  ".join(f"{c}: {_db(mean[c]['psnr'])} / {mean[c]['lpips']:.4f}"
                           + (f" / {mean[c]['margin']:+.4f}" if "margin" in mean[c] else "") for c in columns)
         print(f"{set_name:<14} {len(rows):>3}  {cells}", flush=True)
-    print("(per column: PSNR of R(HR, E(LR)) vs LR / LPIPS / signal margin; area = plain area downsample)")
+    print("(per column: PSNR of R(HR, E(LR)) vs LR / LPIPS / signal margin; area = plain area downsample; "
+          "noise-free = the family's plan without its noise, the ceiling)")
     device = f"{platform.machine()} CPU"
     out = args.out or results_dir() / f"reconstruction_fidelity_{device.replace(' ', '_')}.json"
     out.write_text(json.dumps({"device": device, "cpu": cpu_features().as_dict(), "checkpoints": checkpoints,

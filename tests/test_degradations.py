@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -18,12 +19,14 @@ from lway_engine.degradations import (
     degrade,
     degrade_files,
     kernels,
+    noise_free,
     ops,
     plan,
 )
+from lway_engine.degradations.pipelines import NOISE_OPS
+from lway_engine.degradations.steps import OPS
 
 RANDOM_PIPELINES = [name for name, p in PIPELINES.items() if p.random]
-NOISE_OPS = ("gaussian_noise", "poisson_noise", "sensor_noise", "film_grain")
 
 
 @pytest.fixture(scope="module")
@@ -229,9 +232,27 @@ def test_noise_families_raise_residual_std(hr_big: torch.Tensor, family: str) ->
         assert degrade(grey, family, seed).std() > 0.004, seed
         assert high_pass_std(degrade(ramp, family, seed)) > 2 * control, seed
         steps = plan((128, 128), family, seed)
-        quiet = [s for s in steps if s.op not in NOISE_OPS]
+        quiet = noise_free(steps)
         assert len(quiet) == len(steps) - 1
         assert high_pass_std(apply_plan(hr_big, steps)) > 1.01 * high_pass_std(apply_plan(hr_big, quiet)), seed
+
+
+def test_noise_free_drops_exactly_the_random_draws(hr: torch.Tensor) -> None:
+    """The fidelity ceiling's plan (bench/reconstruction_fidelity.py) keeps every deterministic step, so a family
+    without noise reproduces its LR exactly, and one with noise differs from its LR by about the noise alone."""
+    takes_seed = {op for op, fn in OPS.items() if "seed" in inspect.signature(fn).parameters}
+    assert takes_seed == {*NOISE_OPS, "raw_capture"}  # a new random op must be taught to noise_free
+    for name in PIPELINES:
+        for seed in range(5):
+            full = plan((64, 64), name, seed)
+            quiet = noise_free(full)
+            assert [s.op for s in quiet] == [s.op for s in full if s.op not in NOISE_OPS], name
+            assert all(s.params["peak"] == 0 for s in quiet if s.op == "raw_capture"), name
+    assert torch.equal(apply_plan(hr, noise_free(plan((64, 64), "bayer_jpeg", 2))), degrade(hr, "bayer_jpeg", 2))
+    grey = torch.full((3, 64, 64), 0.5)
+    steps = plan((64, 64), "defocus_noise", 4)
+    assert (apply_plan(grey, noise_free(steps)) - 0.5).abs().max() < 1e-6
+    assert (apply_plan(grey, steps) - apply_plan(grey, noise_free(steps))).std() > 0.004
 
 
 def test_noise_ops_have_their_strength() -> None:

@@ -348,6 +348,18 @@ def apply_plan(hr: torch.Tensor, steps: list[Step]) -> torch.Tensor:
     return img
 
 
+# Operations that only add random noise, and the one that captures with noise (its ``peak`` 0 means none).
+NOISE_OPS = frozenset({"gaussian_noise", "poisson_noise", "sensor_noise", "film_grain"})
+
+
+def noise_free(steps: list[Step]) -> list[Step]:
+    """A plan without its random noise (noise and grain steps dropped, raw capture with ``peak`` 0): applied to
+    the HR it approximates the LR's conditional mean given the HR and the exact parameters, so its PSNR against
+    the LR bounds what any deterministic reconstructor can reach on that LR."""
+    return [Step(s.op, {**s.params, "peak": 0.0}) if s.op == "raw_capture" else s
+            for s in steps if s.op not in NOISE_OPS]
+
+
 def degrade(hr: torch.Tensor, pipeline: str, rng: np.random.Generator | int, scale: int = 4) -> torch.Tensor:
     """HR (3, H, W) float in [0, 1] -> LR (3, H // scale, W // scale) float32 in [0, 1].
 
