@@ -15,7 +15,8 @@ images of ``bench/quality.py``), for each checkpoint:
 - the *signal margin*: LWay loss of ``R(S(LR), E(LR))`` minus that of ``R(HR, E(LR))``, with S = Real-ESRGAN x4plus
   and the loss as ``adapt`` computes it (HF-weighted L1 + LPIPS). Positive: the loss is lower at the HR than at
   S's output, so adapting S moves it towards the HR; negative: the loss prefers an output that keeps the
-  degradation (what ``bench/objective_check.py`` found for the old checkpoint on bayer_jpeg and film).
+  degradation (what ``bench/objective_check.py`` found for the old checkpoint on bayer_jpeg and film). The JSON
+  also holds ``margin_flat``, the same with W = 1 (``adapt --no-hf-weight``), the loss without the HF map.
 
 Prints a table and writes bench/results/reconstruction_fidelity_<device>.json.
 """
@@ -93,7 +94,7 @@ def main() -> None:
     torch.manual_seed(0)
     model = load_model("realesrgan-x4plus")
     metric = LPIPS("alex")
-    loss_fn = LWayLoss(metric)
+    loss_fn, flat_loss = LWayLoss(metric), LWayLoss(metric, hf_weight=False)
     recons = {name: load_checkpoint(path, expect_scale=4) for name, path in checkpoints.items()}
     data = sets(args.per_family)
     if args.only:
@@ -116,15 +117,17 @@ def main() -> None:
                     from_hr = recon.reconstructor(hr, styles=styles)
                     from_sr = recon.reconstructor(sr, styles=styles)
                     row[name] = {"psnr": psnr(from_hr, lr), "lpips": lpips(metric, from_hr, lr),
-                                 "margin": float(loss_fn(from_sr, lr).total - loss_fn(from_hr, lr).total)}
+                                 "margin": float(loss_fn(from_sr, lr).total - loss_fn(from_hr, lr).total),
+                                 "margin_flat": float(flat_loss(from_sr, lr).total - flat_loss(from_hr, lr).total)}
             rows.append(row)
         columns = ["area", *(["noise-free"] if "noise-free" in rows[0] else []), *recons]
         mean = {c: {k: _mean([r[c][k] for r in rows]) for k in rows[0][c]} for c in columns}
         results[set_name] = {"mean": mean, "images": rows}
         cells = "  ".join(f"{c}: {_db(mean[c]['psnr'])} / {mean[c]['lpips']:.4f}"
-                          + (f" / {mean[c]['margin']:+.4f}" if "margin" in mean[c] else "") for c in columns)
+                          + (f" / {mean[c]['margin']:+.4f} ({mean[c]['margin_flat']:+.4f})" if "margin" in mean[c]
+                             else "") for c in columns)
         print(f"{set_name:<14} {len(rows):>3}  {cells}", flush=True)
-    print("(per column: PSNR of R(HR, E(LR)) vs LR / LPIPS / signal margin; area = plain area downsample; "
+    print("(per column: PSNR of R(HR, E(LR)) vs LR / LPIPS / signal margin (with W = 1); area = plain area downsample; "
           "noise-free = the family's plan without its noise, the ceiling)")
     device = f"{platform.machine()} CPU"
     out = args.out or results_dir() / f"reconstruction_fidelity_{device.replace(' ', '_')}.json"
