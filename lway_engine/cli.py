@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -13,6 +15,7 @@ from lway_engine.evaluation.command import evaluate_command
 from lway_engine.export.command import export_command
 
 if TYPE_CHECKING:
+    from lway_engine.distributed import Topology
     from lway_engine.media.upscale_video import VideoJob
     from lway_engine.models import LoadedModel
     from lway_engine.upscale import UpscaleOptions
@@ -41,6 +44,22 @@ def _amp(amp: str, device: str) -> str | None:
         return resolve_amp(amp, device)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
+
+
+@contextmanager
+def _launch(device: str) -> Iterator[tuple[Topology, str]]:
+    """This process's place in a torchrun job (one process without torchrun) and its device (``cuda`` becomes the
+    local rank's GPU); joins the process group for the command's length. A bad torchrun setup exits 2."""
+    from lway_engine.distributed import session
+    from lway_engine.distributed.group import BackendUnavailable
+
+    with ExitStack() as stack:
+        try:
+            joined = stack.enter_context(session(device))
+        except (ValueError, BackendUnavailable) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        yield joined
 
 
 @weights_app.command("list")
@@ -136,9 +155,12 @@ def upscale(
     resume: Annotated[bool, typer.Option(help="Video: continue an interrupted run from its finished segments "
                                          "(<output>.parts/); without it they are discarded.",
                                          rich_help_panel="Video")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Images: upscale again files whose output already exists (by "
+                                            "default a rerun skips them, so a killed job resumes).")] = False,
 ) -> None:
     """Super-resolve images, or a video. Greyscale, 16-bit depth and alpha are kept; a failing file is reported and
-    skipped, and the exit code is 1 if any file failed.
+    skipped, and the exit code is 1 if any file failed. Outputs that already exist are skipped (--overwrite).
+    Under torchrun the images are shared among the processes (README: many GPUs and machines).
 
     A video file (or a folder of numbered frames with -o NAME.mp4) is upscaled frame by frame into one video:
     frame rate, timestamps and rotation are kept, audio and subtitles copied; an interrupted run continues with
@@ -157,30 +179,45 @@ def upscale(
             or tile_pad < 0 or (outscale is not None and not 0 < outscale <= 16) or "/" in suffix:
         raise typer.BadParameter("check --ext (auto|png|jpg|webp|tif), --alpha-mode (model|bicubic), --tile, "
                                  "--tile-pad, --outscale (0 < F <= 16) and --suffix (no '/')")
-    try:
-        precision = "fp32" if fp32 or fp16 else "auto"
-        upscaler = Upscaler(model, device=device, cpu_kernels=cpu_kernels, precision=precision, backend=backend)
-        loaded = upscaler.model
-        options = UpscaleOptions(tile=tile, tile_pad=tile_pad, fp16=fp16, bf16=upscaler.options.bf16, ext=ext,
-                                 name_suffix=suffix, quality=quality, outscale=outscale, alpha_mode=alpha_mode)
-        if is_video_job(inputs, output):
-            job = VideoJob(EncodeSettings(codec, crf, preset, pix_fmt), segment_frames, resume, Fraction(fps),
-                           batch or (8 if device.startswith("cuda") else 1))
-            _upscale_video(loaded, inputs, output, options, job)  # exits with the video's status
-        outcomes = upscale_files(loaded, inputs, output, options)
-    except (ModelLoadError, WeightsUnavailable, TensorRTUnavailable, OpenVinoUnavailable, FileNotFoundError,
-            ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    failures = [o for o in outcomes if o.error]
+    with _launch(device) as (topology, device):
+        try:
+            precision = "fp32" if fp32 or fp16 else "auto"
+            upscaler = Upscaler(model, device=device, cpu_kernels=cpu_kernels, precision=precision, backend=backend)
+            loaded = upscaler.model
+            options = UpscaleOptions(tile=tile, tile_pad=tile_pad, fp16=fp16, bf16=upscaler.options.bf16, ext=ext,
+                                     name_suffix=suffix, quality=quality, outscale=outscale, alpha_mode=alpha_mode)
+            if is_video_job(inputs, output):
+                if topology.distributed:
+                    raise ValueError("a video is upscaled by one process, in order: run it without torchrun")
+                job = VideoJob(EncodeSettings(codec, crf, preset, pix_fmt), segment_frames, resume, Fraction(fps),
+                               batch or (8 if device.startswith("cuda") else 1))
+                _upscale_video(loaded, inputs, output, options, job)  # exits with the video's status
+            outcomes = upscale_files(loaded, inputs, output, options, progress=topology.leader,
+                                     overwrite=overwrite, topology=topology)
+        except (ModelLoadError, WeightsUnavailable, TensorRTUnavailable, OpenVinoUnavailable, FileNotFoundError,
+                ValueError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        failures = [o for o in outcomes if o.error]
+        if topology.leader:  # every rank holds all outcomes; one prints them
+            _upscale_summary(outcomes, output, topology.world_size)
+        raise typer.Exit(1 if failures else 0)
+
+
+def _upscale_summary(outcomes: list, output: Path, processes: int) -> None:
+    """Each file's time, output or error, then the totals (the skipped ones counted apart)."""
+    skipped = [o for o in outcomes if o.skipped]
+    written = [o for o in outcomes if not o.error and not o.skipped]
     for outcome in outcomes:
         if outcome.error:
             typer.echo(f"FAILED {outcome.source} ({outcome.seconds:.1f} s): {outcome.error}", err=True)
-        else:
+        elif not outcome.skipped:
             typer.echo(f"{outcome.seconds:7.2f} s  {outcome.source} -> {outcome.output}")
     total = sum(o.seconds for o in outcomes)
-    typer.echo(f"{len(outcomes) - len(failures)} of {len(outcomes)} images written to {output} in {total:.1f} s")
-    raise typer.Exit(1 if failures else 0)
+    over = f" of processing over {processes} processes" if processes > 1 else ""
+    typer.echo(f"{len(written) + len(skipped)} of {len(outcomes)} images written to {output} in {total:.1f} s{over}"
+               + (f" ({len(skipped)} of them already there from an earlier run, skipped; --overwrite redoes them)"
+                  if skipped else ""))
 
 
 def _upscale_video(model: LoadedModel, inputs: list[Path], output: Path, options: UpscaleOptions, job: VideoJob
@@ -289,7 +326,8 @@ def adapt(
         None),
     iterations: Annotated[int, typer.Option(help="Adam steps (the paper uses 150-500).")] = 300,
     lr: Annotated[float, typer.Option(help="Learning rate (paper: 2e-6; 5e-5 for diffusion models).")] = 2e-6,
-    batch: Annotated[int, typer.Option(help="LR crops per step.")] = 6,
+    batch: Annotated[int, typer.Option(help="LR crops per step; under torchrun the global batch, shared among the "
+                                       "processes (a multiple of their number).")] = 6,
     crop: Annotated[int, typer.Option(help="LR crop side in pixels.")] = 128,
     trainable: Annotated[str, typer.Option(
         help="Fraction of parameters to train, from the output end (e.g. 0.65), or comma-separated name globs "
@@ -329,9 +367,13 @@ def adapt(
     adapted weights (same keys as the input checkpoint) and a report. Ctrl-C stops early and still writes them.
 
     A video is adapted on frames sampled from it (--frames), as one set: the adapted weights then upscale the whole
-    video (`upscale film.mp4 -o film_x4.mp4 --model OUTDIR/weights/adapted.safetensors`)."""
+    video (`upscale film.mp4 -o film_x4.mp4 --model OUTDIR/weights/adapted.safetensors`).
+
+    Under torchrun the processes share the work (README: many GPUs and machines): per image, each adapts its share
+    of the images, and a rerun skips the images already finished; whole set, they train one model together."""
     from lway_engine.adaptation.loop import AdaptConfig
     from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR, run_adaptation
+    from lway_engine.distributed import from_rank0
     from lway_engine.models import ModelLoadError, load_model
     from lway_engine.reconstruction import CheckpointError, load_checkpoint
 
@@ -339,22 +381,24 @@ def adapt(
         fraction, patterns = float(trainable), ()
     except ValueError:
         fraction, patterns = 0.65, tuple(p.strip() for p in trainable.split(",") if p.strip())
-    try:
-        loaded = load_model(model, device=device)
-        recon = load_checkpoint(reconstructor or DEFAULT_RECONSTRUCTOR, expect_scale=loaded.scale)
-        files = _adaptation_files(inputs, output, frames)
-        config = AdaptConfig(iterations=iterations, lr=lr, batch=batch, crop=crop, trainable_fraction=fraction,
-                             trainable_patterns=patterns, hf_weight=hf_weight, seed=seed, compile=compile,
-                             amp=_amp(amp, device), deterministic=deterministic, extension=ext, anchor=anchor,
-                             texture=texture, detail=detail, select=select)
-        runs = run_adaptation(loaded, files, output, recon, config, per_image)
-    except (ModelLoadError, CheckpointError, FileNotFoundError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    for name, log in runs.items():
-        typer.echo(f"{name}: {log.status} after {len(log.loss)} steps. {log.message}")
-    typer.echo(f"results, weights and report in {output.resolve()}")
-    raise typer.Exit(0 if all(log.status == "done" for log in runs.values()) else 1)
+    with _launch(device) as (topology, device):
+        try:
+            loaded = load_model(model, device=device)
+            recon = load_checkpoint(reconstructor or DEFAULT_RECONSTRUCTOR, expect_scale=loaded.scale)
+            files = from_rank0(lambda: _adaptation_files(inputs, output, frames))  # sampled frames: written once
+            config = AdaptConfig(iterations=iterations, lr=lr, batch=batch, crop=crop, trainable_fraction=fraction,
+                                 trainable_patterns=patterns, hf_weight=hf_weight, seed=seed, compile=compile,
+                                 amp=_amp(amp, device), deterministic=deterministic, extension=ext, anchor=anchor,
+                                 texture=texture, detail=detail, select=select)
+            runs = run_adaptation(loaded, files, output, recon, config, per_image, topology=topology)
+        except (ModelLoadError, CheckpointError, FileNotFoundError, ValueError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        if topology.leader:
+            for name, log in runs.items():
+                typer.echo(f"{name}: {log.status} after {len(log.loss)} steps. {log.message}")
+            typer.echo(f"results, weights and report in {output.resolve()}")
+        raise typer.Exit(0 if all(log.status == "done" for log in runs.values()) else 1)
 
 
 @app.command()
@@ -382,7 +426,8 @@ def pretrain(
         help="Fraction of each folder's files (last by name) kept for validation.")] = 0.1,
     steps: Annotated[int, typer.Option(help="Training steps (the cosine schedule spans them; --resume continues).")
                      ] = 3000,
-    batch: Annotated[int, typer.Option(help="Pairs per step.")] = 16,
+    batch: Annotated[int, typer.Option(help="Pairs per step; under torchrun the global batch, shared among the "
+                                       "processes (a multiple of their number).")] = 16,
     crop: Annotated[int, typer.Option(help="LR crop side.")] = 64,
     lr: Annotated[float, typer.Option(help="Adam learning rate (cosine-decayed to 10%).")] = 2e-4,
     scale: Annotated[int, typer.Option(help="SR scale the reconstructor serves.")] = 4,
@@ -405,19 +450,23 @@ def pretrain(
     """Step 1: train the degradation encoder + LR reconstructor on synthetic pairs (the broad camera/optics/scan
     space, BSRGAN and Real-ESRGAN degradations) and/or real pairs with L1 + LPIPS. Unreadable or too-small files
     are skipped, greyscale and 16-bit ones converted, with counts. Checkpoints are atomic; --resume continues a
-    stopped run bit for bit."""
+    stopped run bit for bit (under torchrun: at the same number of processes; another number also resumes, with
+    other samples drawn)."""
     from lway_engine.pretrain import PretrainConfig, pretrain_files
     from lway_engine.reconstruction import ReconstructionConfig
 
-    config = PretrainConfig(steps=steps, batch=batch, crop=crop, lr=lr, checkpoint_every=checkpoint_every,
-                            val_every=checkpoint_every, seed=seed, workers=workers,
-                            real_fraction=real_fraction, lpips_weight=lpips_weight, device=device,
-                            amp=_amp(amp, device))
-    model_config = ReconstructionConfig(scale=scale, embed_dim=embed_dim, reconstructor_width=width,
-                                        num_blocks=blocks, colour_head=int(colour_head))
-    try:
-        log = pretrain_files(hr or [], pairs or [], output, config, model_config, holdout, resume, echo=typer.echo)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    typer.echo(f"done in {log['seconds']:.0f} s, {log['samples']} samples seen; final validation {log['val'][-1][1]}; "
-               f"checkpoint {output}")
+    with _launch(device) as (topology, device):
+        config = PretrainConfig(steps=steps, batch=batch, crop=crop, lr=lr, checkpoint_every=checkpoint_every,
+                                val_every=checkpoint_every, seed=seed, workers=workers,
+                                real_fraction=real_fraction, lpips_weight=lpips_weight, device=device,
+                                amp=_amp(amp, device))
+        model_config = ReconstructionConfig(scale=scale, embed_dim=embed_dim, reconstructor_width=width,
+                                            num_blocks=blocks, colour_head=int(colour_head))
+        echo = typer.echo if topology.leader else (lambda message: None)
+        try:
+            log = pretrain_files(hr or [], pairs or [], output, config, model_config, holdout, resume, echo=echo,
+                                 topology=topology)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+        echo(f"done in {log['seconds']:.0f} s, {log['samples']} samples seen; final validation "
+             f"{log['val'][-1][1] if log['val'] else '-'}; checkpoint {output}")

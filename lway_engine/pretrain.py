@@ -5,6 +5,12 @@ written atomically, and ``resume=True`` continues from them bit-for-bit: each st
 (seed, step), so no sampler state is needed, and ``workers`` processes can synthesise the next batches while this
 one trains (degradation synthesis is NumPy/Pillow work that would otherwise stall the optimiser). A held-out
 validation set (fixed samples from files never used for training) is scored every ``val_every`` steps.
+
+Under torchrun (``topology`` of several ranks) the model trains with DistributedDataParallel: ``batch`` stays the
+global batch, each rank synthesises its share from its own stream (seed, step, rank), DDP averages the gradients,
+and rank 0 alone validates and writes the checkpoints. The step count and the optimizer state do not depend on the
+number of processes, so ``resume`` continues on another world size (8 GPUs, then 1 CPU, ...). Bit for bit then
+holds only at the same world size: the rank streams draw other samples for another count of ranks.
 """
 
 from __future__ import annotations
@@ -23,27 +29,33 @@ from tqdm.auto import tqdm
 
 from lway_engine.adaptation.step import amp_dtype
 from lway_engine.atomic import atomic_write
+from lway_engine.distributed import Topology, data_parallel, local_slice, mean_over_ranks, step_rng
 from lway_engine.losses import LPIPS
 from lway_engine.reconstruction import LWayReconstruction, ReconstructionConfig, load_checkpoint, save_checkpoint
 from lway_engine.training_data import PairSource, find_pairs, image_files
 
 
 class _StepBatches(torch.utils.data.Dataset):
-    """Index i -> the batch of step ``start + i``; what the prefetching DataLoader's workers compute."""
+    """Index i -> this rank's share of the batch of step ``start + i``; what the prefetching DataLoader's workers
+    compute."""
 
-    def __init__(self, source: PairSource, config: PretrainConfig, start: int) -> None:
-        self.source, self.config, self.start = source, config, start
+    def __init__(self, source: PairSource, config: PretrainConfig, start: int, topology: Topology) -> None:
+        self.source, self.config, self.start, self.topology = source, config, start, topology
+        share = local_slice(config.batch, topology)
+        self.size = share.stop - share.start
 
     def __len__(self) -> int:
         return self.config.steps - self.start
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         c = self.config
-        return self.source.batch_for_step(c.seed, self.start + index, c.batch, c.crop, c.real_fraction)
+        rng = step_rng(c.seed, self.start + index, self.topology)
+        return self.source.batch(rng, self.size, c.crop, c.real_fraction)
 
 
-def _batches(source: PairSource, config: PretrainConfig, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    steps = _StepBatches(source, config, start)
+def _batches(source: PairSource, config: PretrainConfig, start: int, topology: Topology
+             ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    steps = _StepBatches(source, config, start, topology)
     if config.workers == 0:
         return (steps[i] for i in range(len(steps)))
     return iter(torch.utils.data.DataLoader(steps, batch_size=None, num_workers=config.workers, prefetch_factor=4,
@@ -95,8 +107,12 @@ def validation_loss(model: LWayReconstruction, lpips: LPIPS, samples: list[tuple
 
 
 def pretrain(train: PairSource, val: PairSource, out: Path, config: PretrainConfig,
-             model_config: ReconstructionConfig, resume: bool = False, progress: bool = True) -> dict:
-    """Train E+R; writes ``out`` (checkpoint), ``out.state.pt`` (resume state) and ``out.json`` (log)."""
+             model_config: ReconstructionConfig, resume: bool = False, progress: bool = True,
+             topology: Topology | None = None) -> dict:
+    """Train E+R; rank 0 writes ``out`` (checkpoint), ``out.state.pt`` (resume state) and ``out.json`` (log)."""
+    topology = topology or Topology.single()
+    local_slice(config.batch, topology)  # a batch the ranks cannot share fails before any work
+    progress = progress and topology.leader
     out.parent.mkdir(parents=True, exist_ok=True)
     state_path, log_path = out.with_suffix(".state.pt"), out.with_suffix(".json")
     torch.manual_seed(config.seed)
@@ -104,7 +120,8 @@ def pretrain(train: PairSource, val: PairSource, out: Path, config: PretrainConf
     amp = amp_dtype(config.amp, device)
     lpips = LPIPS("alex").to(device)
     val_rng = np.random.default_rng(config.seed + 1)
-    val_samples = [val.sample(val_rng, config.crop, config.real_fraction) for _ in range(config.val_samples)]
+    val_samples = [val.sample(val_rng, config.crop, config.real_fraction)
+                   for _ in range(config.val_samples if topology.leader else 0)]  # rank 0 alone validates
     if resume and out.exists() and state_path.exists():
         model = load_checkpoint(out, expect_scale=model_config.scale, expect_embed_dim=model_config.embed_dim)
         model = model.to(device)
@@ -119,7 +136,8 @@ def pretrain(train: PairSource, val: PairSource, out: Path, config: PretrainConf
                "samples": 0, "data": train.report.summary()}
         start = 0
     # Each launch's settings, so a run resumed with other settings (--amp, --workers, --steps) says so in its log.
-    log.setdefault("launches", []).append({"from_step": start, **asdict(config)})
+    log.setdefault("launches", []).append({"from_step": start, **asdict(config), "processes": topology.world_size})
+    trained = data_parallel(model, device)  # the model itself in one process
     scheduler_floor = config.lr * 0.1
 
     def save(step: int) -> None:
@@ -130,15 +148,15 @@ def pretrain(train: PairSource, val: PairSource, out: Path, config: PretrainConf
 
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="pretrain", disable=not progress)
     began = time.perf_counter() - log["seconds"]
-    batches = _batches(train, config, start)
+    batches = _batches(train, config, start, topology)
     for step in bar:
         model.train()
         for group in optimizer.param_groups:  # cosine decay to 10% keeps late steps from undoing early progress
             group["lr"] = scheduler_floor + (config.lr - scheduler_floor) * 0.5 * (1 + math.cos(math.pi * step /
                                                                                           config.steps))
         hr, lr = (t.to(device, non_blocking=True) for t in next(batches))
-        total, l1, perceptual = _loss(model, lpips, hr, lr, config.lpips_weight, amp)
-        value = float(total.detach())
+        total, l1, perceptual = _loss(trained, lpips, hr, lr, config.lpips_weight, amp)
+        value, l1, perceptual = mean_over_ranks(torch.tensor([float(total.detach()), l1, perceptual])).tolist()
         if not math.isfinite(value):
             raise FloatingPointError(f"pretraining loss became {value} at step {step}; lower --lr")
         optimizer.zero_grad(set_to_none=True)
@@ -148,11 +166,11 @@ def pretrain(train: PairSource, val: PairSource, out: Path, config: PretrainConf
         log["samples"] = (step + 1) * config.batch
         bar.set_postfix(loss=f"{value:.4f}", l1=f"{l1:.4f}", lpips=f"{perceptual:.4f}")
         done = step + 1
-        if done % config.val_every == 0 or done == config.steps:
+        if topology.leader and (done % config.val_every == 0 or done == config.steps):
             log["val"].append([done, validation_loss(model, lpips, val_samples, config.lpips_weight)])
             bar.write(f"step {done}: validation {log['val'][-1][1]}")
         log["seconds"] = time.perf_counter() - began
-        if done % config.checkpoint_every == 0 or done == config.steps:
+        if topology.leader and (done % config.checkpoint_every == 0 or done == config.steps):
             save(done)
     return log
 
@@ -170,7 +188,7 @@ def _split(items: list, folder: Callable[[Any], Path], holdout: float) -> tuple[
 
 def pretrain_files(hr: list[Path], pairs: list[Path], out: Path, config: PretrainConfig,
                    model_config: ReconstructionConfig, holdout: float = 0.1, resume: bool = False,
-                   echo: Callable[[str], None] = print) -> dict:
+                   echo: Callable[[str], None] = print, topology: Topology | None = None) -> dict:
     """``lway-engine pretrain`` on files and folders: find HR images and registered pairs, hold out the last
     ``holdout`` of each folder for validation, load (skipping and counting what cannot serve), train."""
     pair_files = find_pairs(pairs, model_config.scale)
@@ -186,4 +204,4 @@ def pretrain_files(hr: list[Path], pairs: list[Path], out: Path, config: Pretrai
     echo(f"training on {len(train.hr_images)} HR images + {len(train.real_pairs)} real pairs "
          f"({train.report.summary()}); validating on {len(val.hr_images)} + {len(val.real_pairs)} held out "
          f"(last by name in each folder; {val.report.summary()})")
-    return pretrain(train, val, out, config, model_config, resume)
+    return pretrain(train, val, out, config, model_config, resume, topology=topology)

@@ -1,4 +1,9 @@
-"""``lway-engine upscale``: super-resolve image files with any loaded model; one failing file never stops the rest."""
+"""``lway-engine upscale``: super-resolve image files with any loaded model; one failing file never stops the rest.
+
+Outputs are written atomically, so one that exists is complete: a killed job that is run again (by hand, or by
+``torchrun --max-restarts``) skips them and does only the rest. Under torchrun each rank upscales its shard of the
+files (``distributed/sharding.py``) and the outcomes are merged, so every rank reports the whole job.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from lway_engine.distributed import Topology, gather_lists, shard
 from lway_engine.media.images import (
     LUMA,
     READ_SUFFIXES,
@@ -51,6 +57,7 @@ class Outcome:
     output: Path | None
     error: str | None = None
     seconds: float = 0.0
+    skipped: bool = False  # the output was already there (an earlier, interrupted run wrote it)
 
 
 OUTPUT_EXTENSIONS = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp", ".tif": "tif", ".tiff": "tif"}
@@ -160,14 +167,21 @@ def prepare_model(model: LoadedModel, options: UpscaleOptions) -> None:
 
 
 def upscale_files(model: LoadedModel, inputs: Sequence[Path], outdir: Path, options: UpscaleOptions,
-                  progress: bool = True) -> list[Outcome]:
-    """Upscale every input into ``outdir``; a file that fails is reported in its Outcome and the rest go on."""
+                  progress: bool = True, overwrite: bool = False, topology: Topology | None = None) -> list[Outcome]:
+    """Upscale every input into ``outdir``; a file that fails is reported in its Outcome and the rest go on.
+    Existing outputs are skipped unless ``overwrite``; under torchrun (``topology``) this rank does its shard and
+    every rank returns the outcomes of all files, in input order."""
     prepare_model(model, options)
+    topology = topology or Topology.single()
+    pairs = collect_inputs(inputs)
     outcomes = []
-    bar = tqdm(collect_inputs(inputs), desc="upscale", unit="img", disable=not progress)
+    bar = tqdm(shard(pairs, topology), desc="upscale", unit="img", disable=not progress)
     for source, target in bar:
         bar.set_postfix_str(source.name)
         dest = output_path(outdir, source, target, options)
+        if dest.exists() and not overwrite:
+            outcomes.append(Outcome(source, dest, skipped=True))
+            continue
         started = time.perf_counter()
         try:
             result = upscale_image(model, read_image(source), options, progress)
@@ -175,4 +189,5 @@ def upscale_files(model: LoadedModel, inputs: Sequence[Path], outdir: Path, opti
             outcomes.append(Outcome(source, dest, seconds=time.perf_counter() - started))
         except (ImageReadError, ImageTooSmall, ValueError, OSError) as exc:
             outcomes.append(Outcome(source, None, str(exc), time.perf_counter() - started))
-    return outcomes
+    order = {source: i for i, (source, _) in enumerate(pairs)}
+    return sorted(gather_lists(outcomes), key=lambda outcome: order[outcome.source])

@@ -6,6 +6,16 @@ the held-out strips, the no-HR quality signal (``signal.py``) is scored every ``
 ends with the weights of the best-scoring step seen (step 0, the unadapted model, included), not the last. Faults are contained per run: a loss that turns NaN or explodes restores the
 last weights that gave a good loss (those before the previous update, as a check before the update would) and
 stops; Ctrl-C keeps the weights of the last completed step. Either way the caller still writes its outputs.
+
+``data_parallel`` (whole-set ``adapt`` under torchrun) trains one model on all ranks with DistributedDataParallel
+over the trainable subset. ``batch`` stays the global batch: every rank draws the whole batch's crop positions
+from the same seeded generator and cuts only its own slice of them, so the ranks' crops are disjoint, together
+exactly the single-process batch, and the run follows the single-process trajectory up to float32 rounding (DDP
+averages the gradients of the slices' means, which is the gradient of the batch mean). Drawing positions is free;
+only the rank's own crops are cut and run. The logged loss is averaged over the ranks, so the divergence check
+and the log are the global batch's on every rank. The no-HR signal is not split: DDP keeps the weights equal on
+every rank, so rank 0 alone scores the held-out tiles and hands its point to all; one scorer means the ranks can
+never choose different steps (a last-bit difference between their scores would otherwise split the decision).
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.signal import Holdout, QualityMonitor, SignalPoint
 from lway_engine.adaptation.step import AdaptStep, execution_settings
 from lway_engine.adaptation.trainable import select_trainable
+from lway_engine.distributed import Topology, data_parallel, from_rank0, local_slice, mean_over_ranks
 from lway_engine.models import LoadedModel
 from lway_engine.reconstruction import MIN_LR_SIZE
 
@@ -49,6 +60,7 @@ class AdaptConfig:
     detail: float = 0.0  # weight holding S's detail above the LR band to the unadapted model's (step.py)
     select: bool = True  # choose the step and the candidate by the no-HR signal (select.py); False: fixed schedule
     eval_every: int = 0  # steps between signal evaluations; 0: iterations // 8 (at least 1)
+    data_parallel: bool = False  # split each (global) batch over torchrun's ranks, DDP (see the module docstring)
 
 
 @dataclass
@@ -100,15 +112,16 @@ def _at_least(img: torch.Tensor, side: int) -> torch.Tensor:
 
 
 def _random_crops(images: list[torch.Tensor], batch: int, crop: int, rng: np.random.Generator,
-                  limits: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch of random crops (drawn from random images, inside each image's ``limits``) with each crop's index."""
+                  limits: list[tuple[int, int]], part: slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random crops (from random images, inside each image's ``limits``) with each crop's image index: the ``part``
+    of a batch of ``batch`` whose positions are all drawn, so the generator advances alike on every rank."""
     picks = rng.integers(0, len(images), size=batch)
-    crops = []
+    boxes = []
     for i in picks:
         height, width = limits[i]
-        top, left = rng.integers(0, height - crop + 1), rng.integers(0, width - crop + 1)
-        crops.append(images[i][:, top : top + crop, left : left + crop])
-    return torch.stack(crops), torch.as_tensor(picks, device=images[0].device)
+        boxes.append((i, rng.integers(0, height - crop + 1), rng.integers(0, width - crop + 1)))
+    crops = [images[i][:, top : top + crop, left : left + crop] for i, top, left in boxes[part]]
+    return torch.stack(crops), torch.as_tensor(picks[part], device=images[0].device)
 
 
 def adapt(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.nn.Module, loss_fn: LWayLoss,
@@ -120,7 +133,8 @@ def adapt(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.
     ``observe(point, module)`` runs after each signal evaluation, with the weights of that step (for benchmarks
     that score them against an HR, or a UI that shows them); ``hooks`` report steps and ask to stop (apps)."""
     torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
+    rng = np.random.default_rng(config.seed)  # the same on every rank: see the module docstring
+    part = local_slice(config.batch, Topology.from_env()) if config.data_parallel else slice(None)
     module = model.module.eval()  # fine-tuning keeps inference behaviour (no dropout/BN statistics updates)
     select_trainable(module, config.trainable_fraction, list(config.trainable_patterns) or None)
     params = [p for p in module.parameters() if p.requires_grad]
@@ -141,6 +155,8 @@ def adapt(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.
     device = embeddings.device
     step_fn = AdaptStep(module, reconstruction.reconstructor, styles, loss_fn, params, config.lr, device,
                         config.compile, config.amp, config.anchor, config.texture, config.detail)
+    if config.data_parallel:  # after the step set the memory format and kept its frozen copy of the plain module
+        step_fn.module = data_parallel(module, device)
     monitor = QualityMonitor(images, holdout, reconstruction.reconstructor, styles, model.scale) if holdout else None
     eval_every = config.eval_every or max(1, config.iterations // 8)
     best = [p.detach().clone() for p in params] if monitor else []  # weights of the best-scoring step
@@ -161,10 +177,11 @@ def adapt(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.
                     log.message += f"cancelled after {len(log.loss)} steps; keeping the best weights so far."
                     break
                 started = time.perf_counter()
-                lr_crops, picks = _random_crops(images, config.batch, log.crop, rng, limits)
+                lr_crops, picks = _random_crops(images, config.batch, log.crop, rng, limits, part)
                 _copy(params, current)
                 updating = True
-                value, l1, lpips = step_fn(lr_crops, picks).tolist()
+                terms = step_fn(lr_crops, picks)
+                value, l1, lpips = (mean_over_ranks(terms) if config.data_parallel else terms).tolist()
                 updating = False
                 if not math.isfinite(value) or (log.loss and value > config.explode_factor * log.loss[0]):
                     _copy(good, params)
@@ -180,7 +197,8 @@ def adapt(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.
                 if hooks:
                     hooks.on_step(step + 1, config.iterations, value)
                 if monitor and (step + 1 == config.iterations or (step + 1) % eval_every == 0):
-                    point = monitor.evaluate(module, step + 1)
+                    point = from_rank0(lambda: monitor.evaluate(module, step + 1)) if config.data_parallel \
+                        else monitor.evaluate(module, step + 1)
                     log.signal.append(point)
                     if observe:
                         observe(point, module)

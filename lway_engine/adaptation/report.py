@@ -1,6 +1,11 @@
 """``adapt``'s report: ``report.json`` (everything), ``report.md`` (settings, runs, the decision and why) and, where
 the no-HR signal ran, ``signal.png``: loss and signal against steps per candidate, the chosen step marked. A user
-who has no HR judges adaptation by this page, so the decision is stated first, in words, then shown."""
+who has no HR judges adaptation by this page, so the decision is stated first, in words, then shown.
+
+Per-image runs also leave one record each, ``runs/<name>.json`` (``RunRecords``): written after the image's
+weights and images, so that it exists means the image is complete. A relaunch (a killed job, ``torchrun
+--max-restarts``) skips the images recorded with the same job settings, and the report is merged from the records,
+whichever process or launch wrote them."""
 
 from __future__ import annotations
 
@@ -12,15 +17,66 @@ from pathlib import Path
 import numpy as np
 
 from lway_engine.adaptation.loop import AdaptLog
-from lway_engine.adaptation.select import Decision
+from lway_engine.adaptation.select import Candidate, Decision
+from lway_engine.adaptation.signal import SignalPoint
 from lway_engine.atomic import atomic_write
 
 
 def report_data(settings: dict, runs: dict[str, AdaptLog], decisions: dict[str, Decision], seconds: float) -> dict:
     """Everything ``report.json`` holds, as plain data (what ``Adapter`` results carry too)."""
     return {"settings": settings, "seconds": seconds, "runs": {k: asdict(v) for k, v in runs.items()},
-            "decisions": {k: {**asdict(d), "runs": {c: asdict(log) for c, log in (d.runs or {}).items()}}
-                          for k, d in decisions.items()}}
+            "decisions": {k: _decision_data(d) for k, d in decisions.items()}}
+
+
+def _decision_data(decision: Decision) -> dict:
+    return {**asdict(decision), "runs": {c: asdict(log) for c, log in (decision.runs or {}).items()}}
+
+
+def _log_from(data: dict) -> AdaptLog:
+    return AdaptLog(**{**data, "signal": [SignalPoint(**point) for point in data["signal"]]})
+
+
+def _decision_from(data: dict) -> Decision:
+    candidate = Candidate(**data["candidate"]) if data["candidate"] else None
+    runs = {name: _log_from(log) for name, log in data["runs"].items()} if data["runs"] is not None else None
+    return Decision(data["adapted"], data["reason"], candidate, data["step"], runs)
+
+
+class RunRecords:
+    """The per-image records in ``folder``, for the job settings ``job`` (what must match for a record to count)."""
+
+    def __init__(self, folder: Path, job: dict) -> None:
+        self.folder = folder
+        self.job = json.loads(json.dumps(job, default=str))  # as it reads back from a record (tuples as lists)
+
+    def _path(self, name: str) -> Path:
+        return self.folder / f"{name}.json"
+
+    def _read(self, name: str) -> dict | None:
+        try:
+            return json.loads(self._path(name).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def complete(self, name: str) -> bool:
+        """The image was adapted to the end with these settings (an interrupted or cancelled run is redone)."""
+        record = self._read(name)
+        return record is not None and record["job"] == self.job and record["run"]["status"] not in (
+            "interrupted", "cancelled")
+
+    def write(self, name: str, log: AdaptLog, decision: Decision) -> None:
+        """Record a finished image; call it after all of the image's outputs are written."""
+        record = {"job": self.job, "run": asdict(log), "decision": _decision_data(decision)}
+        atomic_write(self._path(name), lambda tmp: tmp.write_text(json.dumps(record, indent=1, default=str)))
+
+    def load(self, names: list[str]) -> tuple[dict[str, AdaptLog], dict[str, Decision]]:
+        """The runs and decisions recorded for ``names`` with these settings, in that order (absent ones left out)."""
+        runs, decisions = {}, {}
+        for name in names:
+            record = self._read(name)
+            if record is not None and record["job"] == self.job:
+                runs[name], decisions[name] = _log_from(record["run"]), _decision_from(record["decision"])
+        return runs, decisions
 
 
 def write_report(outdir: Path, settings: dict, runs: dict[str, AdaptLog], decisions: dict[str, Decision],

@@ -5,11 +5,18 @@ Outputs in OUTDIR: ``sr_before/`` and ``sr_after/`` (the model's results before 
 layout), ``report.json``, ``report.md`` and ``signal.png`` (the decision and why, loss and no-HR signal curves per
 candidate; ``report.py``). The adaptation itself is ``Adapter``'s (``adapter.py``, the public API): with
 ``config.select`` (the default) ``select.py`` picks the candidate and the step, or keeps the unadapted weights when
-no candidate beats them; per image in per-image mode.
+no candidate beats them; per image in per-image mode, where ``runs/<name>.json`` marks each finished image and a
+relaunch skips those.
+
+Under torchrun (``topology`` of several ranks): per image, each rank adapts its shard of the images
+(``distributed/sharding.py``) and rank 0 merges the records into the report once all ranks are done; whole set,
+the ranks train one model together (DDP, ``loop.py``), each upscales its shard of the before/after images, and
+rank 0 writes the weights and the report.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -18,16 +25,18 @@ import numpy as np
 
 from lway_engine.adaptation.adapter import Adapter
 from lway_engine.adaptation.loop import AdaptConfig, AdaptLog
-from lway_engine.adaptation.report import write_report
+from lway_engine.adaptation.report import RunRecords, write_report
 from lway_engine.adaptation.select import Decision
 from lway_engine.adaptation.step import amp_dtype
 from lway_engine.compiled import DynamicSizeNetwork
+from lway_engine.distributed import Topology, gather_lists, local_slice, shard
 from lway_engine.media.images import Image, read_image, write_image
 from lway_engine.models import LoadedModel
 from lway_engine.reconstruction import LWayReconstruction
 from lway_engine.upscale import UpscaleOptions, upscale_image
 
 DEFAULT_RECONSTRUCTOR = Path(__file__).resolve().parent.parent / "assets" / "lway-er-x4.safetensors"
+OPTIONS = UpscaleOptions(tile=512)  # the before/after inference
 
 
 def _compare(lr: Image, before: Image, after: Image, scale: int) -> Image:
@@ -35,41 +44,78 @@ def _compare(lr: Image, before: Image, after: Image, scale: int) -> Image:
     return Image(np.concatenate([enlarged, before.rgb(), after.rgb()], axis=1), None, 8)
 
 
+def _write_outputs(outdir: Path, name: str, lr: Image, before: Image, after: Image, scale: int) -> None:
+    write_image(outdir / "sr_before" / f"{name}.png", before)
+    write_image(outdir / "sr_after" / f"{name}.png", after)
+    write_image(outdir / "compare" / f"{name}.png", _compare(lr, before, after, scale))
+
+
 def run_adaptation(model: LoadedModel, inputs: list[Path], outdir: Path, reconstruction: LWayReconstruction,
-                   config: AdaptConfig, per_image: bool, progress: bool = True) -> dict[str, AdaptLog]:
+                   config: AdaptConfig, per_image: bool, progress: bool = True,
+                   topology: Topology | None = None) -> dict[str, AdaptLog]:
     """Adapt over the whole set (one model) or per image (one model each) through ``Adapter``, then write all
-    outputs. With ``config.compile`` the before/after inference is compiled too, once for all image and tile sizes.
-    """
+    outputs; every rank returns the same runs. With ``config.compile`` the before/after inference is compiled too,
+    once for all image and tile sizes."""
     started = time.perf_counter()
+    topology = topology or Topology.single()
     device = next(model.module.parameters()).device
     amp_dtype(config.amp, device)  # an impossible --amp fails here, before any work
-    images = {p.stem: read_image(p) for p in inputs}
-    if len(images) != len(inputs):
+    paths = {p.stem: p for p in inputs}
+    if len(paths) != len(inputs):
         raise ValueError("two inputs share a file name; adapt them in separate runs")
-    adapter = Adapter(model, reconstruction, progress_bar=progress, **asdict(config))
-    options = UpscaleOptions(tile=512)
+    if not per_image:
+        local_slice(config.batch, topology)  # a batch the ranks cannot share fails here, before any work
+    config = replace(config, data_parallel=topology.distributed and not per_image)
+    job = {**asdict(config), "model": str(model.path)}
+    adapter = Adapter(model, reconstruction, progress_bar=progress and topology.leader, **asdict(config))
     runner = replace(model, module=DynamicSizeNetwork(model.module, device)) if config.compile else model
-    before = {name: upscale_image(runner, img, options) for name, img in images.items()}
-    groups = {name: [name] for name in images} if per_image else {"all": list(images)}
-    runs: dict[str, AdaptLog] = {}
-    decisions: dict[str, Decision] = {}
-    after: dict[str, Image] = {}
-    try:
-        for run_name, names in groups.items():
-            result = adapter.adapt([images[n] for n in names])
-            runs[run_name], decisions[run_name] = result.log, result.decision
-            result.save(outdir / "weights" / f"{'adapted' if run_name == 'all' else run_name}.safetensors")
-            for n in names:  # model.module holds the result's weights until the next group starts
-                after[n] = upscale_image(runner, images[n], options)
-            if result.log.status == "interrupted":
-                break
-    finally:
-        for name, img in after.items():
-            write_image(outdir / "sr_before" / f"{name}.png", before[name])
-            write_image(outdir / "sr_after" / f"{name}.png", img)
-            write_image(outdir / "compare" / f"{name}.png", _compare(images[name], before[name], img, model.scale))
-        settings = {**asdict(config), "model": str(model.path), "architecture": model.architecture,
-                    "mode": "per-image" if per_image else "whole-set", "images": len(images),
-                    "device": str(device)}
+    if per_image:
+        runs, decisions, skipped = _per_image(adapter, runner, paths, outdir, RunRecords(outdir / "runs", job),
+                                              topology)
+    else:
+        runs, decisions, skipped = _whole_set(adapter, runner, paths, outdir, topology)
+    if topology.leader:
+        settings = {**job, "architecture": model.architecture, "mode": "per-image" if per_image else "whole-set",
+                    "images": len(paths), "device": str(device), "processes": topology.world_size,
+                    "complete from an earlier launch": skipped}
         write_report(outdir, settings, runs, decisions, time.perf_counter() - started)
     return runs
+
+
+def _whole_set(adapter: Adapter, runner: LoadedModel, paths: dict[str, Path], outdir: Path, topology: Topology
+               ) -> tuple[dict[str, AdaptLog], dict[str, Decision], int]:
+    """One model on all images (trained by all ranks together); each rank upscales its shard before and after."""
+    images = {name: read_image(path) for name, path in paths.items()}
+    mine = shard(list(images), topology)
+    before = {name: upscale_image(runner, images[name], OPTIONS) for name in mine}
+    result = adapter.adapt(list(images.values()))  # model.module now holds the result's weights, on every rank
+    if topology.leader:
+        result.save(outdir / "weights" / "adapted.safetensors")
+    for name in mine:
+        _write_outputs(outdir, name, images[name], before[name], upscale_image(runner, images[name], OPTIONS),
+                       runner.scale)
+    return {"all": result.log}, {"all": result.decision}, 0
+
+
+def _per_image(adapter: Adapter, runner: LoadedModel, paths: dict[str, Path], outdir: Path, records: RunRecords,
+               topology: Topology) -> tuple[dict[str, AdaptLog], dict[str, Decision], int]:
+    """One model per image, each rank its shard; images recorded complete by an earlier launch are skipped. Every
+    rank returns the merged records of all images, read after all ranks are done."""
+    module = adapter.model.module
+    original = copy.deepcopy(module.state_dict())
+    names = list(paths)
+    mine = shard(names, topology)
+    pending = [name for name in mine if not records.complete(name)]
+    for name in pending:
+        image = read_image(paths[name])
+        module.load_state_dict(original)  # "before" is the unadapted model, whatever the last image left in it
+        before = upscale_image(runner, image, OPTIONS)
+        result = adapter.adapt(image)
+        result.save(outdir / "weights" / f"{name}.safetensors")
+        _write_outputs(outdir, name, image, before, upscale_image(runner, image, OPTIONS), runner.scale)
+        records.write(name, result.log, result.decision)
+        if result.log.status == "interrupted":
+            break
+    skipped = sum(gather_lists([len(mine) - len(pending)]))  # also waits until every rank is done
+    runs, decisions = records.load(names)
+    return runs, decisions, skipped
