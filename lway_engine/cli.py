@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from lway_engine.distributed import Topology
     from lway_engine.media.upscale_video import VideoJob
     from lway_engine.models import LoadedModel
-    from lway_engine.upscale import UpscaleOptions
+    from lway_engine.upscale import Outcome, UpscaleOptions
 
 app = typer.Typer(
     help="Self-supervised test-time adaptation of super-resolution models (LWay, CVPR 2024).",
@@ -204,7 +204,7 @@ def upscale(
         raise typer.Exit(1 if failures else 0)
 
 
-def _upscale_summary(outcomes: list, output: Path, processes: int) -> None:
+def _upscale_summary(outcomes: list[Outcome], output: Path, processes: int) -> None:
     """Each file's time, output or error, then the totals (the skipped ones counted apart)."""
     skipped = [o for o in outcomes if o.skipped]
     written = [o for o in outcomes if not o.error and not o.skipped]

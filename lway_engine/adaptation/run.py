@@ -73,17 +73,18 @@ def run_adaptation(model: LoadedModel, inputs: list[Path], outdir: Path, reconst
         runs, decisions, skipped = _per_image(adapter, runner, paths, outdir, RunRecords(outdir / "runs", job),
                                               topology)
     else:
-        runs, decisions, skipped = _whole_set(adapter, runner, paths, outdir, topology)
+        (runs, decisions), skipped = _whole_set(adapter, runner, paths, outdir, topology), 0
     if topology.leader:
         settings = {**job, "architecture": model.architecture, "mode": "per-image" if per_image else "whole-set",
-                    "images": len(paths), "device": str(device), "processes": topology.world_size,
-                    "complete from an earlier launch": skipped}
+                    "images": len(paths), "device": str(device), "processes": topology.world_size}
+        if per_image:
+            settings["complete from an earlier launch"] = skipped
         write_report(outdir, settings, runs, decisions, time.perf_counter() - started)
     return runs
 
 
 def _whole_set(adapter: Adapter, runner: LoadedModel, paths: dict[str, Path], outdir: Path, topology: Topology
-               ) -> tuple[dict[str, AdaptLog], dict[str, Decision], int]:
+               ) -> tuple[dict[str, AdaptLog], dict[str, Decision]]:
     """One model on all images (trained by all ranks together); each rank upscales its shard before and after."""
     images = {name: read_image(path) for name, path in paths.items()}
     mine = shard(list(images), topology)
@@ -94,7 +95,7 @@ def _whole_set(adapter: Adapter, runner: LoadedModel, paths: dict[str, Path], ou
     for name in mine:
         _write_outputs(outdir, name, images[name], before[name], upscale_image(runner, images[name], OPTIONS),
                        runner.scale)
-    return {"all": result.log}, {"all": result.decision}, 0
+    return {"all": result.log}, {"all": result.decision}
 
 
 def _per_image(adapter: Adapter, runner: LoadedModel, paths: dict[str, Path], outdir: Path, records: RunRecords,
