@@ -1,8 +1,8 @@
 """torchrun's process group for the length of one command, and the few collectives the commands use.
 
 Every helper is a no-op in a single process, so the commands call them unconditionally. Why these and no more:
-per-image jobs need only a gather at the end (each rank works alone in between), whole-set
-adaptation and pretraining let DDP average the gradients and average only the logged loss here.
+per-image jobs need only a gather at the end (each rank works alone in between); whole-set adaptation and
+pretraining let DDP average the gradients, and average only the logged loss here.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def session(device: str) -> Iterator[tuple[Topology, str]]:
                                  "torchrun; install a build with it, or run one process without torchrun")
     if backend == "nccl":
         torch.cuda.set_device(device)
-    store, rank, world_size = next(dist.rendezvous("env://", timeout=WAIT_LIMIT))
+    store, rank, world_size = next(dist.rendezvous("env://"))  # torchrun's store; the ranks meet there at start
     # torchrun restarts its workers (--max-restarts) with the same agent store, and the process group's keys are
     # not per attempt: a restarted rank would read the dead ranks' addresses and wait on them. One prefix per attempt.
     attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
