@@ -147,12 +147,15 @@ def main() -> None:
     parser.add_argument("--lr", type=float)
     parser.add_argument("--crop", type=int, help="LR crop side for adaptation (default: the profile's)")
     parser.add_argument("--batch", type=int, help="adaptation batch (default: the profile's)")
+    parser.add_argument("--trainable", help="adapt --trainable: a fraction or comma-separated name globs")
     parser.add_argument("--anchor", type=float, help="adapt --anchor weight (with --no-select; 0 = paper's loss)")
     parser.add_argument("--texture", type=float, help="adapt --texture weight (with --no-select)")
     parser.add_argument("--detail", type=float, help="adapt --detail weight (with --no-select)")
-    parser.add_argument("--candidates", help="selection's candidates as 'anchor,texture,detail' triples joined by "
-                        "';' (default: adapt's, lway_engine/adaptation/select.py)")
+    parser.add_argument("--candidates", help="selection's candidates joined by ';', each as fields of "
+                        "select.Candidate, e.g. 'anchor=0;anchor=1,flat=1,lr_scale=3' (default: adapt's, "
+                        "lway_engine/adaptation/select.py)")
     parser.add_argument("--no-select", action="store_true", help="fixed schedule instead of adapt's selection")
+    parser.add_argument("--no-hf-weight", action="store_true", help="every run with W = 1 (adapt --no-hf-weight)")
     parser.add_argument("--amp", default="fp32", help="adapt --amp (auto, bf16, fp32); fp32 by default so that "
                         "results compare across machines")
     parser.add_argument("--limit", type=int, help="at most this many images per set (dry runs)")
@@ -166,11 +169,16 @@ def main() -> None:
     overrides = {k: v for k, v in (("iterations", args.iterations), ("lr", args.lr), ("crop", args.crop),
                                    ("batch", args.batch), ("anchor", args.anchor),
                                    ("texture", args.texture), ("detail", args.detail)) if v is not None}
+    if args.trainable:
+        try:
+            overrides["trainable_fraction"] = float(args.trainable)
+        except ValueError:
+            overrides["trainable_patterns"] = tuple(p.strip() for p in args.trainable.split(",") if p.strip())
     overrides["select"] = not args.no_select
     overrides["amp"] = resolve_amp(args.amp, args.device)
     config = AdaptConfig(**{**config.__dict__, **overrides})
-    candidates = tuple(Candidate(*map(float, c.split(","))) for c in args.candidates.split(";")
-                       ) if args.candidates else DEFAULT_CANDIDATES
+    candidates = tuple(Candidate.parse(c) for c in args.candidates.split(";")) if args.candidates else (
+        DEFAULT_CANDIDATES)
     torch.manual_seed(0)
     model = load_model("realesrgan-x4plus", device=args.device)
     original = copy.deepcopy(model.module.state_dict())
@@ -203,6 +211,7 @@ def main() -> None:
 
     results = {}
     for name, (items, per_image, hf) in runs.items():
+        hf = hf and not args.no_hf_weight
         print(f"\n== {name}: {len(items)} images", flush=True)
         results[name] = run_set(model, original, recon, metric, items, config, per_image, hf, args.device,
                                 candidates)
@@ -219,7 +228,8 @@ def main() -> None:
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{platform.machine()} CPU"
     variant = "" if config.select else "_fixed" + (f"_anchor{config.anchor:g}" if config.anchor else "") + (
         f"_texture{config.texture:g}" if config.texture else "") + (
-        f"_detail{config.detail:g}" if config.detail else "") + (f"_{config.amp}" if config.amp else "")
+        f"_detail{config.detail:g}" if config.detail else "") + (f"_{config.amp}" if config.amp else "") + (
+        "_flat" if args.no_hf_weight else "")
     default = f"quality_{profile_name}{variant}_{device.replace(' ', '_')}.json"
     out = args.out or results_dir() / default
     out.parent.mkdir(exist_ok=True)

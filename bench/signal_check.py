@@ -99,9 +99,9 @@ def main() -> None:
             holdout = hold_out([tuple(lr.shape[-2:])], 48, model.size.multiple_of)
             for candidate in DEFAULT_CANDIDATES:
                 model.module.load_state_dict(original)
-                config = AdaptConfig(iterations=args.iterations, lr=args.lr, batch=2, crop=48, select=False,
-                                     eval_every=max(1, args.iterations // 6), anchor=candidate.anchor,
-                                     texture=candidate.texture)
+                config, candidate_loss = candidate.configure(AdaptConfig(
+                    iterations=args.iterations, lr=args.lr, batch=2, crop=48, select=False,
+                    eval_every=max(1, args.iterations // 6)), loss_fn)
                 points: list[dict] = []
 
                 def observe(point: SignalPoint, module: torch.nn.Module) -> None:
@@ -109,7 +109,8 @@ def main() -> None:
                     points.append({**asdict(point), "lpips": lpips_arrays(metric, sr, hr_np),
                                    "psnr": psnr_y(sr, hr_np)})
 
-                log = adapt(model, [lr], recon, loss_fn, config, progress=False, holdout=holdout, observe=observe)
+                log = adapt(model, [lr], recon, candidate_loss, config, progress=False, holdout=holdout,
+                            observe=observe)
                 base = points[0]
                 for p in points:
                     p["lpips_change"], p["psnr_change"] = p["lpips"] - base["lpips"], p["psnr"] - base["psnr"]

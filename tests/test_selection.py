@@ -12,7 +12,7 @@ import torch
 
 from lway_engine.adaptation.loop import AdaptConfig, _random_crops, adapt
 from lway_engine.adaptation.loss import LWayLoss
-from lway_engine.adaptation.select import Candidate, adapt_and_select
+from lway_engine.adaptation.select import DEFAULT_CANDIDATES, Candidate, adapt_and_select
 from lway_engine.adaptation.signal import hold_out
 
 
@@ -90,6 +90,20 @@ def test_tiny_images_run_the_fixed_schedule_and_say_why(fresh_compact, small_rec
     assert log.status == "done" and len(log.loss) == 2 and not log.signal
 
 
+def test_candidate_parse_and_configure(lpips_alex) -> None:
+    """A flat candidate swaps in a W = 1 loss (same LPIPS network) and scales the learning rate; the paper's
+    candidate keeps the caller's loss object; a bad field says which fields exist."""
+    flat = Candidate.parse("anchor=1, flat=1, lr_scale=3")
+    assert flat == Candidate(anchor=1.0, flat=True, lr_scale=3.0) and "flat loss" in flat.name and "lr x3" in flat.name
+    loss = LWayLoss(lpips_alex)
+    config, flat_loss = flat.configure(AdaptConfig(lr=1e-5), loss)
+    assert config.lr == pytest.approx(3e-5) and config.anchor == 1.0 and not config.hf_weight
+    assert not flat_loss.hf_weight and flat_loss.lpips is loss.lpips
+    assert Candidate().configure(AdaptConfig(), loss)[1] is loss and Candidate().name == "anchor 0, texture 0"
+    with pytest.raises(ValueError, match="fields: anchor"):
+        Candidate.parse("anchr=1")
+
+
 def test_report_states_the_decision_and_plots_the_signal(tmp_path: Path, fresh_compact, small_reconstruction,
                                                          photo) -> None:
     import json
@@ -106,7 +120,7 @@ def test_report_states_the_decision_and_plots_the_signal(tmp_path: Path, fresh_c
                           progress=False)
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     decision = report["decisions"]["all"]
-    assert set(decision["runs"]) == {"anchor 0, texture 0", "anchor 1, texture 1"}
+    assert set(decision["runs"]) == {c.name for c in DEFAULT_CANDIDATES}
     for r in decision["runs"].values():  # a run stopped early (lr 1e-3 can diverge) keeps the points it scored
         assert [p["step"] for p in r["signal"]] == ([0, 2, 4] if r["status"] == "done" else [0, 2, 4][: len(r["signal"])])
     markdown = (tmp_path / "out" / "report.md").read_text()
