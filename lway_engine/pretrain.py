@@ -156,8 +156,9 @@ def pretrain(train: PairSource, val: PairSource, out: Path, config: PretrainConf
                                                                                           config.steps))
         hr, lr = (t.to(device, non_blocking=True) for t in next(batches))
         total, l1, perceptual = _loss(trained, lpips, hr, lr, config.lpips_weight, amp)
-        terms = torch.tensor([float(total.detach()), l1, perceptual], device=device)  # NCCL reduces GPU tensors
-        value, l1, perceptual = mean_over_ranks(terms).tolist()
+        value = float(total.detach())
+        if topology.distributed:  # the logged loss of the global batch; NCCL reduces GPU tensors only
+            value, l1, perceptual = mean_over_ranks(torch.tensor([value, l1, perceptual], device=device)).tolist()
         if not math.isfinite(value):
             raise FloatingPointError(f"pretraining loss became {value} at step {step}; lower --lr")
         optimizer.zero_grad(set_to_none=True)
