@@ -171,6 +171,36 @@ def test_per_image_mode_writes_one_adapted_model_per_image(tmp_path: Path, small
     assert report["settings"]["mode"] == "per-image"
 
 
+def test_a_whole_set_run_that_crashes_still_reports_its_steps_and_the_error(tmp_path: Path, small_reconstruction,
+                                                                           fresh_compact, photo) -> None:
+    from lway_engine.adaptation.run import run_adaptation
+    from lway_engine.media.images import Image, write_image
+
+    files = []
+    for name in ("astronaut", "coffee"):
+        files.append(tmp_path / "lr" / f"{name}.png")
+        write_image(files[-1], Image(photo(name, 36), None, 8))
+    steps = []
+
+    def fail_in_third_step(module, args, output):  # training forwards run with gradients; inference ones without
+        if torch.is_grad_enabled():
+            steps.append(1)
+            if len(steps) == 3:
+                raise RuntimeError("out of memory at step 3")
+        return output
+
+    fresh_compact.module.register_forward_hook(fail_in_third_step)
+    config = AdaptConfig(iterations=10, lr=1e-4, batch=2, crop=32, select=False)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="out of memory at step 3"):
+        run_adaptation(fresh_compact, files, out, small_reconstruction, config, per_image=False, progress=False)
+    report = json.loads((out / "report.json").read_text())
+    assert report["settings"]["mode"] == "whole-set" and report["settings"]["iterations"] == 10
+    run = report["runs"]["all"]
+    assert run["status"] == "failed" and len(run["loss"]) == 2 and "out of memory at step 3" in run["message"]
+    assert "RuntimeError: out of memory at step 3" in (out / "report.md").read_text()
+
+
 def _outputs_after_adapting(model, images: list[torch.Tensor], reconstruction, lpips_alex,
                             configs: list[AdaptConfig]) -> tuple[torch.Tensor, list[tuple[torch.Tensor, object]]]:
     """S0's output on the stacked images, then per config (each from the same weights) S's output and the log."""

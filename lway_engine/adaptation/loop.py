@@ -76,7 +76,8 @@ class Hooks:
 class AdaptLog:
     """What happened during one adaptation run."""
 
-    status: str = "running"  # "done", "interrupted" (Ctrl-C), "cancelled" (Hooks.stop) or "diverged"
+    status: str = "running"  # "done", "interrupted" (Ctrl-C), "cancelled" (Hooks.stop), "diverged" or "failed"
+    # ("failed": an exception ended the run; only run.py's report of that run says so, the exception propagates)
     message: str = ""
     crop: int = 0
     trainable: int = 0

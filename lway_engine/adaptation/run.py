@@ -11,7 +11,8 @@ relaunch skips those.
 Under torchrun (``topology`` of several ranks): per image, each rank adapts its shard of the images
 (``distributed/sharding.py``) and rank 0 merges the records into the report once all ranks are done; whole set,
 the ranks train one model together (DDP, ``loop.py``), each upscales its shard of the before/after images, and
-rank 0 writes the weights and the report.
+rank 0 writes the weights and the report. A whole-set run that raises still gets its report (the settings, the
+steps done and the error) before the exception goes on; Ctrl-C ends the loop cleanly and gets the full outputs.
 """
 
 from __future__ import annotations
@@ -69,27 +70,54 @@ def run_adaptation(model: LoadedModel, inputs: list[Path], outdir: Path, reconst
     job = {**asdict(config), "model": str(model.path)}
     adapter = Adapter(model, reconstruction, progress_bar=progress and topology.leader, **asdict(config))
     runner = replace(model, module=DynamicSizeNetwork(model.module, device)) if config.compile else model
+    settings = {**job, "architecture": model.architecture, "mode": "per-image" if per_image else "whole-set",
+                "images": len(paths), "device": str(device), "processes": topology.world_size}
     if per_image:
         runs, decisions, skipped = _per_image(adapter, runner, paths, outdir, RunRecords(outdir / "runs", job),
                                               topology)
+        settings["complete from an earlier launch"] = skipped
     else:
-        (runs, decisions), skipped = _whole_set(adapter, runner, paths, outdir, topology), 0
+        steps = _Steps()
+        try:
+            runs, decisions = _whole_set(adapter, runner, paths, outdir, topology, steps)
+        except Exception as error:  # Ctrl-C ends the loop with a log instead (loop.py) and reaches the report below
+            if topology.leader:
+                write_report(outdir, settings, *steps.failed(error), time.perf_counter() - started)
+            raise
     if topology.leader:
-        settings = {**job, "architecture": model.architecture, "mode": "per-image" if per_image else "whole-set",
-                    "images": len(paths), "device": str(device), "processes": topology.world_size}
-        if per_image:
-            settings["complete from an earlier launch"] = skipped
         write_report(outdir, settings, runs, decisions, time.perf_counter() - started)
     return runs
 
 
-def _whole_set(adapter: Adapter, runner: LoadedModel, paths: dict[str, Path], outdir: Path, topology: Topology
-               ) -> tuple[dict[str, AdaptLog], dict[str, Decision]]:
+class _Steps:
+    """The steps a whole-set run reports through ``Adapter``'s progress callback, kept outside the run so that a
+    run that raises still leaves a report of how far it got."""
+
+    def __init__(self) -> None:
+        self.runs = 0  # runs started: selection runs one per candidate, each counting its steps from 1
+        self.loss: list[float] = []  # the latest run's
+
+    def __call__(self, done: int, total: int, loss: float) -> None:
+        if done == 1:
+            self.runs, self.loss = self.runs + 1, []
+        self.loss.append(loss)
+
+    def failed(self, error: Exception) -> tuple[dict[str, AdaptLog], dict[str, Decision]]:
+        """The run and decision a report states after ``error``: the steps done and the error, nothing adapted."""
+        where = f"after {len(self.loss)} steps of run {self.runs}" if self.runs else "before the first step"
+        message = f"failed {where}: {type(error).__name__}: {error}"
+        log = AdaptLog(status="failed", message=message, loss=list(self.loss))
+        reason = f"adaptation {message}. The outputs in this folder are incomplete; see the traceback."
+        return {"all": log}, {"all": Decision(adapted=False, reason=reason, runs={"all": log})}
+
+
+def _whole_set(adapter: Adapter, runner: LoadedModel, paths: dict[str, Path], outdir: Path, topology: Topology,
+               steps: _Steps) -> tuple[dict[str, AdaptLog], dict[str, Decision]]:
     """One model on all images (trained by all ranks together); each rank upscales its shard before and after."""
     images = {name: read_image(path) for name, path in paths.items()}
     mine = shard(list(images), topology)
     before = {name: upscale_image(runner, images[name], OPTIONS) for name in mine}
-    result = adapter.adapt(list(images.values()))  # model.module now holds the result's weights, on every rank
+    result = adapter.adapt(list(images.values()), progress=steps)  # model.module now holds its weights, every rank
     if topology.leader:
         result.save(outdir / "weights" / "adapted.safetensors")
     for name in mine:
