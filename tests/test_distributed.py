@@ -106,6 +106,37 @@ def test_torchrun_environment_and_devices(monkeypatch: pytest.MonkeyPatch) -> No
         Topology.from_env()
 
 
+def test_data_parallel_adapt_trains_on_the_slice_of_the_topology_it_is_given(
+        monkeypatch: pytest.MonkeyPatch, fresh_compact, small_reconstruction, lpips_alex, photo) -> None:
+    from lway_engine.adaptation.adapter import Adapter
+    from lway_engine.adaptation.loop import AdaptConfig, adapt
+    from lway_engine.adaptation.loss import LWayLoss
+
+    for key, value in (("RANK", "0"), ("WORLD_SIZE", "4"), ("LOCAL_RANK", "0")):  # must not be read: one source
+        monkeypatch.setenv(key, value)
+    crops = []
+
+    def count_crops(module, args, output):  # training forwards run with gradients; the rank's crops only
+        if torch.is_grad_enabled():
+            crops.append(len(args[0]))
+        return output
+
+    fresh_compact.module.register_forward_hook(count_crops)
+    arrays = [photo(name, 40) for name in ("astronaut", "coffee")]
+    images = [torch.from_numpy(array.transpose(2, 0, 1).copy()) for array in arrays]
+    config = AdaptConfig(iterations=2, lr=1e-4, batch=4, crop=32, data_parallel=True, select=False)
+    Adapter(fresh_compact, small_reconstruction, topology=Topology(1, 2, 1), **{  # adapt's CLI passes its own
+        name: getattr(config, name) for name in ("iterations", "lr", "batch", "crop", "data_parallel", "select")
+    }).adapt(arrays)
+    assert crops == [2, 2]
+    crops.clear()
+    adapt(fresh_compact, images, small_reconstruction, LWayLoss(lpips_alex), config, False, topology=Topology(1, 2, 1))
+    assert crops == [2, 2]
+    crops.clear()
+    adapt(fresh_compact, images, small_reconstruction, LWayLoss(lpips_alex), config, False)  # one process
+    assert crops == [4, 4]
+
+
 @pytest.fixture(scope="module")
 def job(tmp_path_factory: pytest.TempPathFactory, photo, lpips_alex) -> Path:
     """A folder with a tiny Real-ESRGAN (RRDBNet 1 block x 8 features), a small E+R checkpoint and 5 LR images."""

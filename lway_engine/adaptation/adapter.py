@@ -32,6 +32,7 @@ from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.report import report_data
 from lway_engine.adaptation.select import Decision, adapt_and_select
 from lway_engine.adapted_weights import OriginalLayout
+from lway_engine.distributed import Topology
 from lway_engine.hardware import resolve_amp
 from lway_engine.media.images import Image, from_planes, read_image, to_tensor
 from lway_engine.models import LoadedModel, load_model
@@ -103,11 +104,12 @@ class AdaptResult:
 
 class Adapter:
     """Adapts an SR model to LR images without HR. ``settings`` are ``AdaptConfig`` fields (iterations, lr,
-    batch, crop, select, ...); ``amp`` defaults to bf16 on CPUs with native bf16 (``--amp auto``)."""
+    batch, crop, select, ...); ``amp`` defaults to bf16 on CPUs with native bf16 (``--amp auto``). ``topology``
+    is this process's place under torchrun, for ``data_parallel`` runs (``adapt``'s CLI); one process by default."""
 
     def __init__(self, model: str | Path | LoadedModel = "realesrgan-x4plus",
                  reconstructor: str | Path | LWayReconstruction | None = None, device: str = "cpu",
-                 progress_bar: bool = False, **settings: Any) -> None:
+                 progress_bar: bool = False, topology: Topology = Topology.single(), **settings: Any) -> None:
         from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
 
         known = {f.name for f in fields(AdaptConfig)}
@@ -120,6 +122,7 @@ class Adapter:
             reconstructor = load_checkpoint(reconstructor or DEFAULT_RECONSTRUCTOR, expect_scale=self.model.scale)
         self.reconstruction = reconstructor.to(self.device)
         self.progress_bar = progress_bar  # tqdm bars on the terminal (the CLI), besides the progress callback
+        self.topology = topology
         settings.setdefault("amp", resolve_amp("auto", str(self.device)))
         self.config = AdaptConfig(**settings)
         self.loss = LWayLoss(hf_weight=self.config.hf_weight).to(self.device)
@@ -150,11 +153,11 @@ class Adapter:
         self.model.module.load_state_dict(self._original)
         if self.config.select:
             log, decision = adapt_and_select(self.model, tensors, self.reconstruction, self.loss, self.config,
-                                             progress=self.progress_bar, hooks=hooks)
+                                             progress=self.progress_bar, hooks=hooks, topology=self.topology)
             log.message += decision.reason
         else:
             log = adapt(self.model, tensors, self.reconstruction, self.loss, self.config, self.progress_bar,
-                        hooks=hooks)
+                        hooks=hooks, topology=self.topology)
             decision = Decision(True, f"fixed schedule of {self.config.iterations} steps (--no-select): no "
                                 "held-out signal was scored", runs={"fixed": log})
         settings = {**asdict(self.config), "model": str(self.model.path), "images": len(tensors)}

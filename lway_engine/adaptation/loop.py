@@ -128,14 +128,15 @@ def _random_crops(images: list[torch.Tensor], batch: int, crop: int, rng: np.ran
 def adapt(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.nn.Module, loss_fn: LWayLoss,
           config: AdaptConfig, progress: bool = True, holdout: Holdout | None = None,
           observe: Callable[[SignalPoint, torch.nn.Module], None] | None = None,
-          hooks: Hooks | None = None) -> AdaptLog:
+          hooks: Hooks | None = None, topology: Topology = Topology.single()) -> AdaptLog:
     """Adapt ``model.module`` in place on LR ``images`` ((3, h, w) tensors in [0, 1] on the model's device);
     with ``holdout``, train outside its strips and keep the weights of the step the signal scores best.
     ``observe(point, module)`` runs after each signal evaluation, with the weights of that step (for benchmarks
-    that score them against an HR, or a UI that shows them); ``hooks`` report steps and ask to stop (apps)."""
+    that score them against an HR, or a UI that shows them); ``hooks`` report steps and ask to stop (apps).
+    With ``config.data_parallel`` this rank trains on its slice of each batch, by the caller's ``topology``."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)  # the same on every rank: see the module docstring
-    part = local_slice(config.batch, Topology.from_env()) if config.data_parallel else slice(None)
+    part = local_slice(config.batch, topology) if config.data_parallel else slice(None)
     module = model.module.eval()  # fine-tuning keeps inference behaviour (no dropout/BN statistics updates)
     select_trainable(module, config.trainable_fraction, list(config.trainable_patterns) or None)
     params = [p for p in module.parameters() if p.requires_grad]

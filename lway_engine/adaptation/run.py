@@ -68,7 +68,8 @@ def run_adaptation(model: LoadedModel, inputs: list[Path], outdir: Path, reconst
         local_slice(config.batch, topology)  # a batch the ranks cannot share fails here, before any work
     config = replace(config, data_parallel=topology.distributed and not per_image)
     job = {**asdict(config), "model": str(model.path)}
-    adapter = Adapter(model, reconstruction, progress_bar=progress and topology.leader, **asdict(config))
+    adapter = Adapter(model, reconstruction, progress_bar=progress and topology.leader, topology=topology,
+                      **asdict(config))
     runner = replace(model, module=DynamicSizeNetwork(model.module, device)) if config.compile else model
     settings = {**job, "architecture": model.architecture, "mode": "per-image" if per_image else "whole-set",
                 "images": len(paths), "device": str(device), "processes": topology.world_size}

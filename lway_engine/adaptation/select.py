@@ -15,9 +15,10 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from lway_engine.adaptation.loop import AdaptConfig, AdaptLog, adapt
+from lway_engine.adaptation.loop import AdaptConfig, AdaptLog, Hooks, adapt
 from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.signal import hold_out
+from lway_engine.distributed import Topology
 from lway_engine.models import LoadedModel
 from lway_engine.reconstruction import MIN_LR_SIZE
 
@@ -87,15 +88,17 @@ class Decision:
 
 def adapt_and_select(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.nn.Module,
                      loss_fn: LWayLoss, config: AdaptConfig, candidates: tuple[Candidate, ...] = DEFAULT_CANDIDATES,
-                     progress: bool = True, hooks: Hooks | None = None) -> tuple[AdaptLog, Decision]:
-    """Run the candidates, leave ``model.module`` with the chosen weights; the chosen (or last) log and why."""
+                     progress: bool = True, hooks: Hooks | None = None, topology: Topology = Topology.single()
+                     ) -> tuple[AdaptLog, Decision]:
+    """Run the candidates, leave ``model.module`` with the chosen weights; the chosen (or last) log and why
+    (``topology``: as ``adapt`` takes it)."""
     shapes = [tuple(img.shape[-2:]) for img in images]
     # Small images train on smaller crops (effective_crop); keep room for a strip beside such a crop, but never
     # below MIN_LR_SIZE: the loss's LPIPS (AlexNet's pooling) needs crops of about that size.
     room = max(MIN_LR_SIZE, 3 * min(min(s) for s in shapes) // 4)
     holdout = hold_out(shapes, min(config.crop, room), model.size.multiple_of)
     if holdout is None:
-        log = adapt(model, images, reconstruction, loss_fn, config, progress, hooks=hooks)
+        log = adapt(model, images, reconstruction, loss_fn, config, progress, hooks=hooks, topology=topology)
         reason = (f"the no-HR quality signal is unavailable: the images ({', '.join(f'{h}x{w}' for h, w in shapes)} "
                   f"LR px) are too small to hold a region out beside a {config.crop} px training crop; ran the "
                   f"fixed schedule of {config.iterations} steps ({log.status}). Check the result by eye.")
@@ -107,7 +110,8 @@ def adapt_and_select(model: LoadedModel, images: list[torch.Tensor], reconstruct
     for candidate in candidates:
         model.module.load_state_dict(original)
         config_c, loss_c = candidate.configure(config, loss_fn)
-        log = adapt(model, images, reconstruction, loss_c, config_c, progress, holdout, hooks=hooks)
+        log = adapt(model, images, reconstruction, loss_c, config_c, progress, holdout, hooks=hooks,
+                    topology=topology)
         runs[candidate.name] = log
         point = log.best
         if point is not None and math.isfinite(point.value) and point.step > 0 and (
