@@ -5,7 +5,9 @@
 
 Each backend runs the whole LR image (no tiling), batch 1, in float32 except the bf16 rows (on CPUs with AMX or
 AVX512_BF16: PyTorch autocast + channels-last, and OpenVINO at bf16 inference precision; "max|diff|" says how far
-they land from eager float32). Backends are timed side by side: every
+they land from eager float32). On the CPU two rows time ``Upscaler`` itself on the checkpoint, image in and out:
+``upscaler-auto`` (the backend it picks here, in brackets; OpenVINO on a native-bf16 CPU with the extra installed)
+and ``upscaler-pytorch``. Backends are timed side by side: every
 repeat runs each backend once, in turn, so drifting machine load hits all of them alike; the table reports the
 median. Every backend takes and returns NumPy arrays, as an embedding app would, so GPU rows include the host-device
 copies. On the CPU, ONNX Runtime runs twice: with its own kernels, and as ``Upscaler`` opens a model there by default
@@ -86,7 +88,26 @@ def torch_bf16_runner(module: torch.nn.Module, device: torch.device) -> Runner:
 def openvino_runner(path: Path, bf16: bool) -> Runner:
     """The .onnx compiled by OpenVINO for the CPU, as ``Upscaler(..., backend="openvino")`` opens it."""
     module = openvino_model(path, bf16).module
-    return lambda x: module(torch.from_numpy(x)).numpy()
+
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):  # the network's precision follows autocast
+            return module(torch.from_numpy(x)).numpy()
+
+    return run
+
+
+def upscaler_runner(weights: Path, device: torch.device, backend: str) -> tuple[str, Runner]:
+    """``Upscaler(weights, backend=backend)`` as an app or ``lway-engine upscale`` opens the checkpoint (``auto``:
+    the backend it picks for this processor, named in the row), untiled; uint8-exact image in, float image out."""
+    from lway_engine.media.images import Image
+    from lway_engine.runtime import Upscaler
+
+    upscaler = Upscaler(weights, device=str(device), tile=0, backend=backend)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return upscaler.upscale(Image(x[0].transpose(1, 2, 0), None, 8)).pixels.transpose(2, 0, 1)[None]
+
+    return f"upscaler-{backend}" + (f" ({upscaler.backend})" if backend == "auto" else ""), run
 
 
 def ort_runner(path: Path, provider: tuple[str, dict], cpu_kernels: bool = False) -> Runner:
@@ -142,6 +163,10 @@ def main() -> None:
         backends: dict[str, Runner] = {"pytorch-eager": torch_runner(model.module, device)}
         if device.type == "cpu" and cpu_features().fast_bf16:
             backends["pytorch-eager-bf16"] = torch_bf16_runner(model.module, device)
+        if device.type == "cpu":  # what users get from a checkpoint: the auto choice, beside PyTorch's own path
+            for backend in ("auto", "pytorch"):
+                label, run = upscaler_runner(path, device, backend)
+                backends[label] = run
         if not args.no_compile:
             backends["torch.compile"] = torch_runner(torch.compile(model.module, dynamic=False), device)
         if device.type == "cpu" and openvino_installed():

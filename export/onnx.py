@@ -126,7 +126,7 @@ def _fitted(size: tuple[int, int], requirements: SizeRequirements) -> tuple[int,
     return height + pad_h, width + pad_w
 
 
-def _photo_batch(size: tuple[int, int], batch: int, channels: int) -> np.ndarray:
+def photo_batch(size: tuple[int, int], batch: int, channels: int) -> np.ndarray:
     """(batch, C, H, W) float32 crops of scikit-image's astronaut, each from a different place."""
     from skimage import data
 
@@ -168,7 +168,7 @@ def verify_onnx(path: Path, model: LoadedModel, sizes: Sequence[tuple[int, int]]
     device = next(model.module.parameters()).device
     errors: dict[str, float] = {}
     for i, size in enumerate(sizes):
-        x = _photo_batch(_fitted(size, model.size), i + 1, model.in_channels)
+        x = photo_batch(_fitted(size, model.size), i + 1, model.in_channels)
         with torch.inference_mode():
             expected = model.module(torch.from_numpy(x).to(device)).float().cpu().numpy()
         try:

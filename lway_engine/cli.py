@@ -135,8 +135,9 @@ def upscale(
         "model"),
     cpu_kernels: Annotated[bool, typer.Option(help="ONNX models on the CPU: run 3x3 convolutions through "
                                               "lway-engine's Winograd kernel (faster than ONNX Runtime's).")] = True,
-    backend: Annotated[str, typer.Option(help="Runtime for .onnx: auto (OpenVINO on CPUs with native bf16 where "
-                                          "installed, else ONNX Runtime), onnxruntime or openvino.")] = "auto",
+    backend: Annotated[str, typer.Option(help="Runtime: auto (OpenVINO on CPUs with native bf16 where installed, "
+                                          "checkpoints converted once and cached; else PyTorch for checkpoints, "
+                                          "ONNX Runtime for .onnx), pytorch, onnxruntime or openvino.")] = "auto",
     codec: Annotated[str, typer.Option(help="Video: FFmpeg encoder (libx264, libx265, libvpx-vp9, ffv1, ...).",
                                        rich_help_panel="Video")] = "libx264",
     crf: Annotated[int, typer.Option(min=0, max=63, help="Video: constant quality, 0 lossless; 18 looks like the "

@@ -120,6 +120,12 @@ def _network(model: LoadedModel, batch: np.ndarray, options: UpscaleOptions, bf1
     return np.repeat(y, 3, axis=3) if y.shape[3] == 1 else y
 
 
+def _follows_autocast(module: torch.nn.Module) -> bool:
+    """PyTorch networks, and the OpenVINO runtime that mirrors them, take their precision from autocast; ONNX
+    Runtime and TensorRT modules (no parameters) keep the precision they were built with."""
+    return getattr(module, "follows_autocast", False) or next(module.parameters(), None) is not None
+
+
 def upscale_images(model: LoadedModel, images: Sequence[Image], options: UpscaleOptions, progress: bool = False
                    ) -> list[Image]:
     """Super-resolve images of one size in one network call (per tile): a GPU's batch, e.g. video frames.
@@ -131,8 +137,7 @@ def upscale_images(model: LoadedModel, images: Sequence[Image], options: Upscale
         raise ImageTooSmall(f"image is {width}x{height}; this model needs at least "
                             f"{model.size.minimum}x{model.size.minimum}")
     # bf16 keeps 8 bits of mantissa: enough for 8-bit output (55 dB from float32), too coarse for 16-bit.
-    bf16 = options.bf16 and next(model.module.parameters(), None) is not None and all(
-        image.bit_depth == 8 for image in images)
+    bf16 = options.bf16 and _follows_autocast(model.module) and all(image.bit_depth == 8 for image in images)
     rgb = list(_network(model, np.stack([image.rgb() for image in images]), options, bf16, progress))
     alpha: list[np.ndarray | None] = [None] * len(images)
     with_alpha = [i for i, image in enumerate(images) if image.alpha is not None]

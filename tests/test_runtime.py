@@ -18,7 +18,8 @@ from lway_engine.media.images import LUMA, Image, read_image, write_image
 from lway_engine.models import ModelLoadError
 from lway_engine.backends import ArtefactError, onnx_providers, openvino_installed
 from lway_engine.hardware import cpu_features
-from lway_engine.runtime import Upscaler
+from lway_engine.backends.openvino_convert import OpenVinoConversionError, cache_dir, conversion_cost_note
+from lway_engine.runtime import OpenVinoFallbackWarning, Upscaler
 from lway_engine.upscale import ImageTooSmall
 
 
@@ -35,12 +36,19 @@ ONNX_BACKENDS = ["onnxruntime", pytest.param("openvino", marks=needs_openvino)]
 def test_backend_follows_the_artefact(compact_onnx, compact) -> None:
     ort = Upscaler(compact_onnx, backend="onnxruntime")
     assert (ort.backend, ort.providers, ort.scale) == ("onnxruntime", ["CPUExecutionProvider"], 4)
-    torch_backend = Upscaler(compact.path)
+    torch_backend = Upscaler(compact.path, backend="pytorch")
     assert torch_backend.backend == "pytorch" and torch_backend.model.architecture == ort.model.architecture
-    fastest = "openvino" if openvino_installed() and cpu_features().fast_bf16 else "onnxruntime"
-    assert Upscaler(compact_onnx).backend == fastest  # auto: OpenVINO where installed on a native-bf16 CPU
-    with pytest.raises(ValueError, match="backend must be one of auto, onnxruntime, openvino"):
+    openvino_fastest = openvino_installed() and cpu_features().fast_bf16  # auto: OpenVINO there, for both kinds
+    assert Upscaler(compact_onnx).backend == ("openvino" if openvino_fastest else "onnxruntime")
+    assert Upscaler(compact.path).backend == ("openvino" if openvino_fastest else "pytorch")
+    with pytest.raises(ValueError, match="backend must be one of auto, pytorch, onnxruntime, openvino"):
         Upscaler(compact_onnx, backend="tvm")
+    with pytest.raises(ValueError, match="export the checkpoint first"):
+        Upscaler(compact.path, backend="onnxruntime")
+    with pytest.raises(ValueError, match="an .onnx file runs in onnxruntime or openvino"):
+        Upscaler(compact_onnx, backend="pytorch")
+    with pytest.raises(ValueError, match="OpenVINO backend runs on the CPU"):
+        Upscaler(compact.path, backend="openvino", device="cuda")
 
 
 @needs_openvino
@@ -64,8 +72,12 @@ def test_onnx_matches_pytorch_and_tiles_match_whole(compact_onnx, compact, photo
     assert np.abs(whole - reference).max() <= 1e-3
 
 
-def test_bf16_checkpoint_inference_stays_within_50_db_of_float32(compact, photo) -> None:
-    fp32, bf16 = (Upscaler(compact.path, tile=0, precision=p) for p in ("fp32", "bf16"))
+CHECKPOINT_BACKENDS = ["pytorch", pytest.param("openvino", marks=needs_openvino)]
+
+
+@pytest.mark.parametrize("backend", CHECKPOINT_BACKENDS)
+def test_bf16_checkpoint_inference_stays_within_50_db_of_float32(compact, photo, backend: str) -> None:
+    fp32, bf16 = (Upscaler(compact.path, tile=0, precision=p, backend=backend) for p in ("fp32", "bf16"))
     assert bf16.options.bf16 and not fp32.options.bf16
     for name in ("astronaut", "coffee", "chelsea"):
         image = Image(photo(name, 64), None, 8)
@@ -82,10 +94,67 @@ def test_auto_precision_follows_the_cpu(compact, compact_onnx, monkeypatch: pyte
     for flags, expected in (("avx2 avx512f avx512_bf16", True), ("avx2 amx_bf16", True), ("avx2", False)):
         monkeypatch.setenv("LWAY_CPU_FLAGS", flags)
         cpu_features.cache_clear()
-        assert Upscaler(compact.path, tile=0).options.bf16 is expected, flags
-        assert Upscaler(compact_onnx, tile=0).options.bf16 is False  # the runtime's own precision applies
+        assert Upscaler(compact.path, tile=0, backend="pytorch").options.bf16 is expected, flags
+        assert Upscaler(compact_onnx, tile=0, backend="onnxruntime").options.bf16 is False  # the export's precision
+        if openvino_installed():  # OpenVINO follows the same rule as PyTorch, for .onnx files and checkpoints
+            assert Upscaler(compact_onnx, tile=0, backend="openvino").options.bf16 is expected, flags
+            assert Upscaler(compact.path, tile=0, backend="openvino").options.bf16 is expected, flags
     monkeypatch.delenv("LWAY_CPU_FLAGS")
     cpu_features.cache_clear()
+
+
+@needs_openvino
+def test_checkpoint_in_openvino_is_converted_once_and_matches_pytorch(compact, photo, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("LWAY_HOME", str(tmp_path))  # an empty cache
+    image = Image(photo("coffee", 72), None, 8)
+    reference = Upscaler(compact.path, tile=0, precision="fp32", backend="pytorch").upscale(image).pixels
+    assert conversion_cost_note(compact) is not None
+    first = Upscaler(compact.path, tile=0, precision="fp32", backend="openvino")
+    entry = cache_dir(compact)
+    assert first.backend == "openvino" and (entry / "model.xml").is_file() and conversion_cost_note(compact) is None
+    assert not [p for p in entry.parent.iterdir() if p.name.endswith(".part")]
+    stamp = (entry / "model.bin").stat().st_mtime_ns
+    tiled = Upscaler(compact.path, tile=24, tile_pad=20, precision="fp32", backend="openvino")
+    assert (entry / "model.bin").stat().st_mtime_ns == stamp  # read from the cache, not converted again
+    assert np.abs(first.upscale(image).pixels - reference).max() <= 1e-3
+    assert np.abs(tiled.upscale(image).pixels - reference).max() <= 1 / 255
+    deep = Image(photo("coffee", 48), None, 16)  # 16-bit: float32 even where 8-bit images run in bf16
+    np.testing.assert_allclose(Upscaler(compact.path, tile=0, precision="bf16", backend="openvino").upscale(deep).pixels,
+                               Upscaler(compact.path, tile=0, precision="fp32", backend="pytorch").upscale(deep).pixels,
+                               rtol=0, atol=1e-4)
+
+
+@needs_openvino
+def test_damaged_openvino_cache_entry_is_converted_again(compact, photo, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("LWAY_HOME", str(tmp_path))
+    Upscaler(compact.path, tile=0, backend="openvino")
+    weights = cache_dir(compact) / "model.bin"
+    weights.write_bytes(weights.read_bytes()[:1000])  # a disk that filled up while the entry was written
+    image = Image(photo("chelsea", 32), None, 8)
+    repaired = Upscaler(compact.path, tile=0, precision="fp32", backend="openvino").upscale(image).pixels
+    reference = Upscaler(compact.path, tile=0, precision="fp32", backend="pytorch").upscale(image).pixels
+    assert weights.stat().st_size > 1000 and np.abs(repaired - reference).max() <= 1e-3
+
+
+@needs_openvino
+def test_checkpoint_openvino_cannot_run_falls_back_under_auto_only(compact, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("LWAY_HOME", str(tmp_path))
+    monkeypatch.setenv("LWAY_CPU_FLAGS", "avx2 amx_bf16")  # auto wants OpenVINO whatever this CPU is
+    cpu_features.cache_clear()
+
+    def cannot_trace(model, folder) -> None:  # what torch.jit.trace raises on data-dependent control flow
+        raise RuntimeError("Tracer cannot infer type of output")
+
+    monkeypatch.setattr("lway_engine.backends.openvino_convert._convert", cannot_trace)
+    try:
+        with pytest.warns(OpenVinoFallbackWarning, match="cannot convert Compact"):
+            assert Upscaler(compact.path).backend == "pytorch"
+        with pytest.raises(OpenVinoConversionError, match="Tracer cannot infer"):
+            Upscaler(compact.path, backend="openvino")
+        assert not list((tmp_path / "openvino").iterdir())  # no half-made entry left behind
+    finally:
+        monkeypatch.delenv("LWAY_CPU_FLAGS")
+        cpu_features.cache_clear()
 
 
 @pytest.mark.skipif(library_path() is None or not cpu_supported(), reason="x86-64 AVX2+FMA kernel only")

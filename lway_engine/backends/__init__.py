@@ -3,6 +3,7 @@
 
 - ``onnx_runtime``: .onnx in ONNX Runtime (CPU with lway's Winograd op, CUDA, TensorRT providers);
 - ``openvino_runtime``: .onnx in OpenVINO on the CPU (optional extra; bf16 on CPUs with AMX / AVX512_BF16);
+- ``openvino_convert``: a PyTorch checkpoint converted for it, verified and cached (where it beats PyTorch);
 - ``tensorrt_engine``: a serialised TensorRT .engine on its GPU.
 """
 

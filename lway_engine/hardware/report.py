@@ -31,7 +31,7 @@ def _fast_paths() -> dict[str, Any]:
     """Each optional accelerated path and whether it is active here (with the reason when it is not)."""
     from lway_engine.export.ort_winograd import cpu_supported, library_path
     from lway_engine.ext import build_info, extension_available
-    from lway_engine.runtime import choose_onnx_backend
+    from lway_engine.runtime import choose_backend
 
     try:
         import tensorrt  # noqa: F401
@@ -51,7 +51,8 @@ def _fast_paths() -> dict[str, Any]:
         "tensorrt": trt,
         "adapt_amp_auto_cpu": resolve_amp("auto", "cpu") or "fp32",
         "upscale_checkpoint_cpu": "bf16" if inference_bf16("auto", "cpu") else "fp32",
-        "onnx_backend_auto_cpu": choose_onnx_backend("auto", "cpu"),
+        "checkpoint_backend_auto_cpu": choose_backend("auto", "cpu", "checkpoint"),
+        "onnx_backend_auto_cpu": choose_backend("auto", "cpu", "onnx"),
     }
 
 
