@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from lway_engine.media.images import Image, ImageReadError, read_image, write_image
+from lway_engine.media.images import Image, ImageReadError, Metadata, read_image, write_image
 
 RNG = np.random.default_rng()
 
@@ -140,3 +142,39 @@ def test_icc_profile_and_exif_travel_to_the_output(tmp_path: Path, suffix: str, 
         parsed = PILImage.Exif()
         parsed.load(back.metadata.exif)
         assert parsed.get(0x010F) == "lway-test-camera"
+
+
+
+@functools.cache
+def _open_counter() -> dict[str, int]:
+    """path -> times opened, for the paths a test puts in; one audit hook for the session (hooks stay installed)."""
+    opened: dict[str, int] = {}
+
+    def count(event: str, args: tuple) -> None:
+        if event == "open" and args[0] in opened:
+            opened[args[0]] += 1
+
+    sys.addaudithook(count)
+    return opened
+
+
+def test_16bit_png_is_read_once_with_its_icc_profile_and_exif(tmp_path: Path) -> None:
+    from PIL import Image as PILImage
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = PILImage.Exif()
+    exif[0x010F] = "lway-test-camera"
+    image = _random_image(3, True, 16, (20, 30))
+    path = tmp_path / "deep.png"
+    write_image(path, Image(image.pixels, image.alpha, 16, Metadata(icc=icc, exif=exif.tobytes())))
+    opened = _open_counter()
+    opened[str(path)] = 0
+    try:
+        back = read_image(path)
+    finally:
+        opens = opened.pop(str(path))
+    assert opens == 2  # the 26-byte format sniff, then the file once for pixels and metadata alike
+    assert back.bit_depth == 16 and np.array_equal(back.pixels, image.pixels)
+    assert np.array_equal(back.alpha, image.alpha)
+    assert back.metadata == Metadata(icc=icc, exif=exif.tobytes())

@@ -104,14 +104,14 @@ def _png_header(path: Path) -> tuple[int, int] | None:
     return head[24], head[25]
 
 
-def _png_metadata(path: Path) -> Metadata:
-    """ICC (iCCP chunk) and EXIF (eXIf chunk) of a PNG read through pypng."""
+def _png_metadata(encoded: bytes) -> Metadata:
+    """ICC (iCCP chunk) and EXIF (eXIf chunk) of a PNG file's bytes, through pypng."""
     import zlib
 
     import png
 
     icc = exif = None
-    for kind, data in png.Reader(filename=str(path)).chunks():
+    for kind, data in png.Reader(bytes=encoded).chunks():
         if kind == b"iCCP":
             icc = zlib.decompress(data[data.index(b"\0") + 2 :])  # name, NUL, compression method, zlib stream
         elif kind == b"eXIf":
@@ -137,12 +137,14 @@ def _png_with_metadata(encoded: bytes, metadata: Metadata) -> bytes:
 
 
 def _read_png16(path: Path) -> Image:
+    """Pixels and metadata from one read of the file (pypng's readers would each open it again)."""
     import png
 
-    width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+    encoded = path.read_bytes()
+    width, height, rows, info = png.Reader(bytes=encoded).asDirect()
     planes = info["planes"]
     array = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows]).reshape(height, width, planes)
-    return _split(array, 16, _png_metadata(path))
+    return _split(array, 16, _png_metadata(encoded))
 
 
 def _read_tiff(path: Path) -> Image:
