@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from lway_engine.ext import ExtensionUnavailableWarning
+from lway_engine.hardware import cpu_features
 
 DOMAIN, OP = "ai.lway", "Conv3x3"
 _NHWC, _NCHW = [0, 2, 3, 1], [0, 3, 1, 2]
@@ -47,9 +48,8 @@ def library_path() -> Path | None:
 
 def cpu_supported() -> bool:
     """Whether this processor runs the kernel (AVX2 + FMA); the library refuses to create kernels otherwise."""
-    import torch
-
-    return torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
+    features = cpu_features()
+    return features.avx2 and features.fma
 
 
 @dataclass

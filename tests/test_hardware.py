@@ -9,20 +9,22 @@ from lway_engine.hardware.cpu import parse_cpuinfo
 
 XEON = """processor\t: 0
 model name\t: Intel(R) Xeon(R) Platinum 8488C
-flags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_bf16 amx_tile
+flags\t\t: fpu sse2 avx2 fma avx512f avx512_bf16 amx_bf16 amx_tile
 processor\t: 1
 flags\t\t: fpu
 """
-EPYC = "model name\t: AMD EPYC 7B13\nflags\t\t: fpu sse2 avx2\n"
+EPYC = "model name\t: AMD EPYC 7B13\nflags\t\t: fpu sse2 avx2 fma\n"
+PILEDRIVER = "model name\t: AMD Opteron 6380\nflags\t\t: fpu sse2 avx fma\n"  # FMA without AVX2
 
 
 def test_parse_cpuinfo_reads_the_first_processor() -> None:
     xeon, epyc = parse_cpuinfo(XEON), parse_cpuinfo(EPYC)
     assert xeon.model == "Intel(R) Xeon(R) Platinum 8488C" and xeon.avx512f and xeon.amx_bf16 and xeon.fast_bf16
-    assert epyc.avx2 and not epyc.avx512f and not epyc.fast_bf16
+    assert epyc.avx2 and epyc.fma and not epyc.avx512f and not epyc.fast_bf16
+    assert parse_cpuinfo(PILEDRIVER).fma and not parse_cpuinfo(PILEDRIVER).avx2
     assert (xeon.kind, epyc.kind) == ("amx-bf16", "avx2")
     assert parse_cpuinfo("").fast_bf16 is False  # no /proc/cpuinfo: no extension assumed
-    assert set(xeon.as_dict()) >= {"model", "avx2", "avx512f", "avx512_bf16", "amx_bf16", "fast_bf16", "kind"}
+    assert set(xeon.as_dict()) >= {"model", "avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "fast_bf16", "kind"}
 
 
 @pytest.fixture()
@@ -45,6 +47,16 @@ def test_auto_is_bf16_only_on_a_cpu_with_native_bf16(flags) -> None:
     flags("avx2 avx512f")
     assert resolve_amp("auto", "cpu") is None
     assert resolve_amp("auto", "cuda:0") is None  # GPU defaults wait for the GPU suite's measurements
+
+
+def test_winograd_kernel_runs_where_cpu_features_has_avx2_and_fma(flags) -> None:
+    from lway_engine.export.ort_winograd import cpu_supported
+
+    flags("avx2 fma")
+    assert cpu_supported()
+    for without in ("avx2", "avx fma", ""):  # the kernel's instructions are AVX2 and FMA: both are needed
+        flags(without)
+        assert not cpu_supported(), without
 
 
 def test_explicit_choices_and_bad_values() -> None:

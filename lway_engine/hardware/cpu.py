@@ -2,8 +2,9 @@
 
 Why here: on a Xeon with AMX or AVX512_BF16, oneDNN runs bfloat16 convolutions several times faster than float32
 (an E+R training step: 1.1 s -> 0.53 s on two cores), while on an AVX2-only EPYC bfloat16 is emulated and slower.
-Every choice of precision on the CPU (pretraining, adaptation, inference) asks :func:`cpu_features` instead of
-reading ``/proc/cpuinfo`` itself, and ``lway-engine info`` and the benchmarks record :func:`cpu_features`.
+Every choice of precision on the CPU (pretraining, adaptation, inference) and of kernel (the ONNX Runtime Winograd
+op needs AVX2 + FMA) asks :func:`cpu_features` instead of reading ``/proc/cpuinfo`` itself, and ``lway-engine
+info`` and the benchmarks record :func:`cpu_features`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 # The flags that decide a fast path, by the names Linux prints in /proc/cpuinfo.
-_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16")
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class CpuFeatures:
     model: str
     machine: str
     avx2: bool
+    fma: bool  # FMA3 (fused multiply-add on AVX registers)
     avx512f: bool
     avx512_bf16: bool
     amx_bf16: bool
