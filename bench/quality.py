@@ -215,6 +215,7 @@ def main() -> None:
         print(f"\n== {name}: {len(items)} images", flush=True)
         results[name] = run_set(model, original, recon, metric, items, config, per_image, hf, args.device,
                                 candidates)
+        results[name]["hf_weight"] = hf  # config.hf_weight is the base setting; --no-hf-weight applies per run
         s = results[name]["summary"]
         print(f"{'':8} {'before':>9} {'after':>9} {'gain':>9}")
         for k in ("psnr", "ssim", "lpips"):

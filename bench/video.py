@@ -6,8 +6,9 @@
     .venv/bin/python bench/video.py --device cuda
 
 Speed: the clip is ``demo --video``'s (pans and zooms over scikit-image's photos, degraded, with a tone), at
-``--lr`` size; each model runs as a checkpoint in PyTorch (as ``upscale`` picks its precision: bf16 on CPUs with
-AMX or AVX512_BF16, and float32), and exported to ONNX in ONNX Runtime (with lway-engine's Winograd CPU kernels)
+``--lr`` size; each model runs as a checkpoint the way ``upscale`` opens it by default (``auto``: OpenVINO on CPUs
+with AMX or AVX512_BF16 where installed), in PyTorch (as ``upscale`` picks its precision: bf16 on those CPUs, and
+float32), and exported to ONNX in ONNX Runtime (with lway-engine's Winograd CPU kernels)
 and OpenVINO where installed. Each row times the whole ``upscale_video`` (decode, upscale, encode x264, join
 with the audio) after one warm-up frame, so it is what a user waits for.
 
@@ -43,9 +44,11 @@ def backends(model: str, device: str, workdir: Path) -> dict[str, Upscaler]:
     from lway_engine.backends import openvino_installed
     from lway_engine.export.onnx import export_onnx
 
-    found = {"pytorch": Upscaler(model, device=device, tile=0)}
-    if found["pytorch"].options.bf16:
-        found["pytorch-fp32"] = Upscaler(model, device=device, tile=0, precision="fp32")
+    auto = Upscaler(model, device=device, tile=0)  # what `upscale` runs on this machine, named in the label
+    pytorch = auto if auto.backend == "pytorch" else Upscaler(model, device=device, tile=0, backend="pytorch")
+    found = {f"auto ({auto.backend})": auto, "pytorch": pytorch}
+    if pytorch.options.bf16:
+        found["pytorch-fp32"] = Upscaler(model, device=device, tile=0, precision="fp32", backend="pytorch")
     onnx = export_onnx(model, workdir / f"{model}.onnx", verify_sizes=[(32, 32)]).path
     found["onnxruntime"] = Upscaler(onnx, device=device, tile=0, backend="onnxruntime")
     if device == "cpu" and openvino_installed():
@@ -65,7 +68,7 @@ def speed(models: list[str], device: str, lr: tuple[int, int], frames_per_photo:
             seconds = time.perf_counter() - started
             rows.append({"model": model, "backend": label, "frames": outcome.frames, "seconds": seconds,
                          "frames_per_s": outcome.frames / seconds, "lr": list(lr)})
-            print(f"{model:<22} {label:<14} {outcome.frames / seconds:7.2f} frames/s  ({outcome.frames} frames "
+            print(f"{model:<22} {label:<18} {outcome.frames / seconds:7.2f} frames/s  ({outcome.frames} frames "
                   f"{lr[0]}x{lr[1]} -> {lr[0] * 4}x{lr[1] * 4}, {seconds:.1f} s)", flush=True)
     return rows
 

@@ -97,6 +97,7 @@ def test_auto_precision_follows_the_cpu(compact, compact_onnx, monkeypatch: pyte
         assert Upscaler(compact.path, tile=0, backend="pytorch").options.bf16 is expected, flags
         assert Upscaler(compact_onnx, tile=0, backend="onnxruntime").options.bf16 is False  # the export's precision
         if openvino_installed():  # OpenVINO follows the same rule as PyTorch, for .onnx files and checkpoints
+            assert Upscaler(compact.path, tile=0).backend == ("openvino" if expected else "pytorch"), flags
             assert Upscaler(compact_onnx, tile=0, backend="openvino").options.bf16 is expected, flags
             assert Upscaler(compact.path, tile=0, backend="openvino").options.bf16 is expected, flags
     monkeypatch.delenv("LWAY_CPU_FLAGS")
@@ -119,8 +120,9 @@ def test_checkpoint_in_openvino_is_converted_once_and_matches_pytorch(compact, p
     assert np.abs(first.upscale(image).pixels - reference).max() <= 1e-3
     assert np.abs(tiled.upscale(image).pixels - reference).max() <= 1 / 255
     deep = Image(photo("coffee", 48), None, 16)  # 16-bit: float32 even where 8-bit images run in bf16
-    np.testing.assert_allclose(Upscaler(compact.path, tile=0, precision="bf16", backend="openvino").upscale(deep).pixels,
-                               Upscaler(compact.path, tile=0, precision="fp32", backend="pytorch").upscale(deep).pixels,
+    bf16 = Upscaler(compact.path, tile=0, precision="bf16", backend="openvino")
+    np.testing.assert_allclose(bf16.upscale(deep).pixels, Upscaler(compact.path, tile=0, precision="fp32",
+                                                                   backend="pytorch").upscale(deep).pixels,
                                rtol=0, atol=1e-4)
 
 
