@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from lway_engine.atomic import remove_stale_parts
 from lway_engine.distributed import Topology, gather_lists, shard
 from lway_engine.media.images import (
     LUMA,
@@ -184,6 +185,7 @@ def upscale_files(model: LoadedModel, inputs: Sequence[Path], outdir: Path, opti
     for source, target in bar:
         bar.set_postfix_str(source.name)
         dest = output_path(outdir, source, target, options)
+        remove_stale_parts(dest.parent)  # a killed earlier run's temporaries (cheap: a glob per file)
         if dest.exists() and not overwrite:
             outcomes.append(Outcome(source, dest, skipped=True))
             continue

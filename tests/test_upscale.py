@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from lway_engine.atomic import remove_stale_parts
 from lway_engine.cli import app
 from lway_engine.demo import resize
 from lway_engine.media.images import Image, read_image, write_image
@@ -116,3 +119,23 @@ def test_cli_outscale_suffix_ext_auto_quality_and_times(tmp_path: Path, photo) -
     assert (tmp_path / "q40" / "cat.jpg").stat().st_size < (tmp_path / "q95" / "cat.jpg").stat().st_size
     bad = CliRunner().invoke(app, ["upscale", str(inputs), "-o", str(tmp_path / "bad"), "--outscale", "0"])
     assert bad.exit_code == 2 and "--outscale" in bad.output
+
+
+def test_a_rerun_removes_temporaries_of_killed_writers_only(tmp_path: Path) -> None:
+    """Two real writers stopped mid-file: one killed (its *.part is debris), one alive (its *.part is in use)."""
+    out = tmp_path / "out"
+    script = ("import sys, pathlib; from lway_engine.atomic import atomic_write; "
+              "atomic_write(pathlib.Path(sys.argv[1]), lambda tmp: (tmp.write_bytes(b'half'), print('ready', "
+              "flush=True), sys.stdin.read()))")
+    writers = [subprocess.Popen([sys.executable, "-c", script, str(out / name)], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True) for name in ("killed.png", "alive.png")]
+    for writer in writers:
+        assert writer.stdout.readline().strip() == "ready"
+    writers[0].kill()
+    writers[0].wait()
+    assert len(list(out.glob("*.part*"))) == 2
+    assert remove_stale_parts(out) == 1
+    left = list(out.glob("*.part*"))
+    assert len(left) == 1 and left[0].name.startswith("alive.png.")
+    writers[1].communicate("")  # the live writer finishes its file normally
+    assert (out / "alive.png").read_bytes() == b"half" and not list(out.glob("*.part*"))

@@ -29,6 +29,7 @@ from lway_engine.adaptation.loop import AdaptConfig, AdaptLog
 from lway_engine.adaptation.report import RunRecords, write_report
 from lway_engine.adaptation.select import Decision
 from lway_engine.adaptation.step import amp_dtype
+from lway_engine.atomic import remove_stale_parts
 from lway_engine.compiled import DynamicSizeNetwork
 from lway_engine.distributed import Topology, gather_lists, local_slice, shard
 from lway_engine.media.images import Image, read_image, write_image
@@ -67,6 +68,8 @@ def run_adaptation(model: LoadedModel, inputs: list[Path], outdir: Path, reconst
     if not per_image:
         local_slice(config.batch, topology)  # a batch the ranks cannot share fails here, before any work
     config = replace(config, data_parallel=topology.distributed and not per_image)
+    for folder in (outdir, *(p for p in outdir.iterdir() if p.is_dir())) if outdir.is_dir() else ():
+        remove_stale_parts(folder)  # temporaries of a killed earlier launch (live ranks' own are kept)
     job = {**asdict(config), "model": str(model.path)}
     adapter = Adapter(model, reconstruction, progress_bar=progress and topology.leader, topology=topology,
                       **asdict(config))
