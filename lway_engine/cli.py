@@ -293,9 +293,10 @@ def demo(
     for r in rows:
         typer.echo(f"{r.name:<10} {r.psnr_before:>14.2f} {r.psnr_after:>7.2f} {r.lpips_before:>13.4f} "
                    f"{r.lpips_after:>7.4f}")
+    plot = ", adapt/signal.png = loss and signal per candidate" if (output / "adapt" / "signal.png").is_file() else ""
     typer.echo(f"\n(PSNR higher is better, LPIPS lower is better)\noutputs: {output.resolve()}\n"
                "  adapt/compare/<photo>.png = LR (enlarged) | before | after; hr/ = originals; "
-               "adapt/report.md = the decision and loss curves, adapt/signal.png = loss and signal per candidate")
+               f"adapt/report.md = the decision and loss curves{plot}")
 
 
 def _adaptation_files(inputs: list[Path], output: Path, frames: int | None) -> list[Path]:

@@ -104,17 +104,35 @@ def test_candidate_parse_and_configure(lpips_alex) -> None:
         Candidate.parse("anchr=1")
 
 
-def test_report_states_the_decision_and_plots_the_signal(tmp_path: Path, fresh_compact, small_reconstruction,
-                                                         photo) -> None:
-    import json
+def _expecting(reconstruction, error: float) -> None:
+    """Give ``reconstruction`` an error model that expects ``error`` on every LR: tiny opens the gate (every
+    mismatch is the SR model's), huge closes it (R is never better than its own error)."""
+    from lway_engine.reconstruction.error_model import STATS, ErrorModel
 
-    from lway_engine.adaptation.run import run_adaptation
-    from lway_engine.media.images import Image, read_image, write_image
+    dim = reconstruction.config.embed_dim + STATS
+    reconstruction.error_model = ErrorModel(torch.zeros(dim, dtype=torch.float64), torch.ones(dim, dtype=torch.float64),
+                                            torch.zeros(dim, dtype=torch.float64), math.log(error), "")
+
+
+def _lr_files(tmp_path: Path, photo) -> list[Path]:
+    from lway_engine.media.images import Image, write_image
 
     files = []
     for name in ("astronaut", "coffee"):
         files.append(tmp_path / "lr" / f"{name}.png")
         write_image(files[-1], Image(photo(name, 48), None, 8))
+    return files
+
+
+def test_report_states_the_decision_and_plots_the_signal(tmp_path: Path, fresh_compact, small_reconstruction,
+                                                         photo) -> None:
+    import json
+
+    from lway_engine.adaptation.run import run_adaptation
+    from lway_engine.media.images import read_image
+
+    files = _lr_files(tmp_path, photo)
+    _expecting(small_reconstruction, 1e-6)
     config = AdaptConfig(iterations=4, lr=1e-3, batch=2, crop=32, eval_every=2)
     runs = run_adaptation(fresh_compact, files, tmp_path / "out", small_reconstruction, config, per_image=False,
                           progress=False)
@@ -127,3 +145,88 @@ def test_report_states_the_decision_and_plots_the_signal(tmp_path: Path, fresh_c
     assert decision["reason"] in markdown and "signal.png" in markdown and decision["reason"] in runs["all"].message
     plot = read_image(tmp_path / "out" / "signal.png")
     assert plot.size[0] > 200 and plot.size[1] > 200
+
+
+def test_closed_gate_writes_the_unadapted_weights_and_says_why(tmp_path: Path, fresh_compact, small_reconstruction,
+                                                               photo) -> None:
+    import json
+
+    from lway_engine.adaptation.run import run_adaptation
+
+    _expecting(small_reconstruction, 1e3)
+    original = {k: v.clone() for k, v in fresh_compact.module.state_dict().items()}
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "signal.png").write_bytes(b"an earlier run's plot")
+    config = AdaptConfig(iterations=4, lr=1e-3, batch=2, crop=32, eval_every=2)
+    runs = run_adaptation(fresh_compact, _lr_files(tmp_path, photo), tmp_path / "out", small_reconstruction, config,
+                          per_image=False, progress=False)
+    decision = json.loads((tmp_path / "out" / "report.json").read_text())["decisions"]["all"]
+    assert not decision["adapted"] and decision["runs"] == {}
+    assert decision["reason"].startswith("adaptation would not help these images: the reconstructor cannot be "
+                                         "trusted") and "the gated candidate was not tried" in decision["reason"]
+    assert decision["reason"] in (tmp_path / "out" / "report.md").read_text() and not (
+        tmp_path / "out" / "signal.png").exists()
+    assert runs["all"].message == decision["reason"]
+    assert all(torch.equal(v, original[k]) for k, v in fresh_compact.module.state_dict().items())
+
+
+def _pairs(photo, count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(HR, LR) crops of real photos through a real degradation, of varying strength (seeded)."""
+    from lway_engine.degradations import degrade
+
+    pairs = []
+    for i in range(count):
+        hr = torch.from_numpy(photo(("astronaut", "coffee", "chelsea")[i % 3], 128).transpose(2, 0, 1).copy())
+        pairs.append((hr, degrade(hr, "defocus_noise", i, scale=4)))
+    return pairs
+
+
+def test_error_model_travels_with_its_checkpoint_only(tmp_path: Path, small_reconstruction, lpips_alex,
+                                                      photo) -> None:
+    from lway_engine.reconstruction import load_checkpoint, save_checkpoint
+    from lway_engine.reconstruction.checkpoint import CheckpointError, read_checkpoint_info
+    from lway_engine.reconstruction.error_model import fit_error_model, sidecar
+
+    path = tmp_path / "er.safetensors"
+    save_checkpoint(path, small_reconstruction)
+    assert load_checkpoint(path).error_model is None
+    pairs = _pairs(photo, 12)
+    loss = LWayLoss(lpips_alex, hf_weight=False)
+    model = fit_error_model(small_reconstruction, pairs, loss, read_checkpoint_info(path).content_sha256)
+    model.save(sidecar(path))
+    loaded = load_checkpoint(path)
+    lr = torch.stack([lr for _, lr in pairs[:3]])
+    predicted = loaded.error_model.predict(loaded.encoder, lr)
+    assert predicted.shape == (3,) and bool((predicted > 0).all())
+    torch.testing.assert_close(predicted, model.predict(small_reconstruction.encoder, lr))
+    with torch.no_grad():  # other weights under the same name: the sidecar no longer describes them
+        next(small_reconstruction.parameters()).add_(0.1)
+    save_checkpoint(path, small_reconstruction)
+    with pytest.raises(CheckpointError, match="fitted on other weights"):
+        load_checkpoint(path)
+
+
+def test_gated_candidate_runs_only_past_its_threshold_and_is_judged_by_fidelity(
+        fresh_compact, small_reconstruction, lpips_alex, photo) -> None:
+    from lway_engine.reconstruction.error_model import fit_error_model
+
+    small_reconstruction.error_model = fit_error_model(small_reconstruction, _pairs(photo, 12),
+                                                       LWayLoss(lpips_alex, hf_weight=False), "")
+    config = AdaptConfig(iterations=4, lr=1e-3, batch=2, crop=32, eval_every=2)
+    original = {k: v.clone() for k, v in fresh_compact.module.state_dict().items()}
+    never = Candidate(anchor=1.0, flat=True, gate=1e9)
+    log, decision = adapt_and_select(fresh_compact, _images(photo), small_reconstruction, LWayLoss(lpips_alex),
+                                     config, (never,), progress=False)
+    assert not decision.adapted and decision.runs == {} and "the gated candidate was not tried" in decision.reason
+    assert all(torch.equal(v, original[k]) for k, v in fresh_compact.module.state_dict().items())
+    always = Candidate(anchor=1.0, flat=True, gate=1e-9)
+    log, decision = adapt_and_select(fresh_compact, _images(photo), small_reconstruction, LWayLoss(lpips_alex),
+                                     config, (always,), progress=False)
+    run = decision.runs[always.name]
+    assert "the gated candidate was tried" in decision.reason and "gated at explainability" in always.name
+    assert all(p.value == pytest.approx(p.fidelity) for p in run.signal)  # copying and texture left out
+    assert any(p.copying != 0 for p in run.signal[1:])  # ... though still measured and reported
+    small_reconstruction.error_model = None  # no error model: the gated candidate is skipped, and the reason says so
+    _, decision = adapt_and_select(fresh_compact, _images(photo), small_reconstruction, LWayLoss(lpips_alex),
+                                   config, (Candidate(), always), progress=False)
+    assert list(decision.runs) == [Candidate().name] and "has no error model" in decision.reason

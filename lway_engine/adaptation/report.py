@@ -100,6 +100,8 @@ def write_report(outdir: Path, settings: dict, runs: dict[str, AdaptLog], decisi
               "lway_engine/adaptation/signal.py."]
     if plotted:
         lines += ["", "![loss and signal per candidate](signal.png)"]
+    else:  # an earlier run's plot in the same folder would describe another run
+        (outdir / "signal.png").unlink(missing_ok=True)
     atomic_write(outdir / "report.md", lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from lway_engine.adaptation.gate import explainability
 from lway_engine.adaptation.loop import AdaptConfig, AdaptLog, Hooks, adapt
 from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.signal import hold_out
@@ -30,25 +31,30 @@ class Candidate:
     """One way to adapt, as selection tries it: strengths of the flat-area anchor, the texture (LPIPS-to-S0) and
     the above-LR-band detail terms of ``step.py`` (all 0 with ``flat`` False and ``lr_scale`` 1: the paper's loss);
     ``flat`` drops the HF weight map from the LR-scale loss (W = 1, ``adapt --no-hf-weight``); ``lr_scale``
-    multiplies the learning rate (selection's best-step choice can still stop early)."""
+    multiplies the learning rate (selection's best-step choice can still stop early); ``gate`` runs the candidate
+    only where R explains the images well enough (``gate.py``), and then scores it by held-out LR fidelity alone:
+    the gate has already said that moving away from S0's texture is what R's loss is right about."""
 
     anchor: float = 0.0
     texture: float = 0.0
     detail: float = 0.0
     lr_scale: float = 1.0
     flat: bool = False
+    gate: float = 0.0  # > 0: runs only where the images' explainability (gate.py) reaches it; judged by fidelity
 
     @property
     def name(self) -> str:
         parts = [f"anchor {self.anchor:g}", f"texture {self.texture:g}"]
         parts += [f"detail {self.detail:g}"] * bool(self.detail) + ["flat loss (W = 1)"] * self.flat
         parts += [f"lr x{self.lr_scale:g}"] * (self.lr_scale != 1)
+        parts += [f"gated at explainability {self.gate:g}"] * bool(self.gate)
         return ", ".join(parts)
 
     def configure(self, config: AdaptConfig, loss_fn: LWayLoss) -> tuple[AdaptConfig, LWayLoss]:
         """The fixed-schedule settings and loss that run this candidate."""
         config = replace(config, anchor=self.anchor, texture=self.texture, detail=self.detail,
-                         lr=config.lr * self.lr_scale, hf_weight=config.hf_weight and not self.flat)
+                         lr=config.lr * self.lr_scale, hf_weight=config.hf_weight and not self.flat,
+                         signal_terms=not self.gate)
         if self.flat and loss_fn.hf_weight:
             loss_fn = LWayLoss(loss_fn.lpips, hf_weight=False, lpips_weight=loss_fn.lpips_weight)
         return config, loss_fn
@@ -66,13 +72,15 @@ class Candidate:
         return cls(**values)
 
 
-# The paper's loss, and a texture-keeping candidate chosen on fixed-schedule runs (bench/quality.py --quick, bf16,
-# 2026-11-30): the LR-scale loss without the HF map (W = 1: the whole LR is matched; LPIPS came out better than
-# with W on all four sets measured both ways), flat areas held to the unadapted output by the anchor, at 3x the
-# learning rate. On City100 it gave +1.88 dB / -0.020 LPIPS with the broad L1 reconstructor and +2.17 dB / -0.013
-# with the bundled one, where the paper's loss gives about +1.9 dB / -0.002; on motion, bayer_jpeg and film it made
-# LPIPS worse (+0.026 to +0.060), which the held-out signal has to catch.
-DEFAULT_CANDIDATES = (Candidate(), Candidate(anchor=1.0, flat=True, lr_scale=3.0))
+# One candidate, gated (2026-11-30, bench/quality.py --quick, bf16, the broad L1 reconstructor): the LR-scale loss
+# without the HF map (W = 1: the whole LR is matched; LPIPS came out better than with W on all four sets measured
+# both ways), flat areas held to the unadapted output by the anchor, at 3x the learning rate, run only where the
+# explainability gate (gate.py) says R can be trusted. On City100 it gives +1.92 dB / -0.020 LPIPS; on motion,
+# bayer_jpeg, film and the demo photos it made LPIPS worse on a fixed schedule, and the gate keeps it off them.
+# The paper's loss is no longer a default candidate: under selection it passed the held-out signal on motion and
+# halftone_scan with this reconstructor and made both worse (+0.013, +0.011), where the gate was 0.66 and 0.59;
+# `adapt --no-select` runs it on the fixed schedule.
+DEFAULT_CANDIDATES = (Candidate(anchor=1.0, flat=True, lr_scale=3.0, gate=2.0),)
 
 
 @dataclass
@@ -103,6 +111,12 @@ def adapt_and_select(model: LoadedModel, images: list[torch.Tensor], reconstruct
                   f"LR px) are too small to hold a region out beside a {config.crop} px training crop; ran the "
                   f"fixed schedule of {config.iterations} steps ({log.status}). Check the result by eye.")
         return log, Decision(adapted=True, reason=reason, runs={"fixed schedule": log})
+    gated = _gate(model, images, reconstruction, loss_fn, config, candidates)
+    candidates = tuple(c for c in candidates if c.gate <= 0 or gated.value is not None and gated.value >= c.gate)
+    if not candidates:
+        reason = ("adaptation would not help these images: the reconstructor cannot be trusted to steer the model "
+                  "on them, so nothing was adapted and the unadapted weights are kept" + gated.note)
+        return AdaptLog(status="done"), Decision(adapted=False, reason=reason, runs={})
     original = copy.deepcopy(model.module.state_dict())
     runs: dict[str, AdaptLog] = {}
     best_log: AdaptLog | None = None
@@ -122,13 +136,38 @@ def adapt_and_select(model: LoadedModel, images: list[torch.Tensor], reconstruct
             break
     if best_log is None or best_log.best.value > -MIN_GAIN:
         model.module.load_state_dict(original)
-        return next(iter(runs.values())), Decision(adapted=False, reason=_no_help(runs), runs=runs)
+        return next(iter(runs.values())), Decision(adapted=False, reason=_no_help(runs) + gated.note, runs=runs)
     model.module.load_state_dict(best_state)
     point = best_log.best
     reason = (f"adapted with {best_candidate.name}, stopped at step {point.step} of {config.iterations}: held-out "
               f"signal {point.value:+.4f} (LR fidelity {point.fidelity:+.1%}, copying {point.copying:+.3f}, "
-              f"texture {point.texture:+.3f}) against 0 for the unadapted model")
+              f"texture {point.texture:+.3f}) against 0 for the unadapted model" + gated.note)
     return best_log, Decision(adapted=True, reason=reason, candidate=best_candidate, step=point.step, runs=runs)
+
+
+@dataclass
+class _Gated:
+    value: float | None
+    note: str
+
+
+def _gate(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.nn.Module, loss_fn: LWayLoss,
+          config: AdaptConfig, candidates: tuple[Candidate, ...]) -> _Gated:
+    """The images' explainability, when a candidate is gated, and what the decision should say about it."""
+    gates = [c.gate for c in candidates if c.gate > 0]
+    if not gates:
+        return _Gated(None, "")
+    if getattr(reconstruction, "error_model", None) is None:
+        return _Gated(None, "; the gated candidate was not tried: this reconstructor has no error model to gate "
+                            "it (bench/fit_error_model.py)")
+    value = explainability(model, reconstruction, images, loss_fn, config.amp)
+    if value is None:
+        return _Gated(None, f"; the gated candidate was not tried: no image reaches {MIN_LR_SIZE} px, the least "
+                            "the explainability gate can measure")
+    verdict = "tried" if value >= min(gates) else "not tried"
+    return _Gated(value, f"; explainability {value:.2f} (threshold {min(gates):g}; R explains the unadapted "
+                         f"output's mismatch with the LR {value:.2f}x its own expected error): the gated candidate "
+                         f"was {verdict}")
 
 
 def _no_help(runs: dict[str, AdaptLog]) -> str:

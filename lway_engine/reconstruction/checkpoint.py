@@ -130,4 +130,19 @@ def load_checkpoint(
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:  # missing/unexpected keys or wrong shapes for the config
         raise CheckpointError(f"{path} does not match its own config {config}: {exc}") from exc
+    _attach_error_model(model, Path(path), info.content_sha256)
     return model.eval()
+
+
+def _attach_error_model(model: LWayReconstruction, path: Path, content_sha256: str) -> None:
+    """``model.error_model``: R's expected error (``error_model.py``) from the sidecar fitted on these weights, or
+    None (no sidecar; a sidecar of other weights is refused, as its predictions would be meaningless here)."""
+    from lway_engine.reconstruction.error_model import ErrorModel, sidecar
+
+    model.error_model = None
+    if sidecar(path).is_file():
+        error_model = ErrorModel.load(sidecar(path))
+        if error_model.checkpoint_sha256 != content_sha256:
+            raise CheckpointError(f"{sidecar(path)} was fitted on other weights than {path.name}; refit it with "
+                                  "bench/fit_error_model.py or delete it")
+        model.error_model = error_model

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
 from lway_engine.reconstruction.encoder import DegradationEncoder
 from lway_engine.reconstruction.reconstructor import Reconstructor
+
+if TYPE_CHECKING:
+    from lway_engine.reconstruction.error_model import ErrorModel
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class LWayReconstruction(nn.Module):
         self.encoder = DegradationEncoder(c.embed_dim, c.encoder_width)
         self.reconstructor = Reconstructor(c.scale, c.embed_dim, c.reconstructor_width, c.num_blocks,
                                            bool(c.colour_head))
+        self.error_model: ErrorModel | None = None  # R's expected error (error_model.py), set by load_checkpoint
 
     def forward(self, hr: Tensor, lr: Tensor) -> Tensor:
         """Reconstruct ``lr`` from ``hr`` and the degradation embedding of ``lr`` itself."""
