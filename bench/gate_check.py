@@ -6,6 +6,8 @@ For each set, the explainability of each image alone and the gate's value for th
 8 images, as ``adapt`` computes it). The gate's threshold (2) was read off the images ``bench/quality.py --quick``
 uses (City100 031-038, each family's Kodak24 kodim01-06); the other rows are images it was not chosen on:
 City100 039-060, kodim07-24 per family, the two unseen families, and ``make demo``'s three photos.
+With ``--real``: the real-world LR sets of ``../shared/data`` instead (RealSR_LR4, realsrset, OldPhotos_BOPB,
+RNI15; no HR, so only where ``adapt`` would act on what users bring), written to gate_check_real_<...>.json.
 Writes bench/results/gate_check_<reconstructor>.json.
 """
 
@@ -42,9 +44,27 @@ def demo_set() -> list[tuple[str, np.ndarray]]:
     return items
 
 
+REAL_SETS = ("RealSR_LR4", "realsrset", "OldPhotos_BOPB", "RNI15")
+
+
+def real_sets(limit: int) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """Up to ``limit`` RGB images of each real-world LR set (greyscale and alpha dropped: E takes RGB)."""
+    from quality import DATA
+
+    from lway_engine.media.images import read_image
+
+    sets = {}
+    for name in REAL_SETS:
+        files = sorted(p for p in (DATA / name).rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"))
+        sets[name] = [(p.stem, read_image(p).rgb()) for p in files[:limit]]
+    return sets
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reconstructor", type=Path, default=Path(DEFAULT_RECONSTRUCTOR))
+    parser.add_argument("--real", action="store_true", help="the real-world LR sets instead (no HR)")
+    parser.add_argument("--limit", type=int, default=24, help="--real: images per set")
     args = parser.parse_args()
     torch.manual_seed(0)
     model = load_model("realesrgan-x4plus")
@@ -52,6 +72,28 @@ def main() -> None:
     if reconstruction.error_model is None:
         raise SystemExit(f"{args.reconstructor} has no error model: run bench/fit_error_model.py on it first")
     loss = LWayLoss(LPIPS("alex"), hf_weight=False)
+    sets = {name: [(stem, lr, None) for stem, lr in items] for name, items in real_sets(args.limit).items()} if (
+        args.real) else evaluation_sets()
+    results = {}
+    print(f"{'set':<34} {'gate value':>10} {'images >= 2':>12} {'median':>7}  (per image)")
+    for name, items in sets.items():
+        tensors = [torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1))).float() for _, lr, *_ in items]
+        per_image = [explainability(model, reconstruction, [t], loss, "bf16") for t in tensors]
+        gate = explainability(model, reconstruction, tensors, loss, "bf16")
+        results[name] = {"gate": gate, "images": {stem: r for (stem, *_), r in zip(items, per_image)}}
+        measured = [r for r in per_image if r is not None]  # None: an image below E's minimum side
+        above = sum(r >= THRESHOLD for r in measured)
+        gate_text, median = ("-", "-") if gate is None else (f"{gate:.2f}", f"{statistics.median(measured):.2f}")
+        print(f"{name:<34} {gate_text:>10} {above:>5} of {len(measured):<4} {median:>7}  "
+              + " ".join("-" if r is None else f"{r:.2f}" for r in per_image), flush=True)
+    out = results_dir() / f"gate_check_{'real_' if args.real else ''}{args.reconstructor.stem}.json"
+    out.write_text(json.dumps({"reconstructor": str(args.reconstructor), "threshold": THRESHOLD,
+                               "results": results}, indent=1))
+    print(f"written {out}")
+
+
+def evaluation_sets() -> dict[str, list[tuple[str, np.ndarray, np.ndarray | None]]]:
+    """The evaluation sets, split into the images the threshold was read from and the rest (module docstring)."""
     city = city100(30)
     sets = {"city100 031-038 (chose)": city[:8], "city100 039-060": city[8:]}
     for family in EVALUATION_FAMILIES:
@@ -60,20 +102,7 @@ def main() -> None:
     for family in UNSEEN_FAMILIES:
         sets[f"{family} kodim01-24"] = family_set("Kodak24", family, 24, 256)
     sets["demo photos"] = [(name, lr, None) for name, lr in demo_set()]
-    results = {}
-    print(f"{'set':<34} {'gate value':>10} {'images >= 2':>12} {'median':>7}  (per image)")
-    for name, items in sets.items():
-        tensors = [torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1))).float() for _, lr, *_ in items]
-        per_image = [explainability(model, reconstruction, [t], loss, "bf16") for t in tensors]
-        gate = explainability(model, reconstruction, tensors, loss, "bf16")
-        results[name] = {"gate": gate, "images": {stem: r for (stem, *_), r in zip(items, per_image)}}
-        above = sum(r >= THRESHOLD for r in per_image)
-        print(f"{name:<34} {gate:>10.2f} {above:>5} of {len(per_image):<4} {statistics.median(per_image):>7.2f}  "
-              + " ".join(f"{r:.2f}" for r in per_image), flush=True)
-    out = results_dir() / f"gate_check_{args.reconstructor.stem}.json"
-    out.write_text(json.dumps({"reconstructor": str(args.reconstructor), "threshold": THRESHOLD,
-                               "results": results}, indent=1))
-    print(f"written {out}")
+    return sets
 
 
 if __name__ == "__main__":

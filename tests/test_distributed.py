@@ -145,12 +145,17 @@ def job(tmp_path_factory: pytest.TempPathFactory, photo, lpips_alex) -> Path:
 
     from lway_engine.media.images import Image, write_image
     from lway_engine.reconstruction import LWayReconstruction, ReconstructionConfig, save_checkpoint
+    from lway_engine.reconstruction.checkpoint import read_checkpoint_info
+    from lway_engine.reconstruction.error_model import ErrorModel, sidecar
 
     folder = tmp_path_factory.mktemp("distributed")
     torch.manual_seed(0)
     save_file(ESRGAN(num_filters=8, num_blocks=1).state_dict(), str(folder / "tiny.safetensors"))
     save_checkpoint(folder / "er.safetensors", LWayReconstruction(ReconstructionConfig(
         scale=4, embed_dim=32, encoder_width=16, reconstructor_width=16, num_blocks=1)))
+    # an error model expecting R to be exact: the explainability gate opens, so adapt's default candidate runs
+    ErrorModel.constant(32, 1e-6, read_checkpoint_info(folder / "er.safetensors").content_sha256).save(
+        sidecar(folder / "er.safetensors"))
     for name in NAMES:
         write_image(folder / "lr" / f"{name}.png", Image(photo(name, 48), None, 8))
     (folder / "worker.py").write_text(WORKER)
@@ -191,7 +196,7 @@ def test_whole_set_ddp_follows_the_single_process_trajectory(job: Path) -> None:
     reports = [json.loads((job / out / "report.json").read_text()) for out in ("single", "ddp")]
     assert reports[1]["settings"]["processes"] == 2 and reports[1]["settings"]["data_parallel"]
     runs = [report["decisions"]["all"]["runs"] for report in reports]
-    assert list(runs[0]) == list(runs[1]) and len(runs[0]) == 2  # both selection candidates ran
+    assert list(runs[0]) == list(runs[1]) and len(runs[0]) == 1  # the default candidate ran, past the gate
     for name, log in runs[0].items():
         other = runs[1][name]
         assert len(log["loss"]) == 4 and log["loss"][-1] != log["loss"][0]
@@ -202,8 +207,9 @@ def test_whole_set_ddp_follows_the_single_process_trajectory(job: Path) -> None:
     assert reports[1]["decisions"]["all"]["reason"].split(":")[0] == reports[0]["decisions"]["all"]["reason"].split(
         ":")[0]
     weights = [load_file(str(job / out / "weights" / "adapted.safetensors")) for out in ("single", "ddp")]
-    for key in weights[0]:
-        torch.testing.assert_close(weights[1][key], weights[0][key], rtol=1e-4, atol=1e-6)
+    for key in weights[0]:  # Adam divides each gradient by its own scale: the all-reduce's float summation order
+        # moves near-zero gradients' updates by up to ~1% of one step (lr 1e-3 x the candidate's 3 = 3e-3)
+        torch.testing.assert_close(weights[1][key], weights[0][key], rtol=1e-4, atol=1e-4)
     assert sorted(p.stem for p in (job / "ddp" / "sr_after").iterdir()) == sorted(NAMES)  # both ranks' shares
 
 

@@ -105,13 +105,11 @@ def test_candidate_parse_and_configure(lpips_alex) -> None:
 
 
 def _expecting(reconstruction, error: float) -> None:
-    """Give ``reconstruction`` an error model that expects ``error`` on every LR: tiny opens the gate (every
-    mismatch is the SR model's), huge closes it (R is never better than its own error)."""
-    from lway_engine.reconstruction.error_model import STATS, ErrorModel
+    """An error model expecting ``error`` on every LR: tiny opens the gate (every mismatch is the SR model's), huge
+    keeps it shut (R is never better than its own error)."""
+    from lway_engine.reconstruction.error_model import ErrorModel
 
-    dim = reconstruction.config.embed_dim + STATS
-    reconstruction.error_model = ErrorModel(torch.zeros(dim, dtype=torch.float64), torch.ones(dim, dtype=torch.float64),
-                                            torch.zeros(dim, dtype=torch.float64), math.log(error), "")
+    reconstruction.error_model = ErrorModel.constant(reconstruction.config.embed_dim, error)
 
 
 def _lr_files(tmp_path: Path, photo) -> list[Path]:

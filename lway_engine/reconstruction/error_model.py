@@ -16,6 +16,7 @@ R it was fitted on, so the sidecar records the checkpoint's content checksum and
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,13 @@ class ErrorModel:
         with torch.no_grad():
             features = torch.cat([encoder(lr).float(), lr_statistics(lr.float())], dim=1).cpu().double()
         return torch.exp((features - self.mean) / self.scale @ self.weights + self.bias).float()
+
+    @classmethod
+    def constant(cls, embed_dim: int, error: float, checkpoint_sha256: str = "") -> ErrorModel:
+        """Predicts ``error`` for every LR: a gate that opens (tiny) or stays shut (huge) whatever the images,
+        to force a decision (tests, or a user who knows better than the fit)."""
+        zeros = torch.zeros(embed_dim + STATS, dtype=torch.float64)
+        return cls(zeros, torch.ones_like(zeros), zeros.clone(), math.log(error), checkpoint_sha256)
 
     def save(self, path: Path) -> None:
         save_file({"mean": self.mean, "scale": self.scale, "weights": self.weights,
