@@ -222,9 +222,22 @@ def test_gated_candidate_runs_only_past_its_threshold_and_is_judged_by_fidelity(
                                      config, (always,), progress=False)
     run = decision.runs[always.name]
     assert "the gated candidate was tried" in decision.reason and "gated at explainability" in always.name
-    assert all(p.value == pytest.approx(p.fidelity) for p in run.signal)  # copying and texture left out
-    assert any(p.copying != 0 for p in run.signal[1:])  # ... though still measured and reported
+    # detail removed is what the gate cleared; detail added (noise painted in) still counts against the run
+    assert all(p.value == pytest.approx(p.fidelity + 4 * max(p.copying, 0) + 4 * max(p.texture, 0))
+               for p in run.signal)
+    assert any(p.copying != 0 for p in run.signal[1:])
     small_reconstruction.error_model = None  # no error model: the gated candidate is skipped, and the reason says so
     _, decision = adapt_and_select(fresh_compact, _images(photo), small_reconstruction, LWayLoss(lpips_alex),
                                    config, (Candidate(), always), progress=False)
     assert list(decision.runs) == [Candidate().name] and "has no error model" in decision.reason
+
+
+def test_added_only_signal_ignores_detail_removed_and_counts_detail_added() -> None:
+    from lway_engine.adaptation.signal import combine
+
+    # City100's gated run: S0's excess texture removed (both moves negative): fidelity alone decides
+    assert combine(-0.35, -0.51, -0.49, added_only=True) == pytest.approx(-0.35)
+    assert combine(-0.35, -0.51, -0.49) == pytest.approx(-0.35 + 4 * 0.51 + 4 * 0.49)
+    # RNI15's: noise painted into flat areas (+0.61) and textured ones (+0.65): rejected either way
+    assert combine(-0.106, 0.612, 0.650, added_only=True) == pytest.approx(-0.106 + 4 * 0.612 + 4 * 0.650)
+    assert math.isnan(combine(math.nan, 0.0, 0.0, added_only=True))

@@ -14,7 +14,8 @@ Measured with the broad L1 checkpoint, as ``bench/gate_check.py`` computes it: t
 2.65 for City100 pairs 039-060 (82% of images above 2), and 0.85-1.23 for every synthetic family on Kodak24 crops
 kodim07-24 (the first six images of each chose the threshold), for halftone_scan, gif_palette, and 1.05 for the
 demo photos. A candidate with ``gate`` runs only when the median reaches it; the threshold 2 sits between the two
-groups.
+groups. The gate says R is right to move S away from its texture; it does not vouch for detail S adds, so a gated
+run's signal still counts that (``signal.combine(added_only=True)``): real noisy photos (RNI15) open the gate too.
 """
 
 from __future__ import annotations

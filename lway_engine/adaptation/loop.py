@@ -61,7 +61,7 @@ class AdaptConfig:
     select: bool = True  # choose the step and the candidate by the no-HR signal (select.py); False: fixed schedule
     eval_every: int = 0  # steps between signal evaluations; 0: iterations // 8 (at least 1)
     data_parallel: bool = False  # split each (global) batch over torchrun's ranks, DDP (see the module docstring)
-    signal_terms: bool = True  # the held-out signal counts copying and texture; False: LR fidelity alone (gate.py)
+    added_detail_only: bool = False  # the held-out signal counts detail moves only where detail rose (gate.py)
 
 
 @dataclass
@@ -160,9 +160,8 @@ def adapt(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.
                         config.compile, config.amp, config.anchor, config.texture, config.detail)
     if config.data_parallel:  # after the step set the memory format and kept its frozen copy of the plain module
         step_fn.module = data_parallel(module, device)
-    terms = {} if config.signal_terms else {"copy_weight": 0.0, "texture_weight": 0.0}
-    monitor = QualityMonitor(images, holdout, reconstruction.reconstructor, styles, model.scale, **terms) if (
-        holdout) else None
+    monitor = QualityMonitor(images, holdout, reconstruction.reconstructor, styles, model.scale,
+                             added_only=config.added_detail_only) if holdout else None
     eval_every = config.eval_every or max(1, config.iterations // 8)
     best = [p.detach().clone() for p in params] if monitor else []  # weights of the best-scoring step
     if monitor:

@@ -114,6 +114,7 @@ class QualityMonitor:
     scale: int
     copy_weight: float = COPY_WEIGHT
     texture_weight: float = TEXTURE_WEIGHT
+    added_only: bool = False  # count only detail *added* (noise, fringes painted in), not detail removed
     # the unadapted model's held-out totals (LR loss, coarse-scale L1) and SR outputs, recorded by start()
     _reference_loss: float = field(default=0.0, repr=False)
     _reference_coarse: float = field(default=0.0, repr=False)
@@ -154,15 +155,19 @@ class QualityMonitor:
             tex_then += float((e_then * textured).sum())
         copying = math.log((flat_now + _EPS) / (flat_then + _EPS)) if flat_then > 0 else 0.0
         texture = math.log((tex_now + _EPS) / (tex_then + _EPS)) if tex_then > 0 else 0.0
-        return SignalPoint(step, combine(fidelity, copying, texture, self.copy_weight, self.texture_weight),
-                           fidelity, copying, texture, coarse_change)
+        value = combine(fidelity, copying, texture, self.copy_weight, self.texture_weight, self.added_only)
+        return SignalPoint(step, value, fidelity, copying, texture, coarse_change)
 
 
 def combine(fidelity: float, copying: float, texture: float, copy_weight: float = COPY_WEIGHT,
-            texture_weight: float = TEXTURE_WEIGHT) -> float:
-    """The signal from its parts (module docstring); NaN if any part is not finite."""
+            texture_weight: float = TEXTURE_WEIGHT, added_only: bool = False) -> float:
+    """The signal from its parts (module docstring); NaN if any part is not finite. ``added_only`` counts the
+    detail moves only where detail rose: for a candidate that the explainability gate (gate.py) has cleared to
+    remove S0's texture, removing it is the point, painting noise in is still a warning."""
     if not all(math.isfinite(v) for v in (fidelity, copying, texture)):
         return math.nan
+    if added_only:
+        copying, texture = max(copying, 0.0), max(texture, 0.0)
     return fidelity + copy_weight * abs(copying) + texture_weight * abs(texture)
 
 
