@@ -350,9 +350,10 @@ def adapt(
              "output: adds detail * mean(|D(S(LR)) - D(S0(LR))|) at SR size, D = minus the LR band. The LR band "
              "(colour, structure) adapts freely, the model's own texture stays; 0 is the paper's loss.")] = 0.0,
     select: Annotated[bool, typer.Option(
-        "--select/--no-select", help="Choose the stopping step and the texture-keeping strength by a quality "
-        "signal scored on LR regions never trained on, and keep the unadapted weights when nothing beats them "
-        "(report.md, signal.png say why). --no-select runs the fixed schedule with --anchor/--texture/--detail."
+        "--select/--no-select", help="Adapt only where the reconstructor can be trusted (its explainability "
+        "gate), with a texture-keeping loss, stopping at the step a quality signal scored on LR regions never "
+        "trained on prefers; keep the unadapted weights when the gate stays shut or nothing beats them (report.md "
+        "says why). --no-select runs the fixed schedule with the paper's loss or --anchor/--texture/--detail."
     )] = True,
     seed: Annotated[int, typer.Option(help="Seed for crops and initialisation.")] = 0,
     device: Annotated[str, typer.Option(help="torch device.")] = "cpu",
