@@ -23,7 +23,7 @@ from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.losses import LPIPS
 from lway_engine.reconstruction import load_checkpoint
 from lway_engine.reconstruction.checkpoint import read_checkpoint_info
-from lway_engine.reconstruction.error_model import fit_error_model, sidecar
+from lway_engine.reconstruction.error_model import error_samples, fit_features, sidecar
 from lway_engine.training_data import PairSource, find_pairs
 
 
@@ -48,21 +48,17 @@ def main() -> None:
     pairs = [source.sample(rng, 64, 0.3) for _ in range(args.samples)]
     loss = LWayLoss(LPIPS("alex"), hf_weight=False)
     sha = read_checkpoint_info(args.checkpoint).content_sha256
+    x, y = error_samples(reconstruction, pairs, loss)  # each crop through E, R and LPIPS once
     cut = int(0.8 * len(pairs))
-    trial = fit_error_model(reconstruction, pairs[:cut], loss, sha)
-    held = [(reconstruction, hr, lr) for hr, lr in pairs[cut:]]
-    with torch.no_grad():
-        predicted = np.log([float(trial.predict(r.encoder, lr[None])[0]) for r, _, lr in held])
-        actual = np.log([float(loss(r.reconstructor(hr[None], styles=r.reconstructor.prepare(r.encoder(lr[None]))),
-                                    lr[None]).total) for r, hr, lr in held])
-    r2 = 1 - float(np.mean((predicted - actual) ** 2) / np.var(actual))
-    model = fit_error_model(reconstruction, pairs, loss, sha)
+    predicted = torch.log(fit_features(x[:cut], y[:cut], sha).predict_features(x[cut:]).double())
+    r2 = 1 - float(torch.mean((predicted - y[cut:]) ** 2) / torch.var(y[cut:], correction=0))
+    model = fit_features(x, y, sha)
     model.save(sidecar(args.checkpoint))
-    print(f"held-out R^2 of log error: {r2:.3f} ({len(held)} crops); wrote {sidecar(args.checkpoint)} "
+    print(f"held-out R^2 of log error: {r2:.3f} ({len(pairs) - cut} crops); wrote {sidecar(args.checkpoint)} "
           f"in {time.perf_counter() - started:.0f} s")
     out = results_dir() / f"error_model_{args.checkpoint.stem}.json"
     out.write_text(json.dumps({"checkpoint": str(args.checkpoint), "samples": args.samples, "seed": args.seed,
-                               "heldout_r2_log_error": r2, "heldout_samples": len(held)}, indent=1))
+                               "heldout_r2_log_error": r2, "heldout_samples": len(pairs) - cut}, indent=1))
 
 
 if __name__ == "__main__":

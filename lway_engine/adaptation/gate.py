@@ -57,5 +57,5 @@ def explainability(model: LoadedModel, reconstruction: torch.nn.Module, images: 
                 sr = model.module(lr).float().clamp(0, 1)
             embedding = reconstruction.encoder(lr)
             lr_hat = reconstruction.reconstructor(sr, styles=reconstruction.reconstructor.prepare(embedding))
-            ratios.append(float(flat(lr_hat, lr).total) / float(error_model.predict(reconstruction.encoder, lr)[0]))
+            ratios.append(float(flat(lr_hat, lr).total) / float(error_model.predict(embedding, lr)[0]))
     return statistics.median(ratios)

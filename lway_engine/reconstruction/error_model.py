@@ -58,11 +58,14 @@ class ErrorModel:
     bias: float
     checkpoint_sha256: str
 
-    def predict(self, encoder: torch.nn.Module, lr: Tensor) -> Tensor:
-        """(N,) expected flat LWay loss (L1 + LPIPS, W = 1) of ``R(HR, E(lr))`` against ``lr``."""
-        with torch.no_grad():
-            features = torch.cat([encoder(lr).float(), lr_statistics(lr.float())], dim=1).cpu().double()
-        return torch.exp((features - self.mean) / self.scale @ self.weights + self.bias).float()
+    def predict(self, embedding: Tensor, lr: Tensor) -> Tensor:
+        """(N,) expected flat LWay loss (L1 + LPIPS, W = 1) of ``R(HR, E(lr))`` against ``lr``, from the
+        ``embedding`` E(lr) the caller already has."""
+        return self.predict_features(features(embedding, lr))
+
+    def predict_features(self, x: Tensor) -> Tensor:
+        """``predict`` on rows of ``features``."""
+        return torch.exp((x.cpu().double() - self.mean) / self.scale @ self.weights + self.bias).float()
 
     @classmethod
     def constant(cls, embed_dim: int, error: float, checkpoint_sha256: str = "") -> ErrorModel:
@@ -86,10 +89,14 @@ class ErrorModel:
         return cls(t["mean"], t["scale"], t["weights"], float(t["bias"][0]), sha)
 
 
-def fit_error_model(reconstruction: torch.nn.Module, pairs: Iterable[tuple[Tensor, Tensor]], loss: LWayLoss,
-                    checkpoint_sha256: str, ridge: float = 30.0) -> ErrorModel:
-    """Ridge regression of log(flat loss of R(HR, E(LR)) vs LR) on the features, over (HR, LR) pairs (one each,
-    (3, H, W)); ``ridge`` on standardised features (30 was best among 1-10,000 on held-out crops)."""
+def features(embedding: Tensor, lr: Tensor) -> Tensor:
+    """(N, embed_dim + STATS) regression inputs: E(lr) beside ``lr_statistics(lr)``."""
+    return torch.cat([embedding.detach().float(), lr_statistics(lr.detach().float())], dim=1)
+
+
+def error_samples(reconstruction: torch.nn.Module, pairs: Iterable[tuple[Tensor, Tensor]], loss: LWayLoss
+                  ) -> tuple[Tensor, Tensor]:
+    """(features, log error) of (HR, LR) pairs ((3, H, W) each): what the regression is fitted and checked on."""
     rows, targets = [], []
     with torch.no_grad():
         for hr, lr in pairs:
@@ -97,10 +104,20 @@ def fit_error_model(reconstruction: torch.nn.Module, pairs: Iterable[tuple[Tenso
             embedding = reconstruction.encoder(lr)
             styles = reconstruction.reconstructor.prepare(embedding)
             targets.append(float(loss(reconstruction.reconstructor(hr, styles=styles), lr).total))
-            rows.append(torch.cat([embedding.float(), lr_statistics(lr)], dim=1)[0])
-    x = torch.stack(rows).double()
-    y = torch.log(torch.tensor(targets, dtype=torch.float64))
+            rows.append(features(embedding, lr)[0])
+    return torch.stack(rows).double(), torch.log(torch.tensor(targets, dtype=torch.float64))
+
+
+def fit_features(x: Tensor, y: Tensor, checkpoint_sha256: str, ridge: float = 30.0) -> ErrorModel:
+    """Ridge regression of ``y`` (log error) on ``x``, standardised; ``ridge`` 30 was best among 1-10,000 on
+    held-out crops."""
     mean, scale = x.mean(0), x.std(0) + 1e-8
     z = (x - mean) / scale
     weights = torch.linalg.solve(z.T @ z + ridge * torch.eye(z.shape[1], dtype=torch.float64), z.T @ (y - y.mean()))
     return ErrorModel(mean, scale, weights, float(y.mean()), checkpoint_sha256)
+
+
+def fit_error_model(reconstruction: torch.nn.Module, pairs: Iterable[tuple[Tensor, Tensor]], loss: LWayLoss,
+                    checkpoint_sha256: str) -> ErrorModel:
+    """The error model of ``reconstruction`` fitted on (HR, LR) pairs."""
+    return fit_features(*error_samples(reconstruction, pairs, loss), checkpoint_sha256)
