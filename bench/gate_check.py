@@ -20,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from quality import city100, family_set
+from quality import DATA, city100, family_set
 from results_dir import results_dir
 
 from lway_engine.adaptation.gate import explainability
 from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
-from lway_engine.degradations import EVALUATION_FAMILIES, UNSEEN_FAMILIES, degrade
-from lway_engine.demo import FAMILY, demo_photos
+from lway_engine.degradations import EVALUATION_FAMILIES, UNSEEN_FAMILIES
+from lway_engine.demo import demo_lr, demo_photos
 from lway_engine.losses import LPIPS
 from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
@@ -36,12 +36,9 @@ THRESHOLD = 2.0
 
 
 def demo_set() -> list[tuple[str, np.ndarray]]:
-    """``make demo``'s LR images (the same degradation draws)."""
-    items = []
-    for i, (name, img) in enumerate(demo_photos().items()):
-        lr = degrade(torch.from_numpy(img.transpose(2, 0, 1).copy()), FAMILY, i, scale=4)
-        items.append((name, np.rint(lr.clamp(0, 1).numpy().transpose(1, 2, 0) * 255) / 255))
-    return items
+    """``make demo``'s LR images (the same degradation draws), 8-bit as it writes them."""
+    photos = demo_photos()
+    return [(name, np.rint(np.clip(lr, 0, 1) * 255) / 255) for name, lr in zip(photos, demo_lr(photos, 4))]
 
 
 REAL_SETS = ("RealSR_LR4", "realsrset", "OldPhotos_BOPB", "RNI15")
@@ -49,8 +46,6 @@ REAL_SETS = ("RealSR_LR4", "realsrset", "OldPhotos_BOPB", "RNI15")
 
 def real_sets(limit: int) -> dict[str, list[tuple[str, np.ndarray]]]:
     """Up to ``limit`` RGB images of each real-world LR set (greyscale and alpha dropped: E takes RGB)."""
-    from quality import DATA
-
     from lway_engine.media.images import read_image
 
     sets = {}

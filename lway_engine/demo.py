@@ -60,17 +60,22 @@ def resize(img: np.ndarray, factor: float) -> np.ndarray:
     return to_array(out.clamp(0, 1))
 
 
+def demo_lr(photos: dict[str, np.ndarray], scale: int) -> list[np.ndarray]:
+    """The demo's LR images, float (h, w, 3): each photo through FAMILY with its own seeded draw (its index)."""
+    return [degrade(torch.from_numpy(img.transpose(2, 0, 1).copy()), FAMILY, i, scale=scale).numpy().transpose(1, 2, 0)
+            for i, img in enumerate(photos.values())]
+
+
 def run_demo(model: LoadedModel, reconstruction: LWayReconstruction, outdir: Path,
              config: AdaptConfig = DEMO_CONFIG) -> tuple[list[DemoRow], str]:
     """Degrade, adapt, and score; images land in ``outdir`` (``adapt/compare/`` holds the side-by-sides).
     Returns the scores and what ``adapt`` decided (and why), as it tells a user."""
     hr = demo_photos()
     lr_files = []
-    for i, (name, img) in enumerate(hr.items()):
-        lr = degrade(torch.from_numpy(img.transpose(2, 0, 1).copy()), FAMILY, i, scale=model.scale)
+    for (name, img), lr in zip(hr.items(), demo_lr(hr, model.scale)):
         write_image(outdir / "hr" / f"{name}.png", Image(img, None, 8))
         lr_files.append(outdir / "lr" / f"{name}.png")
-        write_image(lr_files[-1], Image(lr.numpy().transpose(1, 2, 0), None, 8))
+        write_image(lr_files[-1], Image(lr, None, 8))
     runs = run_adaptation(model, lr_files, outdir / "adapt", reconstruction, config, per_image=False)
     metric = LPIPS("alex")
     rows = []

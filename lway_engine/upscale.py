@@ -181,11 +181,13 @@ def upscale_files(model: LoadedModel, inputs: Sequence[Path], outdir: Path, opti
     topology = topology or Topology.single()
     pairs = collect_inputs(inputs)
     outcomes = []
-    bar = tqdm(shard(pairs, topology), desc="upscale", unit="img", disable=not progress)
+    mine = shard(pairs, topology)
+    for folder in {output_path(outdir, source, target, options).parent for source, target in mine}:
+        remove_stale_parts(folder)  # a killed earlier run's temporaries
+    bar = tqdm(mine, desc="upscale", unit="img", disable=not progress)
     for source, target in bar:
         bar.set_postfix_str(source.name)
         dest = output_path(outdir, source, target, options)
-        remove_stale_parts(dest.parent)  # a killed earlier run's temporaries (cheap: a glob per file)
         if dest.exists() and not overwrite:
             outcomes.append(Outcome(source, dest, skipped=True))
             continue
