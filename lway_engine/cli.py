@@ -438,6 +438,12 @@ def pretrain(
     blocks: Annotated[int, typer.Option(help="Modulated residual blocks in R.")] = 6,
     width: Annotated[int, typer.Option(help="Channels of R's blocks.")] = 64,
     colour_head: Annotated[bool, typer.Option(help="End R with an embedding-driven global colour/tone map.")] = True,
+    blur_kernel: Annotated[int, typer.Option(
+        help="Odd K > 0: R blurs the HR by a K x K kernel predicted from the embedding (defocus, motion) before "
+             "its area downsample; 0: none.")] = 0,
+    init_from: Annotated[Optional[Path], typer.Option(
+        help="Start a fresh run from this checkpoint's weights; heads it lacks (--blur-kernel) start as the "
+             "identity, so training continues where it ended.")] = None,
     real_fraction: Annotated[float, typer.Option(help="Share of real pairs among the samples, when both kinds are "
                                                  "given.")] = 0.5,
     lpips_weight: Annotated[float, typer.Option(
@@ -462,11 +468,12 @@ def pretrain(
         config = PretrainConfig(steps=steps, batch=batch, crop=crop, lr=lr, checkpoint_every=checkpoint_every,
                                 val_every=checkpoint_every, seed=seed, workers=workers,
                                 real_fraction=real_fraction, lpips_weight=lpips_weight, device=device,
-                                amp=_amp(amp, device))
-        model_config = ReconstructionConfig(scale=scale, embed_dim=embed_dim, reconstructor_width=width,
-                                            num_blocks=blocks, colour_head=int(colour_head))
+                                amp=_amp(amp, device), init_from=None if init_from is None else str(init_from))
         echo = typer.echo if topology.leader else (lambda message: None)
         try:
+            model_config = ReconstructionConfig(scale=scale, embed_dim=embed_dim, reconstructor_width=width,
+                                                num_blocks=blocks, colour_head=int(colour_head),
+                                                blur_kernel=blur_kernel)
             log = pretrain_files(hr or [], pairs or [], output, config, model_config, holdout, resume, echo=echo,
                                  topology=topology)
         except ValueError as exc:

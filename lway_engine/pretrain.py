@@ -79,6 +79,7 @@ class PretrainConfig:
     val_every: int = 250
     val_samples: int = 48
     seed: int = 0
+    init_from: str | None = None  # a checkpoint whose weights start a fresh run (heads it lacks start as identity)
 
 
 def _loss(model: LWayReconstruction, lpips: LPIPS, hr: torch.Tensor, lr: torch.Tensor, lpips_weight: float,
@@ -131,6 +132,8 @@ def pretrain(train: PairSource, val: PairSource, out: Path, config: PretrainConf
         log, start = state["log"], state["step"]
     else:
         model = LWayReconstruction(model_config).to(device)
+        if config.init_from:
+            warm_start(model, Path(config.init_from))
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.99))
         log = {"config": asdict(config), "model": asdict(model_config), "train": [], "val": [], "seconds": 0.0,
                "samples": 0, "data": train.report.summary()}
@@ -177,6 +180,20 @@ def pretrain(train: PairSource, val: PairSource, out: Path, config: PretrainConf
     return log
 
 
+def warm_start(model: LWayReconstruction, source: Path) -> None:
+    """Copy ``source``'s weights into ``model``, which may add heads the source lacks (a blur kernel, a colour
+    head): they keep their identity initialisation, so training starts exactly where the source ends. Anything
+    else that does not match (a tensor of another shape, one the new model lacks) is an error."""
+    weights = load_checkpoint(source, expect_scale=model.config.scale, expect_embed_dim=model.config.embed_dim
+                              ).state_dict()
+    own = model.state_dict()
+    unknown = [k for k in weights if k not in own or own[k].shape != weights[k].shape]
+    if unknown:
+        raise ValueError(f"--init-from {source}: its weights {', '.join(unknown[:4])} do not fit this model "
+                         f"({model.config}); only added heads may differ")
+    model.load_state_dict(weights, strict=False)
+
+
 def _split(items: list, folder: Callable[[Any], Path], holdout: float) -> tuple[list, list]:
     """Per folder, the last ``holdout`` of its files by name are validation (so each folder is represented)."""
     train, val = [], []
@@ -203,6 +220,9 @@ def pretrain_files(hr: list[Path], pairs: list[Path], out: Path, config: Pretrai
     min_side = config.crop * model_config.scale
     train = PairSource.load(hr_train, pairs_train, model_config.scale, min_hr_side=min_side)
     val = PairSource.load(hr_val, pairs_val, model_config.scale, min_hr_side=min_side)
+    if not train.hr_images and not train.real_pairs:
+        raise ValueError(f"no usable training images or pairs after holding out the last {holdout:.0%} of each "
+                         f"folder for validation ({train.report.summary()}); give more, or lower --holdout")
     echo(f"training on {len(train.hr_images)} HR images + {len(train.real_pairs)} real pairs "
          f"({train.report.summary()}); validating on {len(val.hr_images)} + {len(val.real_pairs)} held out "
          f"(last by name in each folder; {val.report.summary()})")

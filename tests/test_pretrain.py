@@ -12,7 +12,7 @@ from PIL import ImageFilter
 from safetensors.torch import load_file
 
 from lway_engine.media.images import Image, write_image
-from lway_engine.pretrain import PretrainConfig, pretrain
+from lway_engine.pretrain import PretrainConfig, pretrain, pretrain_files
 from lway_engine.reconstruction import ReconstructionConfig, load_checkpoint
 from lway_engine.training_data import PairSource, find_pairs
 
@@ -99,3 +99,25 @@ def test_bad_training_files_are_skipped_or_converted_with_counts(tmp_path: Path,
     hr, lr = source.batch_for_step(0, 3, 2, 32, 0.0)
     assert torch.equal(hr, source.batch_for_step(0, 3, 2, 32, 0.0)[0])  # a pure function of (seed, step)
     assert lr.shape == (2, 3, 32, 32)
+    # nothing usable left for training (one readable file, held out for validation): a clear error, no crash
+    with pytest.raises(ValueError, match="no usable training images"):
+        pretrain_files([tmp_path / "broken.png", tmp_path / "colour.png"], [], tmp_path / "out.safetensors",
+                       PretrainConfig(steps=1, crop=32), SMALL, echo=lambda message: None)
+
+
+def test_warm_start_adds_a_head_as_the_identity_and_refuses_other_shapes(tmp_path: Path) -> None:
+    from lway_engine.pretrain import warm_start
+    from lway_engine.reconstruction import LWayReconstruction, save_checkpoint
+
+    source = LWayReconstruction(SMALL)
+    with torch.no_grad():
+        source.reconstructor.conv_out.weight.normal_(std=0.1)  # trained-looking: e changes the output
+    path = tmp_path / "source.safetensors"
+    save_checkpoint(path, source)
+    grown = LWayReconstruction(ReconstructionConfig(**{**SMALL.__dict__, "blur_kernel": 5}))
+    warm_start(grown, path)
+    hr, lr = torch.rand(2, 3, 128, 128), torch.rand(2, 3, 32, 32)
+    torch.testing.assert_close(grown(hr, lr), source(hr, lr))
+    wider = LWayReconstruction(ReconstructionConfig(**{**SMALL.__dict__, "reconstructor_width": 32}))
+    with pytest.raises(ValueError, match="do not fit"):
+        warm_start(wider, path)

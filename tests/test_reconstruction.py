@@ -340,3 +340,49 @@ def test_checkpoint_without_a_later_field_loads_with_its_default(tmp_path: Path)
         else:
             with pytest.raises(CheckpointError, match="num_blocks"):
                 load_checkpoint(edited)
+
+
+def test_blur_head_starts_as_the_area_downsample_and_blurs_like_an_explicit_kernel() -> None:
+    from lway_engine.reconstruction.reconstructor import blur_downsample, blur_kernels
+
+    config = ReconstructionConfig(**{**SMALL.__dict__, "blur_kernel": 9})
+    with_head = _perturb_residual_branch(LWayReconstruction(config))
+    without = LWayReconstruction(SMALL)
+    without.load_state_dict({k: v for k, v in with_head.state_dict().items() if "blur" not in k})
+    hr, e = torch.rand(3, 3, 64, 48), torch.randn(3, 64)
+    torch.testing.assert_close(with_head.reconstructor(hr, e), without.reconstructor(hr, e))
+    # a Gaussian of sigma 1.5 HR px as the predicted kernel: the HR blurred (reflect padding), then area-downsampled
+    x = torch.arange(9.0) - 4
+    gauss = torch.exp(-(x[:, None] ** 2 + x[None] ** 2) / (2 * 1.5**2))
+    gauss = gauss / gauss.sum()
+    identity = F.pad(torch.ones(1, 1), [4] * 4)
+    kernels = blur_kernels((gauss - identity).flatten()[None], 9, 4)
+    assert kernels.shape == (1, 12, 12) and float(kernels.sum()) == pytest.approx(1.0)
+    explicit = F.conv2d(F.pad(hr.reshape(9, 1, 64, 48), [4] * 4, mode="reflect"), gauss[None, None])
+    torch.testing.assert_close(blur_downsample(hr, kernels, 4), F.avg_pool2d(explicit.reshape(3, 3, 64, 48), 4))
+    # a kernel of any sum keeps the mean colour (the colour head alone sets gains)
+    assert float(blur_kernels(torch.rand(1, 81) + 0.3, 9, 4).sum()) == pytest.approx(1.0, abs=1e-5)
+    # trained: the head changes R's output, per image, and every path agrees
+    r = with_head.reconstructor
+    with torch.no_grad():
+        r.blur.weight.normal_(std=0.02)
+    plain = r(hr, e)
+    assert (plain - without.reconstructor(hr, e)).abs().max() > 1e-3
+    torch.testing.assert_close(r(hr, styles=r.prepare(e).select(torch.tensor([1, 0, 2]))), r(hr, e[[1, 0, 2]]))
+    r.requires_grad_(False)
+    torch.testing.assert_close(r(hr, styles=r.prepare(e)), plain, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="odd"):
+        ReconstructionConfig(**{**SMALL.__dict__, "blur_kernel": 8})
+
+
+def test_blur_head_fits_the_adaptation_budget_and_round_trips(tmp_path: Path) -> None:
+    config = ReconstructionConfig(**{**SMALL.__dict__, "reconstructor_width": 64, "num_blocks": 6,
+                                     "colour_head": 1, "blur_kernel": 21})
+    model = LWayReconstruction(config)
+    base = macs_per_lr_pixel(LWayReconstruction(ReconstructionConfig(**{**config.__dict__, "blur_kernel": 0})))
+    cost = macs_per_lr_pixel(model)
+    # the kernel is one grouped stride-4 conv of 24x24 taps per channel: a few percent of R
+    assert cost.reconstructor_forward - base.reconstructor_forward == pytest.approx(3 * 24 * 24, rel=0.01)
+    path = tmp_path / "blur.safetensors"
+    save_checkpoint(path, model)
+    assert load_checkpoint(path).config.blur_kernel == 21

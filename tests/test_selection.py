@@ -207,6 +207,7 @@ def test_error_model_travels_with_its_checkpoint_only(tmp_path: Path, small_reco
 
 def test_gated_candidate_runs_only_past_its_threshold_and_is_judged_by_fidelity(
         fresh_compact, small_reconstruction, lpips_alex, photo) -> None:
+    from lway_engine.adaptation.signal import fidelity_room
     from lway_engine.reconstruction.error_model import fit_error_model
 
     small_reconstruction.error_model = fit_error_model(small_reconstruction, _pairs(photo, 12),
@@ -223,9 +224,12 @@ def test_gated_candidate_runs_only_past_its_threshold_and_is_judged_by_fidelity(
                                      config, (always,), progress=False)
     run = decision.runs[always.name]
     assert "the gated candidate was tried" in decision.reason and "gated at explainability" in always.name
-    # detail removed is what the gate cleared; detail added (noise painted in) still counts against the run
-    assert all(p.value == pytest.approx(p.fidelity + 4 * max(p.copying, 0) + 4 * max(p.texture, 0))
-               for p in run.signal)
+    # detail removed is what the gate cleared; detail added (noise painted in) still counts against the run, and
+    # the fidelity gain is credited only up to the room the images' explainability leaves
+    assert decision.explainability is not None and decision.explainability > 0
+    room = fidelity_room(decision.explainability)
+    assert all(p.value == pytest.approx(max(p.fidelity, -room) + max(-p.fidelity - room, 0)
+                                        + 4 * max(p.copying, 0) + 4 * max(p.texture, 0)) for p in run.signal)
     assert any(p.copying != 0 for p in run.signal[1:])
     small_reconstruction.error_model = None  # no error model: the gated candidate is skipped, and the reason says so
     _, decision = adapt_and_select(fresh_compact, _images(photo), small_reconstruction, LWayLoss(lpips_alex),
@@ -242,3 +246,19 @@ def test_added_only_signal_ignores_detail_removed_and_counts_detail_added() -> N
     # RNI15's: noise painted into flat areas (+0.61) and textured ones (+0.65): rejected either way
     assert combine(-0.106, 0.612, 0.650, added_only=True) == pytest.approx(-0.106 + 4 * 0.612 + 4 * 0.650)
     assert math.isnan(combine(math.nan, 0.0, 0.0, added_only=True))
+
+
+def test_fidelity_gain_is_credited_only_within_the_room_explainability_leaves() -> None:
+    from lway_engine.adaptation.signal import combine, fidelity_room
+
+    assert fidelity_room(0.9) == 0 and fidelity_room(1.0) == 0 and fidelity_room(math.nan) == 0
+    assert fidelity_room(2.0) == pytest.approx(0.5) and fidelity_room(3.1) == pytest.approx(1 - 1 / 3.1)
+    # City100's medium run (explainability 3.10, fidelity -0.40 at its best step): inside the room, unchanged
+    assert combine(-0.40, -0.5, -0.5, added_only=True, explainability=3.1) == pytest.approx(-0.40)
+    # a motion crop (explainability 1.00): R cannot tell S0's output from the truth, so the same fidelity gain is
+    # R's own error being fitted and counts against the run
+    assert combine(-0.154, -0.39, -0.33, added_only=True, explainability=1.0) == pytest.approx(0.154)
+    # past the room, the excess counts against: 0.5 of room, a 0.7 fall scores -0.5 + 0.2
+    assert combine(-0.7, 0.0, 0.0, explainability=2.0) == pytest.approx(-0.3)
+    assert combine(0.1, 0.0, 0.0, explainability=0.5) == pytest.approx(0.1)  # a worse fidelity counts in full
+    assert math.isnan(combine(math.nan, 0.0, 0.0, explainability=2.0))

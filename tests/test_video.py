@@ -88,13 +88,16 @@ def test_frames_match_the_image_path(compact, clip: Path, tmp_path: Path) -> Non
 
 
 def test_batched_frames_come_out_as_one_at_a_time(compact, clip: Path, tmp_path: Path) -> None:
-    lossless = EncodeSettings(crf=0, preset="ultrafast", pix_fmt="yuv444p")
+    # FFV1 in RGB (bgr0) is lossless end to end; x264 "lossless" 4:4:4 still converts RGB to YUV and back, which
+    # turned one 8-bit rounding flip of the model's output into 3/255 (a flaky failure, once in many runs)
+    lossless = EncodeSettings(codec="ffv1", pix_fmt="bgr0")
     upscale_video(compact, clip, tmp_path / "one.mkv", OPTIONS, VideoJob(lossless), progress=False)
     batched = VideoJob(lossless, segment_frames=4, batch=3)  # batches straddle segment ends
     upscale_video(compact, clip, tmp_path / "three.mkv", OPTIONS, batched, progress=False)
     one, three = _decode(tmp_path / "one.mkv"), _decode(tmp_path / "three.mkv")
-    diffs = [np.abs(a - b) for a, b in zip(one, three)]  # float rounding of batched convolutions, through YUV
-    assert len(three) == 10 and max(d.max() for d in diffs) <= 2 / 255 and max(d.mean() for d in diffs) < 0.1 / 255
+    diffs = [np.abs(a - b) for a, b in zip(one, three)]  # float rounding of batched convolutions: one 8-bit step
+    assert len(three) == 10 and max(d.max() for d in diffs) <= 1 / 255 + 1e-6
+    assert max(d.mean() for d in diffs) < 0.01 / 255  # measured 5e-5 / 255: a handful of flips per frame
 
 
 def test_interrupted_upscale_resumes_to_the_same_frames(compact, clip: Path, tmp_path: Path) -> None:

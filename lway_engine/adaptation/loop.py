@@ -62,6 +62,7 @@ class AdaptConfig:
     eval_every: int = 0  # steps between signal evaluations; 0: iterations // 8 (at least 1)
     data_parallel: bool = False  # split each (global) batch over torchrun's ranks, DDP (see the module docstring)
     added_detail_only: bool = False  # the held-out signal counts detail moves only where detail rose (gate.py)
+    explainability: float | None = None  # the images' gate value: caps the fidelity gain the signal credits
 
 
 @dataclass
@@ -161,7 +162,8 @@ def adapt(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.
     if config.data_parallel:  # after the step set the memory format and kept its frozen copy of the plain module
         step_fn.module = data_parallel(module, device)
     monitor = QualityMonitor(images, holdout, reconstruction.reconstructor, styles, model.scale,
-                             added_only=config.added_detail_only) if holdout else None
+                             added_only=config.added_detail_only, explainability=config.explainability) \
+        if holdout else None
     eval_every = config.eval_every or max(1, config.iterations // 8)
     best = [p.detach().clone() for p in params] if monitor else []  # weights of the best-scoring step
     if monitor:

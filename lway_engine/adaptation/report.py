@@ -39,7 +39,7 @@ def _log_from(data: dict) -> AdaptLog:
 def _decision_from(data: dict) -> Decision:
     candidate = Candidate(**data["candidate"]) if data["candidate"] else None
     runs = {name: _log_from(log) for name, log in data["runs"].items()} if data["runs"] is not None else None
-    return Decision(data["adapted"], data["reason"], candidate, data["step"], runs)
+    return Decision(data["adapted"], data["reason"], candidate, data["step"], runs, data.get("explainability"))
 
 
 class RunRecords:

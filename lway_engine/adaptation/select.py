@@ -18,7 +18,7 @@ import torch
 from lway_engine.adaptation.gate import explainability
 from lway_engine.adaptation.loop import AdaptConfig, AdaptLog, Hooks, adapt
 from lway_engine.adaptation.loss import LWayLoss
-from lway_engine.adaptation.signal import hold_out
+from lway_engine.adaptation.signal import Holdout, hold_out
 from lway_engine.distributed import Topology
 from lway_engine.models import LoadedModel
 from lway_engine.reconstruction import MIN_LR_SIZE
@@ -94,6 +94,7 @@ class Decision:
     candidate: Candidate | None = None
     step: int | None = None
     runs: dict[str, AdaptLog] | None = None
+    explainability: float | None = None  # the images' gate value (gate.py), when a gated candidate measured it
 
 
 def adapt_and_select(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.nn.Module,
@@ -103,10 +104,7 @@ def adapt_and_select(model: LoadedModel, images: list[torch.Tensor], reconstruct
     """Run the candidates, leave ``model.module`` with the chosen weights; the chosen (or last) log and why
     (``topology``: as ``adapt`` takes it)."""
     shapes = [tuple(img.shape[-2:]) for img in images]
-    # Small images train on smaller crops (effective_crop); keep room for a strip beside such a crop, but never
-    # below MIN_LR_SIZE: the loss's LPIPS (AlexNet's pooling) needs crops of about that size.
-    room = max(MIN_LR_SIZE, 3 * min(min(s) for s in shapes) // 4)
-    holdout = hold_out(shapes, min(config.crop, room), model.size.multiple_of)
+    holdout = selection_holdout(shapes, config.crop, model.size.multiple_of)
     if holdout is None:
         log = adapt(model, images, reconstruction, loss_fn, config, progress, hooks=hooks, topology=topology)
         reason = (f"the no-HR quality signal is unavailable: the images ({', '.join(f'{h}x{w}' for h, w in shapes)} "
@@ -118,7 +116,10 @@ def adapt_and_select(model: LoadedModel, images: list[torch.Tensor], reconstruct
     if not candidates:
         reason = ("adaptation would not help these images: the reconstructor cannot be trusted to steer the model "
                   "on them, so nothing was adapted and the unadapted weights are kept" + gated.note)
-        return AdaptLog(status="done"), Decision(adapted=False, reason=reason, runs={})
+        return AdaptLog(status="done"), Decision(adapted=False, reason=reason, runs={},
+                                                 explainability=gated.value)
+    if gated.value is not None:
+        config = replace(config, explainability=gated.value)
     original = copy.deepcopy(model.module.state_dict())
     runs: dict[str, AdaptLog] = {}
     best_log: AdaptLog | None = None
@@ -138,13 +139,23 @@ def adapt_and_select(model: LoadedModel, images: list[torch.Tensor], reconstruct
             break
     if best_log is None or best_log.best.value > -MIN_GAIN:
         model.module.load_state_dict(original)
-        return next(iter(runs.values())), Decision(adapted=False, reason=_no_help(runs) + gated.note, runs=runs)
+        return next(iter(runs.values())), Decision(adapted=False, reason=_no_help(runs) + gated.note, runs=runs,
+                                                   explainability=gated.value)
     model.module.load_state_dict(best_state)
     point = best_log.best
     reason = (f"adapted with {best_candidate.name}, stopped at step {point.step} of {config.iterations}: held-out "
               f"signal {point.value:+.4f} (LR fidelity {point.fidelity:+.1%}, copying {point.copying:+.3f}, "
               f"texture {point.texture:+.3f}) against 0 for the unadapted model" + gated.note)
-    return best_log, Decision(adapted=True, reason=reason, candidate=best_candidate, step=point.step, runs=runs)
+    return best_log, Decision(adapted=True, reason=reason, candidate=best_candidate, step=point.step, runs=runs,
+                              explainability=gated.value)
+
+
+def selection_holdout(shapes: list[tuple[int, int]], crop: int, multiple_of: int) -> Holdout | None:
+    """The held-out strips selection scores on. Small images train on smaller crops (effective_crop); keep room for
+    a strip beside such a crop, but never below MIN_LR_SIZE: the loss's LPIPS (AlexNet's pooling) needs crops of
+    about that size."""
+    room = max(MIN_LR_SIZE, 3 * min(min(s) for s in shapes) // 4)
+    return hold_out(shapes, min(crop, room), multiple_of)
 
 
 @dataclass

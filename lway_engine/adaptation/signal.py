@@ -115,6 +115,7 @@ class QualityMonitor:
     copy_weight: float = COPY_WEIGHT
     texture_weight: float = TEXTURE_WEIGHT
     added_only: bool = False  # count only detail *added* (noise, fringes painted in), not detail removed
+    explainability: float | None = None  # the images' gate value (gate.py): caps the fidelity gain credited
     # the unadapted model's held-out totals (LR loss, coarse-scale L1) and SR outputs, recorded by start()
     _reference_loss: float = field(default=0.0, repr=False)
     _reference_coarse: float = field(default=0.0, repr=False)
@@ -155,20 +156,37 @@ class QualityMonitor:
             tex_then += float((e_then * textured).sum())
         copying = math.log((flat_now + _EPS) / (flat_then + _EPS)) if flat_then > 0 else 0.0
         texture = math.log((tex_now + _EPS) / (tex_then + _EPS)) if tex_then > 0 else 0.0
-        value = combine(fidelity, copying, texture, self.copy_weight, self.texture_weight, self.added_only)
+        value = combine(fidelity, copying, texture, self.copy_weight, self.texture_weight, self.added_only,
+                        self.explainability)
         return SignalPoint(step, value, fidelity, copying, texture, coarse_change)
 
 
 def combine(fidelity: float, copying: float, texture: float, copy_weight: float = COPY_WEIGHT,
-            texture_weight: float = TEXTURE_WEIGHT, added_only: bool = False) -> float:
+            texture_weight: float = TEXTURE_WEIGHT, added_only: bool = False,
+            explainability: float | None = None) -> float:
     """The signal from its parts (module docstring); NaN if any part is not finite. ``added_only`` counts the
     detail moves only where detail rose: for a candidate that the explainability gate (gate.py) has cleared to
-    remove S0's texture, removing it is the point, painting noise in is still a warning."""
+    remove S0's texture, removing it is the point, painting noise in is still a warning. With ``explainability``
+    the fidelity part is capped by :func:`fidelity_room`."""
     if not all(math.isfinite(v) for v in (fidelity, copying, texture)):
         return math.nan
     if added_only:
         copying, texture = max(copying, 0.0), max(texture, 0.0)
+    if explainability is not None:
+        room = fidelity_room(explainability)
+        if fidelity < -room:  # the part of the gain beyond the room is R's own error being fitted: it counts against
+            fidelity = -2 * room - fidelity
     return fidelity + copy_weight * abs(copying) + texture_weight * abs(texture)
+
+
+def fidelity_room(explainability: float) -> float:
+    """How far the LR loss can fall by making S's output more like the truth: R's error from the unadapted output
+    is ``explainability`` times its expected error from the true HR (gate.py), so at most a fraction 1 - 1/x of it
+    is S's to remove; the rest is R's own error, and fitting it copies degradation into the output. 0 for x <= 1
+    (R cannot tell S0's output from the truth: every fidelity gain is fitting R), 0.5 at the gate's threshold 2."""
+    if not math.isfinite(explainability) or explainability <= 1:
+        return 0.0
+    return 1 - 1 / explainability
 
 
 def _detail_energy(sr: torch.Tensor, scale: int) -> torch.Tensor:

@@ -27,7 +27,7 @@ FORMAT = "lway-reconstruction"
 FORMAT_VERSION = 1
 # Config fields added after the first files were written: a file without one was trained without the feature, which
 # is what the field's default means. Any other missing field is damage.
-_ADDED_FIELDS = frozenset({"colour_head"})
+_ADDED_FIELDS = frozenset({"colour_head", "blur_kernel"})
 
 
 class CheckpointError(Exception):

@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from lway_engine.reconstruction.error_model import ErrorModel
 
 
+_OPTIONAL = frozenset({"colour_head", "blur_kernel"})  # 0 turns these off
+
+
 @dataclass(frozen=True)
 class ReconstructionConfig:
     """Everything needed to rebuild the networks; stored in checkpoints so loading needs no side information."""
@@ -24,13 +27,16 @@ class ReconstructionConfig:
     reconstructor_width: int = 64
     num_blocks: int = 4
     colour_head: int = 0  # 1: R ends with an embedding-driven global colour/tone map (reconstructor.apply_colour)
+    blur_kernel: int = 0  # K > 0 (odd): R blurs the HR by a K x K HR-px kernel from e (reconstructor.blur_kernels)
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
-            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "colour_head" else 1):
+            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name in _OPTIONAL else 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.colour_head not in (0, 1):
             raise ValueError(f"colour_head must be 0 or 1, got {self.colour_head!r}")
+        if self.blur_kernel and self.blur_kernel % 2 == 0:
+            raise ValueError(f"blur_kernel must be 0 (none) or odd, got {self.blur_kernel!r}")
 
 
 class LWayReconstruction(nn.Module):
@@ -46,7 +52,7 @@ class LWayReconstruction(nn.Module):
         c = self.config
         self.encoder = DegradationEncoder(c.embed_dim, c.encoder_width)
         self.reconstructor = Reconstructor(c.scale, c.embed_dim, c.reconstructor_width, c.num_blocks,
-                                           bool(c.colour_head))
+                                           bool(c.colour_head), c.blur_kernel)
         self.error_model: ErrorModel | None = None  # R's expected error (error_model.py), set by load_checkpoint
 
     def forward(self, hr: Tensor, lr: Tensor) -> Tensor:
