@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lway_engine.adaptation.gate import explainability
 from lway_engine.adaptation.loop import AdaptConfig, adapt
 from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
@@ -114,12 +115,17 @@ def run_set(model, original, recon, metric, items, config, per_image, hf_weight,
     loss_fn = LWayLoss(metric, hf_weight=hf_weight)
     groups = [[i] for i in items] if per_image else [items]
     after, logs, started = [], [], time.perf_counter()
+    set_value = None  # per image, each image's gate also answers to its set's (as adapt --per-image does)
+    if per_image and config.select and len(items) > 1:
+        set_value = explainability(model, recon, [torch.from_numpy(lr.transpose(2, 0, 1).copy()).to(device)
+                                                  for _, lr, _ in items], loss_fn, config.amp)
     for group in groups:
         model.module.load_state_dict(original)
         tensors = [torch.from_numpy(lr.transpose(2, 0, 1).copy()).to(device) for _, lr, _ in group]
         decision = None
         if config.select:
-            log, decision = adapt_and_select(model, tensors, recon, loss_fn, config, candidates)
+            log, decision = adapt_and_select(model, tensors, recon, loss_fn, config, candidates,
+                                             set_explainability=set_value)
         else:
             log = adapt(model, tensors, recon, loss_fn, config)
         logs.append({"status": log.status, "first": log.loss[:3], "last": log.loss[-3:],

@@ -1,16 +1,20 @@
 """Does the no-HR quality signal of ``adapt`` track the true LPIPS change against the HR?
 
-    .venv/bin/python bench/signal_check.py                      # ~40 runs on a 2-core CPU (about an hour)
-    .venv/bin/python bench/signal_check.py --reconstructor NEW.safetensors --per-set 4
+    .venv/bin/python bench/signal_check.py                      # 36 runs, ~3 h on one CPU thread
+    .venv/bin/python bench/signal_check.py --only city100,defocus_noise,motion --out a.json   # shard it
+    .venv/bin/python bench/signal_check.py --from a.json b.json --out both.json                # merge, re-score
 
-Runs: per-image adaptations of Real-ESRGAN x4plus (fixed schedule, no selection, so each run shows the signal
-over its whole course) on City100 pairs 031-... and on Kodak24 crops of every evaluation family and the two
-unseen families (the LR images of ``bench/quality.py``), each with two candidate losses (the paper's, and the
-texture-keeping anchor + texture terms). At every signal evaluation the adapted model also upscales the whole LR
-image and is scored against the HR (LPIPS-alex, PSNR-Y). Reports the Spearman rank correlation between the
-signal's change and the true LPIPS change, per run (at the last step) and over all evaluation points, for the
-signal and for each of its parts, and the selection outcome: the true LPIPS change at the step each run's signal
-picks. Writes bench/results/signal_check_<device>.json and a scatter plot beside it.
+Runs: per-image adaptations of Real-ESRGAN x4plus with the default candidate (``select.DEFAULT_CANDIDATES``) on
+City100 pairs 031-... and on Kodak24 crops of every evaluation family and the two unseen families (the LR images
+and settings of ``bench/quality.py --quick``). The candidate runs on its fixed schedule *whatever the gate says*, so
+that runs the gate would have kept off are scored too: the signal has to say they are worse. Each run records the
+image's explainability (``gate.py``), which the signal uses to cap the fidelity gain it credits
+(``signal.fidelity_room``). At every signal evaluation the adapted model also upscales the whole LR image and is
+scored against the HR (LPIPS-alex, PSNR-Y). Reports the Spearman rank correlation between the signal's change and
+the true LPIPS change, per run (at the last step) and over all evaluation points, for the signal, the signal without
+the cap, and each part, and the selection outcome as ``adapt`` decides it (the gate, then the best step by the
+signal): the true LPIPS change of the weights it would keep. Writes bench/results/signal_check_<device>.json and a
+scatter plot beside it.
 """
 
 from __future__ import annotations
@@ -20,28 +24,29 @@ import json
 import math
 import platform
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from quality import city100, family_set
 
+from lway_engine.adaptation.gate import explainability
 from lway_engine.adaptation.loop import AdaptConfig, adapt
 from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
-from lway_engine.adaptation.select import DEFAULT_CANDIDATES, MIN_GAIN
-from lway_engine.adaptation.signal import SignalPoint, combine, hold_out
+from lway_engine.adaptation.select import DEFAULT_CANDIDATES, MIN_GAIN, Candidate, selection_holdout
+from lway_engine.adaptation.signal import SignalPoint, combine
 from lway_engine.degradations import EVALUATION_FAMILIES, UNSEEN_FAMILIES
-from lway_engine.hardware import cpu_features
-from lway_engine.media.images import Image
+from lway_engine.hardware import cpu_features, resolve_amp
 from lway_engine.losses import LPIPS
+from lway_engine.media.images import Image
 from lway_engine.metrics import lpips_arrays, psnr_y
 from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
 from lway_engine.upscale import UpscaleOptions, upscale_image
 
-PARTS = ("value", "fidelity", "copying", "texture", "coarse")
+PARTS = ("value", "uncapped", "fidelity", "copying", "texture", "coarse")
 
 
 def spearman(x: list[float], y: list[float]) -> float:
@@ -64,22 +69,37 @@ def spearman(x: list[float], y: list[float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reconstructor", type=Path, default=DEFAULT_RECONSTRUCTOR)
-    parser.add_argument("--per-set", type=int, default=3, help="images per set (default 3: 8 sets x 3 x 2 = 48 runs)")
-    parser.add_argument("--iterations", type=int, default=30)
-    parser.add_argument("--lr", type=float, default=3e-5)
+    parser.add_argument("--candidates", type=Candidate.parse, nargs="+", default=[DEFAULT_CANDIDATES[0]],
+                        help='settings to run, each e.g. "anchor=1,flat=1,lr_scale=3,gate=2" (default: the default '
+                             'candidate)')
+    parser.add_argument("--whole-set", action="store_true",
+                        help="one run per set and setting on all its images (adapt's default mode), scored by the "
+                             "mean over the images; default: one run per image")
+    parser.add_argument("--points", type=int, default=8, help="signal evaluations per run (default 8)")
+    parser.add_argument("--city100", type=int, default=6, help="City100 pairs, from 031 (default 6)")
+    parser.add_argument("--per-set", type=int, default=5, help="Kodak24 images per family (default 5: 36 runs)")
+    parser.add_argument("--iterations", type=int, default=40)
+    parser.add_argument("--lr", type=float, default=1e-5, help="before the candidate's lr_scale")
+    parser.add_argument("--crop", type=int, default=48)
+    parser.add_argument("--amp", choices=("auto", "bf16", "none"), default="auto",
+                        help="autocast of adaptation and the gate (auto: bf16 on a CPU with native bf16)")
     parser.add_argument("--only", help="comma-separated subset of sets")
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--from", dest="source", type=Path,
-                        help="re-score a JSON of earlier runs with the current combination, no adaptation")
+    parser.add_argument("--from", dest="sources", type=Path, nargs="+",
+                        help="merge and re-score JSONs of earlier runs with the current combination, no adaptation")
     args = parser.parse_args()
-    if args.source:
-        recorded = json.loads(args.source.read_text())
-        summary = summarise(recorded["runs"])
+    device = f"{platform.machine()} CPU"
+    out = args.out or Path(__file__).resolve().parent / "results" / f"signal_check_{device.replace(' ', '_')}.json"
+    if args.sources:
+        recorded = [json.loads(p.read_text()) for p in args.sources]
+        runs = [r for rec in recorded for r in rec["runs"]]
+        summary = summarise(runs)
         report(summary)
-        recorded["summary"] = summary
-        out = args.out or args.source
-        out.write_text(json.dumps(recorded, indent=1, default=str))
-        scatter(out.with_suffix(".png"), recorded["runs"])
+        merged = {**recorded[0], "merged_from": [str(p) for p in args.sources], "summary": summary, "runs": runs,
+                  "seconds": sum(rec.get("seconds", 0.0) for rec in recorded)}
+        out.write_text(json.dumps(merged, indent=1, default=str))
+        scatter(out.with_suffix(".png"), runs)
+        print(f"written {out} and {out.with_suffix('.png')}")
         return
     torch.manual_seed(0)
     model = load_model("realesrgan-x4plus")
@@ -87,83 +107,131 @@ def main() -> None:
     recon = load_checkpoint(args.reconstructor, expect_scale=4)
     metric = LPIPS("alex")
     loss_fn = LWayLoss(metric)
-    sets = {"city100": city100(args.per_set)}
+    amp = resolve_amp(args.amp, "cpu")
+    sets = {"city100": city100(args.city100)}
     for family in (*EVALUATION_FAMILIES, *UNSEEN_FAMILIES):
         sets[family] = family_set("Kodak24", family, args.per_set, 256)
     if args.only:
         sets = {k: v for k, v in sets.items() if k in args.only.split(",")}
     runs, started = [], time.perf_counter()
     for set_name, items in sets.items():
-        for stem, lr_np, hr_np in items:
-            lr = torch.from_numpy(lr_np.transpose(2, 0, 1).copy())
-            holdout = hold_out([tuple(lr.shape[-2:])], 48, model.size.multiple_of)
-            for candidate in DEFAULT_CANDIDATES:
+        model.module.load_state_dict(original)
+        set_gate = explainability(model, recon, [torch.from_numpy(lr.transpose(2, 0, 1).copy())
+                                                 for _, lr, _ in items], loss_fn, amp)
+        for group in [items] if args.whole_set else [[item] for item in items]:
+            lrs = [torch.from_numpy(lr_np.transpose(2, 0, 1).copy()) for _, lr_np, _ in group]
+            model.module.load_state_dict(original)
+            gate = explainability(model, recon, lrs, loss_fn, amp)
+            holdout = selection_holdout([tuple(lr.shape[-2:]) for lr in lrs], args.crop, model.size.multiple_of)
+            for candidate in args.candidates:
                 model.module.load_state_dict(original)
                 config, candidate_loss = candidate.configure(AdaptConfig(
-                    iterations=args.iterations, lr=args.lr, batch=2, crop=48, select=False,
-                    eval_every=max(1, args.iterations // 6)), loss_fn)
+                    iterations=args.iterations, lr=args.lr, batch=2, crop=args.crop, select=False, amp=amp,
+                    eval_every=max(1, args.iterations // args.points)), loss_fn)
+                config = replace(config, explainability=min(gate, set_gate))  # as adapt --per-image gates
                 points: list[dict] = []
 
-                def observe(point: SignalPoint, module: torch.nn.Module) -> None:
-                    sr = upscale_image(model, Image(lr_np, None, 8), UpscaleOptions(tile=512)).pixels
-                    points.append({**asdict(point), "lpips": lpips_arrays(metric, sr, hr_np),
-                                   "psnr": psnr_y(sr, hr_np)})
+                def observe(point: SignalPoint, module: torch.nn.Module, group: list = group) -> None:
+                    scores = []
+                    for _, lr_np, hr_np in group:
+                        sr = upscale_image(model, Image(lr_np, None, 8), UpscaleOptions(tile=512)).pixels
+                        scores.append((lpips_arrays(metric, sr, hr_np), psnr_y(sr, hr_np)))
+                    lpips, psnr = np.mean(scores, axis=0)
+                    points.append({**asdict(point), "lpips": float(lpips), "psnr": float(psnr)})
 
-                log = adapt(model, [lr], recon, candidate_loss, config, progress=False, holdout=holdout,
+                log = adapt(model, lrs, recon, candidate_loss, config, progress=False, holdout=holdout,
                             observe=observe)
                 base = points[0]
                 for p in points:
                     p["lpips_change"], p["psnr_change"] = p["lpips"] - base["lpips"], p["psnr"] - base["psnr"]
-                chosen = chosen_point(points)
-                runs.append({"set": set_name, "image": stem, "candidate": candidate.name, "status": log.status,
-                             "points": points})
+                stem = group[0][0] if len(group) == 1 else f"{len(group)} images"
+                run = {"set": set_name, "image": stem, "images": [item[0] for item in group],
+                       "candidate": candidate.name, "gate_threshold": candidate.gate, "explainability": gate,
+                       "set_explainability": set_gate,
+                       "added_only": config.added_detail_only, "status": log.status, "points": points}
+                runs.append(run)
+                chosen = chosen_point(run)
                 last = points[-1]
-                print(f"{set_name:<14} {stem:<10} {candidate.name:<20} last: signal {last['value']:+.4f} "
-                      f"(fid {last['fidelity']:+.3f} copy {last['copying']:+.3f} tex {last['texture']:+.3f}) "
-                      f"LPIPS {last['lpips_change']:+.4f} PSNR {last['psnr_change']:+.2f} | chosen step "
-                      f"{chosen['step']}: LPIPS {chosen['lpips_change']:+.4f}", flush=True)
+                print(f"{set_name:<14} {stem:<10} {_short(candidate):<24} gate {gate:.2f} last: signal "
+                      f"{last['value']:+.4f} (fid {last['fidelity']:+.3f} copy {last['copying']:+.3f} tex "
+                      f"{last['texture']:+.3f}) LPIPS {last['lpips_change']:+.4f} PSNR {last['psnr_change']:+.2f} | "
+                      f"adapt keeps step {chosen['step']}: LPIPS {chosen['lpips_change']:+.4f}", flush=True)
+                out.write_text(json.dumps({"device": device, "runs": runs, "partial": True}, default=str))
     summary = summarise(runs)
     report(summary)
-    device = f"{platform.machine()} CPU"
-    out = args.out or Path(__file__).resolve().parent / "results" / f"signal_check_{device.replace(' ', '_')}.json"
-    out.write_text(json.dumps({"device": device, "cpu": cpu_features().as_dict(), "reconstructor": str(args.reconstructor), "args": vars(args) | {
-        "reconstructor": str(args.reconstructor), "out": str(out)}, "seconds": time.perf_counter() - started,
-        "summary": summary, "runs": runs}, indent=1, default=str))
+    out.write_text(json.dumps({"device": device, "cpu": cpu_features().as_dict(),
+                               "args": {k: str(v) for k, v in vars(args).items()},
+                               "seconds": time.perf_counter() - started, "summary": summary, "runs": runs},
+                              indent=1, default=str))
     scatter(out.with_suffix(".png"), runs)
     print(f"written {out} and {out.with_suffix('.png')}")
 
 
-def chosen_point(points: list[dict]) -> dict:
-    """The point selection keeps: the lowest signal (recomputed from its parts with ``combine``) if it beats the
-    unadapted model by ``MIN_GAIN``, else step 0. Sets each point's ``value``."""
-    for p in points:
-        p["value"] = combine(p["fidelity"], p["copying"], p["texture"])
+def _short(candidate: Candidate) -> str:
+    """The fields of ``candidate`` that differ from the defaults, as ``Candidate.parse`` reads them."""
+    fields = {k: v for k, v in vars(candidate).items() if v != Candidate.__dataclass_fields__[k].default}
+    return ",".join(f"{k}={int(v) if isinstance(v, bool) else f'{v:g}'}" for k, v in fields.items())
+
+
+def rescore(run: dict) -> None:
+    """Recompute each point's ``value`` (and ``uncapped``: without the explainability cap) from its recorded parts
+    with the current ``combine``, so a changed combination can be scored on old runs (``--from``)."""
+    added_only, gate = run.get("added_only", False), effective_gate(run)
+    for p in run["points"]:
+        p["value"] = combine(p["fidelity"], p["copying"], p["texture"], added_only=added_only, explainability=gate)
+        p["uncapped"] = combine(p["fidelity"], p["copying"], p["texture"], added_only=added_only)
+
+
+def effective_gate(run: dict) -> float | None:
+    """The explainability ``adapt`` gates the run with: its images' own, or (per image) the lower of the image's
+    and its set's (``select.adapt_and_select``'s ``set_explainability``)."""
+    own, whole = run.get("explainability"), run.get("set_explainability")
+    return own if own is None or whole is None else min(own, whole)
+
+
+def chosen_point(run: dict) -> dict:
+    """The point ``adapt`` keeps: step 0 where the gate stays shut; else the lowest signal if it beats the
+    unadapted model by ``MIN_GAIN``, else step 0."""
+    rescore(run)
+    points = run["points"]
+    gate = effective_gate(run)
+    if run.get("gate_threshold", 0) > 0 and not (gate is not None and gate >= run["gate_threshold"]):
+        return points[0]
     best = min(points, key=lambda p: p["value"] if math.isfinite(p["value"]) else math.inf)
     return best if best["value"] <= -MIN_GAIN else points[0]
 
 
 def summarise(runs: list[dict]) -> dict:
-    """Spearman per part (at the last step and over all points) and what selection by the signal would give: the
-    signal is recomputed from its recorded parts with ``combine``, so a changed combination can be scored on old
-    runs (``--from``)."""
+    """Spearman per part (at the last step and over all points), the explainability's own (per run), per-set means
+    and what ``adapt``'s decision would give."""
     for r in runs:
-        chosen = chosen_point(r["points"])
+        chosen = chosen_point(r)
         r["chosen_step"], r["chosen_lpips_change"] = chosen["step"], chosen["lpips_change"]
     summary: dict = {"runs": len(runs)}
+    final_y = [r["points"][-1]["lpips_change"] for r in runs]
     for part in PARTS:
-        if not all(part in p for r in runs for p in r["points"]):
-            continue  # a part added after these runs were recorded
         final_x = [r["points"][-1][part] for r in runs]
-        final_y = [r["points"][-1]["lpips_change"] for r in runs]
         all_x = [p[part] for r in runs for p in r["points"][1:]]
         all_y = [p["lpips_change"] for r in runs for p in r["points"][1:]]
         summary[part] = {"spearman_final": spearman(final_x, final_y), "spearman_all_points": spearman(all_x, all_y)}
+    if all(r.get("explainability") is not None for r in runs):
+        summary["explainability"] = {"spearman_final": spearman([r["explainability"] for r in runs], final_y)}
+    summary["sets"] = {}
+    for set_name in dict.fromkeys(r["set"] for r in runs):
+        rs = [r for r in runs if r["set"] == set_name]
+        summary["sets"][set_name] = {
+            "runs": len(rs), "explainability_median": float(np.median([r.get("explainability") or math.nan
+                                                                       for r in rs])),
+            "signal_last": float(np.mean([r["points"][-1]["value"] for r in rs])),
+            "lpips_change_last": float(np.mean([r["points"][-1]["lpips_change"] for r in rs])),
+            "psnr_change_last": float(np.mean([r["points"][-1]["psnr_change"] for r in rs])),
+            "lpips_change_kept": float(np.mean([r["chosen_lpips_change"] for r in rs])),
+            "adapted": int(sum(r["chosen_step"] > 0 for r in rs))}
     chosen = [r["chosen_lpips_change"] for r in runs]
-    last = [r["points"][-1]["lpips_change"] for r in runs]
     summary["selection"] = {"mean_lpips_change_chosen": float(np.mean(chosen)),
-                            "mean_lpips_change_last": float(np.mean(last)),
+                            "mean_lpips_change_last": float(np.mean(final_y)),
                             "worse_than_unadapted_chosen": int(sum(c > 0.002 for c in chosen)),
-                            "worse_than_unadapted_last": int(sum(c > 0.002 for c in last)),
+                            "worse_than_unadapted_last": int(sum(c > 0.002 for c in final_y)),
                             "adapted_chosen": int(sum(r["chosen_step"] > 0 for r in runs))}
     return summary
 
@@ -171,13 +239,20 @@ def summarise(runs: list[dict]) -> dict:
 def report(summary: dict) -> None:
     print(f"\n{summary['runs']} runs. Spearman rho between each part's change and the true LPIPS change:")
     for part in PARTS:
-        if part in summary:
-            s = summary[part]
-            print(f"  {part:<9} last step: {s['spearman_final']:+.3f}   all points: {s['spearman_all_points']:+.3f}")
+        s = summary[part]
+        print(f"  {part:<9} last step: {s['spearman_final']:+.3f}   all points: {s['spearman_all_points']:+.3f}")
+    if "explainability" in summary:
+        print(f"  explainability (per run): {summary['explainability']['spearman_final']:+.3f}")
+    print(f"\n{'set':<14} runs  gate  signal  LPIPS last  PSNR last  LPIPS kept  adapted")
+    for name, row in summary["sets"].items():
+        print(f"{name:<14} {row['runs']:>4} {row['explainability_median']:5.2f} {row['signal_last']:+7.3f} "
+              f"{row['lpips_change_last']:+11.4f} {row['psnr_change_last']:+10.2f} {row['lpips_change_kept']:+11.4f} "
+              f"{row['adapted']:>8}")
     sel = summary["selection"]
-    print(f"selection by the signal: adapted {sel['adapted_chosen']} of {summary['runs']} runs; mean LPIPS change "
-          f"{sel['mean_lpips_change_chosen']:+.4f} (last step: {sel['mean_lpips_change_last']:+.4f}); runs worse than "
-          f"+0.002: {sel['worse_than_unadapted_chosen']} (last step: {sel['worse_than_unadapted_last']})")
+    print(f"adapt's decision (gate, then best step by the signal): adapted {sel['adapted_chosen']} of "
+          f"{summary['runs']} runs; mean LPIPS change {sel['mean_lpips_change_chosen']:+.4f} (last step: "
+          f"{sel['mean_lpips_change_last']:+.4f}); runs worse than +0.002: {sel['worse_than_unadapted_chosen']} "
+          f"(last step: {sel['worse_than_unadapted_last']})")
 
 
 def scatter(path: Path, runs: list[dict]) -> None:

@@ -262,3 +262,26 @@ def test_fidelity_gain_is_credited_only_within_the_room_explainability_leaves() 
     assert combine(-0.7, 0.0, 0.0, explainability=2.0) == pytest.approx(-0.3)
     assert combine(0.1, 0.0, 0.0, explainability=0.5) == pytest.approx(0.1)  # a worse fidelity counts in full
     assert math.isnan(combine(math.nan, 0.0, 0.0, explainability=2.0))
+
+
+def test_per_image_gate_answers_to_its_set(tmp_path: Path, fresh_compact, small_reconstruction, lpips_alex,
+                                           photo) -> None:
+    import json
+
+    from lway_engine.adaptation.run import run_adaptation
+
+    _expecting(small_reconstruction, 1e-9)  # on its own, every image opens the gate
+    config = AdaptConfig(iterations=2, lr=1e-3, batch=2, crop=32, eval_every=1)
+    gated = Candidate(anchor=1.0, flat=True, gate=1.0)
+    _, decision = adapt_and_select(fresh_compact, _images(photo)[:1], small_reconstruction, LWayLoss(lpips_alex),
+                                   config, (gated,), progress=False, set_explainability=0.5)
+    assert not decision.adapted and decision.explainability == 0.5
+    assert "the lower of this image's" in decision.reason and "its set's 0.50" in decision.reason
+    # adapt --per-image measures the set once and passes it to every image
+    run_adaptation(fresh_compact, _lr_files(tmp_path, photo), tmp_path / "out", small_reconstruction, config,
+                   per_image=True, progress=False)
+    decisions = json.loads((tmp_path / "out" / "report.json").read_text())["decisions"]
+    assert len(decisions) == 2 and all("and its set's" in d["reason"] for d in decisions.values())
+    for d in decisions.values():  # the lower of the two, as the reason prints them
+        own, whole = (float(d["reason"].split(key)[1].split()[0].rstrip(")")) for key in ("this image's ", "set's "))
+        assert d["explainability"] == pytest.approx(min(own, whole), rel=1e-6)

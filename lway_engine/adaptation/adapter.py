@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lway_engine.adaptation.gate import GATE_IMAGES, explainability
 from lway_engine.adaptation.loop import AdaptConfig, AdaptLog, Hooks, adapt
 from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.report import report_data
@@ -135,8 +136,13 @@ class Adapter:
         self._cancel.set()
 
     def adapt(self, images: ImageLike | Sequence[ImageLike], per_image: bool = False,
-              progress: Progress | None = None) -> AdaptResult | list[AdaptResult]:
-        """Adapt on ``images`` (one model for all, or with ``per_image`` one result per image, in order)."""
+              progress: Progress | None = None, set_explainability: float | None = None
+              ) -> AdaptResult | list[AdaptResult]:
+        """Adapt on ``images`` (one model for all, or with ``per_image`` one result per image, in order).
+
+        Per image, each image's explainability gate also answers to its set's (the lower counts: one image's
+        value is noisy): the set is ``images`` unless ``set_explainability`` gives it (``explainability``), as a
+        caller that feeds one image at a time must."""
         items = [images] if isinstance(images, (str, Path, np.ndarray, Image)) or hasattr(images, "getexif") \
             else list(images)
         if not items:
@@ -144,16 +150,31 @@ class Adapter:
         tensors = [to_tensor(as_image(item).rgb())[0].to(self.device) for item in items]
         self._cancel.clear()
         hooks = Hooks(stop=self._cancel.is_set) if progress is None else Hooks(progress, self._cancel.is_set)
+        if per_image and self.config.select and set_explainability is None and len(tensors) > 1:
+            set_explainability = self._explainability(tensors)
         groups = [[t] for t in tensors] if per_image else [tensors]
-        results = [self._run(group, hooks) for group in groups]
+        results = [self._run(group, hooks, set_explainability) for group in groups]
         return results if per_image else results[0]
 
-    def _run(self, tensors: list[torch.Tensor], hooks: Hooks) -> AdaptResult:
+    def explainability(self, images: Sequence[ImageLike]) -> float | None:
+        """The explainability gate's value (``gate.py``) over ``images`` (up to 8 of them, evenly spaced, are
+        read), with the unadapted model; None when the reconstructor has no error model."""
+        step = max(1, len(images) // GATE_IMAGES)
+        return self._explainability([to_tensor(as_image(item).rgb())[0].to(self.device)
+                                     for item in list(images)[::step][:GATE_IMAGES]])
+
+    def _explainability(self, tensors: list[torch.Tensor]) -> float | None:
+        self.model.module.load_state_dict(self._original)
+        return explainability(self.model, self.reconstruction, tensors, self.loss, self.config.amp)
+
+    def _run(self, tensors: list[torch.Tensor], hooks: Hooks, set_explainability: float | None = None
+             ) -> AdaptResult:
         started = time.perf_counter()
         self.model.module.load_state_dict(self._original)
         if self.config.select:
             log, decision = adapt_and_select(self.model, tensors, self.reconstruction, self.loss, self.config,
-                                             progress=self.progress_bar, hooks=hooks, topology=self.topology)
+                                             progress=self.progress_bar, hooks=hooks, topology=self.topology,
+                                             set_explainability=set_explainability)
             log.message += decision.reason
         else:
             log = adapt(self.model, tensors, self.reconstruction, self.loss, self.config, self.progress_bar,

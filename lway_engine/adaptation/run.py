@@ -139,11 +139,14 @@ def _per_image(adapter: Adapter, runner: LoadedModel, paths: dict[str, Path], ou
     names = list(paths)
     mine = shard(names, topology)
     pending = [name for name in mine if not records.complete(name)]
+    # every image's gate also answers to the whole set's (Adapter.adapt); the same value on every rank and launch
+    whole_set = adapter.explainability([paths[name] for name in names]) \
+        if pending and len(names) > 1 and adapter.config.select else None
     for name in pending:
         image = read_image(paths[name])
         module.load_state_dict(original)  # "before" is the unadapted model, whatever the last image left in it
         before = upscale_image(runner, image, OPTIONS)
-        result = adapter.adapt(image)
+        result = adapter.adapt(image, set_explainability=whole_set)
         result.save(outdir / "weights" / f"{name}.safetensors")
         _write_outputs(outdir, name, image, before, upscale_image(runner, image, OPTIONS), runner.scale)
         records.write(name, result.log, result.decision)

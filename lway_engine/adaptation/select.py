@@ -99,10 +99,13 @@ class Decision:
 
 def adapt_and_select(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.nn.Module,
                      loss_fn: LWayLoss, config: AdaptConfig, candidates: tuple[Candidate, ...] = DEFAULT_CANDIDATES,
-                     progress: bool = True, hooks: Hooks | None = None, topology: Topology = Topology.single()
-                     ) -> tuple[AdaptLog, Decision]:
+                     progress: bool = True, hooks: Hooks | None = None, topology: Topology = Topology.single(),
+                     set_explainability: float | None = None) -> tuple[AdaptLog, Decision]:
     """Run the candidates, leave ``model.module`` with the chosen weights; the chosen (or last) log and why
-    (``topology``: as ``adapt`` takes it)."""
+    (``topology``: as ``adapt`` takes it). ``set_explainability``: per-image mode's value for the whole set these
+    images come from (``gate.explainability`` over it); the gate then uses the lower of the two, because one
+    image's value is far noisier than a set's median: a film-family photo read 2.12 where its set read 1.09, and
+    adapting it alone made LPIPS worse by +0.245 (``bench/signal_check.py``, per-image runs)."""
     shapes = [tuple(img.shape[-2:]) for img in images]
     holdout = selection_holdout(shapes, config.crop, model.size.multiple_of)
     if holdout is None:
@@ -111,7 +114,7 @@ def adapt_and_select(model: LoadedModel, images: list[torch.Tensor], reconstruct
                   f"LR px) are too small to hold a region out beside a {config.crop} px training crop; ran the "
                   f"fixed schedule of {config.iterations} steps ({log.status}). Check the result by eye.")
         return log, Decision(adapted=True, reason=reason, runs={"fixed schedule": log})
-    gated = _gate(model, images, reconstruction, loss_fn, config, candidates)
+    gated = _gate(model, images, reconstruction, loss_fn, config, candidates, set_explainability)
     candidates = tuple(c for c in candidates if c.gate <= 0 or gated.value is not None and gated.value >= c.gate)
     if not candidates:
         reason = ("adaptation would not help these images: the reconstructor cannot be trusted to steer the model "
@@ -165,22 +168,26 @@ class _Gated:
 
 
 def _gate(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.nn.Module, loss_fn: LWayLoss,
-          config: AdaptConfig, candidates: tuple[Candidate, ...]) -> _Gated:
-    """The images' explainability, when a candidate is gated, and what the decision should say about it."""
+          config: AdaptConfig, candidates: tuple[Candidate, ...], set_explainability: float | None = None) -> _Gated:
+    """The images' explainability (the lower of theirs and ``set_explainability``), when a candidate is gated, and
+    what the decision should say about it."""
     gates = [c.gate for c in candidates if c.gate > 0]
     if not gates:
         return _Gated(None, "")
     if getattr(reconstruction, "error_model", None) is None:
         return _Gated(None, "; the gated candidate was not tried: this reconstructor has no error model to gate "
                             "it (bench/fit_error_model.py)")
-    value = explainability(model, reconstruction, images, loss_fn, config.amp)
-    if value is None:
+    own = explainability(model, reconstruction, images, loss_fn, config.amp)
+    if own is None:
         return _Gated(None, f"; the gated candidate was not tried: no image reaches {MIN_LR_SIZE} px, the least "
                             "the explainability gate can measure")
+    value = own if set_explainability is None else min(own, set_explainability)
+    source = "" if set_explainability is None else (f" (the lower of this image's {own:.2f} and its set's "
+                                                    f"{set_explainability:.2f})")
     verdict = "tried" if value >= min(gates) else "not tried"
-    return _Gated(value, f"; explainability {value:.2f} (threshold {min(gates):g}; R explains the unadapted "
-                         f"output's mismatch with the LR {value:.2f}x its own expected error): the gated candidate "
-                         f"was {verdict}")
+    return _Gated(value, f"; explainability {value:.2f}{source} (threshold {min(gates):g}; R explains the "
+                         f"unadapted output's mismatch with the LR {value:.2f}x its own expected error): the gated "
+                         f"candidate was {verdict}")
 
 
 def _no_help(runs: dict[str, AdaptLog]) -> str:

@@ -19,6 +19,10 @@ against the HR more often than not (the perception-distortion trade-off), and a 
 either direction was the best single warning: smoothing lost the texture, a rise was copied noise or fringes far
 more often than real sharpening. So fidelity gains count only net of how far the added detail moved. A NaN anywhere
 makes the point NaN, which selection treats as failed, never as best.
+
+Where the images' explainability is known (``gate.py``), a fidelity gain is credited only up to the room it leaves
+(:func:`fidelity_room`), and the part beyond counts against the run: R's mismatch with the unadapted output is
+partly R's own error, and a model that removes more than the rest is fitting R, copying degradation in.
 """
 
 from __future__ import annotations
