@@ -156,6 +156,23 @@ def _blur_step(rng: np.random.Generator, scale: int) -> Step:
     return Step("blur", {"kernel": {**spec, "size": kernels.fitting_size(length / 2 + 1)}})
 
 
+def optics_kernels(count: int, size: int = 21, seed: int = 0, scale: int = 4) -> np.ndarray:
+    """(count, size, size) HR blur kernels as the optics stage draws them (disc, Gaussian, motion, curved motion;
+    the stage taken as always on), each centred in a ``size`` frame: the shapes R's blur head spans
+    (``reconstruction.reconstructor.blur_basis``)."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((count, size, size), np.float64)
+    for i in range(count):
+        spec = dict(_blur_step(rng, scale).params["kernel"])
+        kernel = kernels.build(spec.pop("kind"), **spec)
+        side = min(kernel.shape[0], size)
+        crop = (kernel.shape[0] - side) // 2
+        offset = (size - side) // 2
+        out[i, offset : offset + side, offset : offset + side] = kernel[crop : crop + side, crop : crop + side]
+        out[i] /= out[i].sum()
+    return out
+
+
 def _centre(rng: np.random.Generator, stage: str) -> list[float]:
     return [_draw(rng, stage, "centre"), _draw(rng, stage, "centre")]
 

@@ -60,6 +60,27 @@ def apply_colour(x: Tensor, params: Tensor) -> Tensor:
         + curve[:, :, 1, None, None] * bump * (2 * x - 1)
 
 
+BLUR_COMPONENTS = 32  # the mean departure from a delta and 31 principal shapes: 95% of the optics kernels' variance
+BLUR_SAMPLES = 2000
+
+
+def blur_basis(size: int, components: int = BLUR_COMPONENTS) -> Tensor:
+    """(components, size**2) zero-sum shapes spanning the optics stage's blur kernels minus a delta: their mean,
+    then their principal components (seeded draws of ``degradations.broad.optics_kernels``).
+
+    Why a basis: a free K x K kernel from the embedding learned noise (1,250 warm-started steps: off-centre
+    weights of both signs summing to |1.6|-|2.0| on every image, and PSNR 0.1-0.4 dB lower than without it); in
+    the span of real blur shapes, each coefficient moves the kernel towards a defocus, Gaussian or motion blur."""
+    from lway_engine.degradations.broad import optics_kernels
+
+    samples = torch.from_numpy(optics_kernels(BLUR_SAMPLES, size)).reshape(BLUR_SAMPLES, -1)
+    samples[:, size * size // 2] -= 1  # minus the delta at the centre
+    mean = samples.mean(0)
+    _, _, principal = torch.linalg.svd(samples - mean, full_matrices=False)
+    basis = torch.cat([mean[None], principal[: components - 1]])
+    return (basis - basis.mean(1, keepdim=True)).float()
+
+
 def blur_kernels(delta: Tensor, size: int, scale: int) -> Tensor:
     """Per image, the HR blur kernel ``identity + delta - mean(delta)`` (``delta`` (B, size**2) from the embedding;
     its sum stays 1, so the blur keeps the mean colour and the colour head alone sets gains), folded with the
@@ -91,7 +112,8 @@ def blur_downsample(hr: Tensor, kernels: Tensor, scale: int) -> Tensor:
 
 class Reconstructor(nn.Module):
     """pixel-unshuffle -> conv -> ``num_blocks`` residual modulated convs -> conv to RGB, + area-downsampled HR
-    (with ``blur_kernel`` K: the HR blurred by a K x K kernel predicted from ``e``, then area-downsampled).
+    (with ``blur_kernel`` K: the HR blurred by a K x K kernel from ``e``, in the span of ``blur_basis``, then
+    area-downsampled).
 
     Each residual block is a single modulated 3x3 convolution: two per block would push the cost past the
     adaptation budget (< 0.3M MACs per LR pixel), and depth mainly buys receptive field, which the unshuffle
@@ -119,10 +141,11 @@ class Reconstructor(nn.Module):
             nn.init.zeros_(self.colour.weight)
             nn.init.zeros_(self.colour.bias)
         self.blur_size = blur_kernel
-        self.blur = nn.Linear(embed_dim, blur_kernel**2) if blur_kernel else None
+        self.blur = nn.Linear(embed_dim, BLUR_COMPONENTS) if blur_kernel else None
         if self.blur is not None:  # starts as a delta kernel: the area downsample
             nn.init.zeros_(self.blur.weight)
             nn.init.zeros_(self.blur.bias)
+            self.register_buffer("blur_basis", blur_basis(blur_kernel))  # saved with the weights it was trained on
 
     def _fused(self) -> bool:
         frozen = not any(p.requires_grad for p in self.parameters())  # the op gives no gradients to R's weights
@@ -136,7 +159,7 @@ class Reconstructor(nn.Module):
             layers = [self.conv_in, *self.blocks, self.conv_out]
             convs = tuple(PackedConv.of(layer.weight, layer.bias) for layer in layers)
         colour = None if self.colour is None else self.colour(e)
-        blur = None if self.blur is None else blur_kernels(self.blur(e), self.blur_size, self.scale)
+        blur = None if self.blur is None else blur_kernels(self.blur(e) @ self.blur_basis, self.blur_size, self.scale)
         return Styles(tuple(style), tuple(demod), convs, colour, blur)
 
     def forward(self, hr: Tensor, e: Tensor | None = None, styles: Styles | None = None) -> Tensor:
