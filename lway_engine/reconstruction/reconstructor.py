@@ -65,7 +65,7 @@ BLUR_SAMPLES = 2000
 
 
 def blur_basis(size: int, components: int = BLUR_COMPONENTS) -> Tensor:
-    """(components, size**2) zero-sum shapes spanning the optics stage's blur kernels minus a delta: their mean,
+    """(up to components, size**2) zero-sum shapes spanning the optics stage's blur kernels minus a delta: their mean,
     then their principal components (seeded draws of ``degradations.broad.optics_kernels``).
 
     Why a basis: a free K x K kernel from the embedding learned noise (1,250 warm-started steps: off-centre
@@ -141,11 +141,12 @@ class Reconstructor(nn.Module):
             nn.init.zeros_(self.colour.weight)
             nn.init.zeros_(self.colour.bias)
         self.blur_size = blur_kernel
-        self.blur = nn.Linear(embed_dim, BLUR_COMPONENTS) if blur_kernel else None
-        if self.blur is not None:  # starts as a delta kernel: the area downsample
+        self.blur = None
+        if blur_kernel:  # starts as a delta kernel: the area downsample
+            self.register_buffer("blur_basis", blur_basis(blur_kernel))  # saved with the weights it was trained on
+            self.blur = nn.Linear(embed_dim, self.blur_basis.shape[0])
             nn.init.zeros_(self.blur.weight)
             nn.init.zeros_(self.blur.bias)
-            self.register_buffer("blur_basis", blur_basis(blur_kernel))  # saved with the weights it was trained on
 
     def _fused(self) -> bool:
         frozen = not any(p.requires_grad for p in self.parameters())  # the op gives no gradients to R's weights
