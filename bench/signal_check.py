@@ -1,8 +1,11 @@
 """Does the no-HR quality signal of ``adapt`` track the true LPIPS change against the HR?
 
-    .venv/bin/python bench/signal_check.py                      # 36 runs, ~3 h on one CPU thread
+    .venv/bin/python bench/signal_check.py                      # 36 per-image runs, ~1.5 h on one CPU thread
     .venv/bin/python bench/signal_check.py --only city100,defocus_noise,motion --out a.json   # shard it
     .venv/bin/python bench/signal_check.py --from a.json b.json --out both.json                # merge, re-score
+    .venv/bin/python bench/signal_check.py --whole-set --city100 4 --per-set 4 --points 5 --candidates \
+        anchor=1,flat=1,lr_scale=3,gate=2 anchor=1,flat=1,lr_scale=1,gate=2 anchor=1,flat=1,lr_scale=10,gate=2 \
+        anchor=0,flat=1,lr_scale=3,gate=2 gate=2         # 35 whole-set runs (7 sets x 5 settings), ~2 h
 
 Runs: per-image adaptations of Real-ESRGAN x4plus with the default candidate (``select.DEFAULT_CANDIDATES``) on
 City100 pairs 031-... and on Kodak24 crops of every evaluation family and the two unseen families (the LR images
@@ -269,6 +272,7 @@ def scatter(path: Path, runs: list[dict]) -> None:
                    label=set_name, s=18)
     ax.axhline(0, color="grey", lw=0.8)
     ax.axvline(0, color="grey", lw=0.8)
+    ax.set_xscale("symlog", linthresh=0.5)  # the detail terms reach +10 on a few runs; the decisions sit near 0
     ax.set(xlabel="signal change (no HR; lower = predicted better)", ylabel="true LPIPS change vs HR (lower = better)",
            title=f"{len(runs)} adaptation runs, last step")
     ax.legend(fontsize=7)
