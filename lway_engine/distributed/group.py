@@ -57,8 +57,13 @@ def session(device: str) -> Iterator[tuple[Topology, str]]:
     dist.init_process_group(backend, store=store, rank=rank, world_size=world_size, timeout=WAIT_LIMIT)
     try:
         yield topology, device
-    finally:
-        dist.destroy_process_group()
+    except BaseException:
+        dist.destroy_process_group()  # no barrier: the other ranks may never reach one; torchrun stops them
+        raise
+    # Leave together: a rank that tears its gloo connections down while a peer's are still open can abort that
+    # peer ("terminate called without an active exception", SIGABRT), which a loaded CI machine once showed.
+    dist.barrier()
+    dist.destroy_process_group()
 
 
 def mean_over_ranks(values: torch.Tensor) -> torch.Tensor:
