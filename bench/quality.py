@@ -113,15 +113,15 @@ def run_set(model, original, recon, metric, items, config, per_image, hf_weight,
     model.module.load_state_dict(original)
     before = score(model, metric, items)
     loss_fn = LWayLoss(metric, hf_weight=hf_weight)
-    groups = [[i] for i in items] if per_image else [items]
+    lrs = [torch.from_numpy(lr.transpose(2, 0, 1).copy()).to(device) for _, lr, _ in items]
+    groups = [[i] for i in range(len(items))] if per_image else [list(range(len(items)))]
     after, logs, started = [], [], time.perf_counter()
     set_value = None  # per image, each image's gate also answers to its set's (as adapt --per-image does)
     if per_image and config.select and len(items) > 1:
-        set_value = explainability(model, recon, [torch.from_numpy(lr.transpose(2, 0, 1).copy()).to(device)
-                                                  for _, lr, _ in items], loss_fn, config.amp)
+        set_value = explainability(model, recon, lrs, loss_fn, config.amp)
     for group in groups:
         model.module.load_state_dict(original)
-        tensors = [torch.from_numpy(lr.transpose(2, 0, 1).copy()).to(device) for _, lr, _ in group]
+        tensors = [lrs[i] for i in group]
         decision = None
         if config.select:
             log, decision = adapt_and_select(model, tensors, recon, loss_fn, config, candidates,
@@ -134,7 +134,7 @@ def run_set(model, original, recon, metric, items, config, per_image, hf_weight,
                          "adapted": decision.adapted, "reason": decision.reason, "step": decision.step,
                          "candidate": None if decision.candidate is None else decision.candidate.name,
                          "signal": {name: [p.__dict__ for p in run.signal] for name, run in decision.runs.items()}}})
-        after += score(model, metric, group)
+        after += score(model, metric, [items[i] for i in group])
     mean = lambda rows, k: float(np.mean([r[k] for r in rows]))  # noqa: E731
     summary = {k: {"before": mean(before, k), "after": mean(after, k), "gain": mean(after, k) - mean(before, k)}
                for k in ("psnr", "ssim", "lpips")}

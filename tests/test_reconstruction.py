@@ -290,11 +290,18 @@ def test_overfits_one_pair(photo) -> None:
     assert losses[-1] < 0.5 * losses[0], losses[::10]
 
 
-def test_colour_head_starts_as_identity_and_every_path_agrees() -> None:
-    config = ReconstructionConfig(**{**SMALL.__dict__, "colour_head": 1})
-    with_head = _perturb_residual_branch(LWayReconstruction(config))
+def _with_and_without(head: str, value: int) -> tuple[LWayReconstruction, LWayReconstruction]:
+    """SMALL with an added head (config field ``head`` = ``value``; its parameters are named after it), trained-
+    looking, and SMALL without it holding the same other weights."""
+    with_head = _perturb_residual_branch(LWayReconstruction(ReconstructionConfig(**{**SMALL.__dict__, head: value})))
     without = LWayReconstruction(SMALL)
-    without.load_state_dict({k: v for k, v in with_head.state_dict().items() if "colour" not in k})
+    prefix = head.split("_")[0]
+    without.load_state_dict({k: v for k, v in with_head.state_dict().items() if prefix not in k})
+    return with_head, without
+
+
+def test_colour_head_starts_as_identity_and_every_path_agrees() -> None:
+    with_head, without = _with_and_without("colour_head", 1)
     hr, e = torch.rand(3, 3, 64, 64), torch.randn(3, 64)
     torch.testing.assert_close(with_head.reconstructor(hr, e), without.reconstructor(hr, e))
     with torch.no_grad():
@@ -345,10 +352,7 @@ def test_checkpoint_without_a_later_field_loads_with_its_default(tmp_path: Path)
 def test_blur_head_starts_as_the_area_downsample_and_blurs_like_an_explicit_kernel() -> None:
     from lway_engine.reconstruction.reconstructor import blur_downsample, blur_kernels
 
-    config = ReconstructionConfig(**{**SMALL.__dict__, "blur_kernel": 9})
-    with_head = _perturb_residual_branch(LWayReconstruction(config))
-    without = LWayReconstruction(SMALL)
-    without.load_state_dict({k: v for k, v in with_head.state_dict().items() if "blur" not in k})
+    with_head, without = _with_and_without("blur_kernel", 9)
     hr, e = torch.rand(3, 3, 64, 48), torch.randn(3, 64)
     torch.testing.assert_close(with_head.reconstructor(hr, e), without.reconstructor(hr, e))
     # a Gaussian of sigma 1.5 HR px as the predicted kernel: the HR blurred (reflect padding), then area-downsampled

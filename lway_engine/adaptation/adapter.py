@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lway_engine.adaptation.gate import GATE_IMAGES, explainability
+from lway_engine.adaptation.gate import explainability, gate_sample
 from lway_engine.adaptation.loop import AdaptConfig, AdaptLog, Hooks, adapt
 from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.report import report_data
@@ -159,9 +159,8 @@ class Adapter:
     def explainability(self, images: Sequence[ImageLike]) -> float | None:
         """The explainability gate's value (``gate.py``) over ``images`` (up to 8 of them, evenly spaced, are
         read), with the unadapted model; None when the reconstructor has no error model."""
-        step = max(1, len(images) // GATE_IMAGES)
         return self._explainability([to_tensor(as_image(item).rgb())[0].to(self.device)
-                                     for item in list(images)[::step][:GATE_IMAGES]])
+                                     for item in gate_sample(list(images))])
 
     def _explainability(self, tensors: list[torch.Tensor]) -> float | None:
         self.model.module.load_state_dict(self._original)

@@ -38,6 +38,12 @@ def _centre(image: torch.Tensor, side: int, multiple: int) -> torch.Tensor:
     return image[..., top : top + h, left : left + w]
 
 
+def gate_sample(images: list) -> list:
+    """The up to GATE_IMAGES of ``images`` (any items: tensors, paths) the gate scores, evenly spaced; callers
+    that read files pick them first, so only these are read."""
+    return images[:: max(1, len(images) // GATE_IMAGES)][:GATE_IMAGES]
+
+
 def explainability(model: LoadedModel, reconstruction: torch.nn.Module, images: list[torch.Tensor],
                    loss: LWayLoss, amp: str | None = None) -> float | None:
     """The median explainability over up to GATE_IMAGES of ``images`` ((3, H, W) LR on the model's device), or
@@ -48,10 +54,9 @@ def explainability(model: LoadedModel, reconstruction: torch.nn.Module, images: 
     if error_model is None or not images:
         return None
     flat = loss if not loss.hf_weight else LWayLoss(loss.lpips, hf_weight=False, lpips_weight=loss.lpips_weight)
-    step = max(1, len(images) // GATE_IMAGES)
     ratios = []
     with torch.no_grad():
-        for image in images[::step][:GATE_IMAGES]:
+        for image in gate_sample(images):
             lr = _centre(image, GATE_CROP, model.size.multiple_of)[None]
             with torch.autocast(lr.device.type, torch.bfloat16, enabled=amp == "bf16"):
                 sr = model.module(lr).float().clamp(0, 1)
