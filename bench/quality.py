@@ -71,10 +71,11 @@ def _centre(img: np.ndarray, side: int) -> np.ndarray:
     return img[top : top + side, left : left + side]
 
 
-def city100(n: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+def city100(n: int, skip: int = 0) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """City100 evaluation pairs 031+skip ... (031-060 evaluate; 001-030 train)."""
     folder = DATA / "City100_NikonD5500_crop768"
     items = []
-    for i in range(31, 31 + n):
+    for i in range(31 + skip, 31 + skip + n):
         hr = read_image(folder / f"{i:03d}H.png").rgb()
         lr_full = torch.from_numpy(read_image(folder / f"{i:03d}L.png").rgb().transpose(2, 0, 1).copy())
         lr = F.avg_pool2d(lr_full[None], 4)[0].numpy().transpose(1, 2, 0)
@@ -85,12 +86,15 @@ def city100(n: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
 FAMILY_SEED = 1000  # the k-th image of a family set is degraded with seed FAMILY_SEED + k
 
 
-def family_set(name: str, family: str, limit: int, crop: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+def family_set(name: str, family: str, limit: int, crop: int, skip: int = 0) -> list[tuple[str, np.ndarray,
+                                                                                            np.ndarray]]:
+    """The first ``limit`` images of ``name`` after ``skip``, centre-cropped and degraded by ``family``; the k-th
+    image by name always gets seed FAMILY_SEED + k, so a skipped sample degrades like the full one."""
     files = sorted(p for p in (DATA / name).iterdir() if p.suffix.lower() in (".png", ".jpg", ".bmp", ".tif"))
     if name == "Sun_Hays80":
         files = files[40:]
     items = []
-    for k, path in enumerate(files[: limit or None]):
+    for k, path in enumerate(files[skip : (skip + limit) if limit else None], start=skip):
         hr = _centre(read_image(path).rgb(), crop)
         lr = degrade(torch.from_numpy(hr.transpose(2, 0, 1).copy()), family, FAMILY_SEED + k)
         lr = lr.numpy().transpose(1, 2, 0)

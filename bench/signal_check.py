@@ -6,6 +6,7 @@
     .venv/bin/python bench/signal_check.py --whole-set --city100 4 --per-set 4 --points 5 --candidates \
         anchor=1,flat=1,lr_scale=3,gate=2 anchor=1,flat=1,lr_scale=1,gate=2 anchor=1,flat=1,lr_scale=10,gate=2 \
         anchor=0,flat=1,lr_scale=3,gate=2 gate=2         # 35 whole-set runs (7 sets x 5 settings), ~2 h
+    .venv/bin/python bench/signal_check.py --offset 6 --city100 6 --per-set 4   # a fresh sample: 037-042, kodim07-10
 
 Runs: per-image adaptations of Real-ESRGAN x4plus with the default candidate (``select.DEFAULT_CANDIDATES``) on
 City100 pairs 031-... and on Kodak24 crops of every evaluation family and the two unseen families (the LR images
@@ -49,7 +50,7 @@ from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
 from lway_engine.upscale import UpscaleOptions, upscale_image
 
-PARTS = ("value", "uncapped", "fidelity", "copying", "texture", "coarse")
+PARTS = ("value", "uncapped", "fidelity", "copying", "texture", "coarse", "departure")
 
 
 def spearman(x: list[float], y: list[float]) -> float:
@@ -81,6 +82,8 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=8, help="signal evaluations per run (default 8)")
     parser.add_argument("--city100", type=int, default=6, help="City100 pairs, from 031 (default 6)")
     parser.add_argument("--per-set", type=int, default=5, help="Kodak24 images per family (default 5: 36 runs)")
+    parser.add_argument("--offset", type=int, default=0,
+                        help="skip the first N images of every set: a fresh sample (City100 from 031+N)")
     parser.add_argument("--iterations", type=int, default=40)
     parser.add_argument("--lr", type=float, default=1e-5, help="before the candidate's lr_scale")
     parser.add_argument("--crop", type=int, default=48)
@@ -111,9 +114,9 @@ def main() -> None:
     metric = LPIPS("alex")
     loss_fn = LWayLoss(metric)
     amp = resolve_amp(args.amp, "cpu")
-    sets = {"city100": city100(args.city100)}
+    sets = {"city100": city100(args.city100, args.offset)}
     for family in (*EVALUATION_FAMILIES, *UNSEEN_FAMILIES):
-        sets[family] = family_set("Kodak24", family, args.per_set, 256)
+        sets[family] = family_set("Kodak24", family, args.per_set, 256, args.offset)
     if args.only:
         sets = {k: v for k, v in sets.items() if k in args.only.split(",")}
     runs, started = [], time.perf_counter()
@@ -212,11 +215,13 @@ def summarise(runs: list[dict]) -> dict:
         r["chosen_step"], r["chosen_lpips_change"] = chosen["step"], chosen["lpips_change"]
     summary: dict = {"runs": len(runs)}
     final_y = [r["points"][-1]["lpips_change"] for r in runs]
-    for part in PARTS:
-        final_x = [r["points"][-1][part] for r in runs]
-        all_x = [p[part] for r in runs for p in r["points"][1:]]
-        all_y = [p["lpips_change"] for r in runs for p in r["points"][1:]]
-        summary[part] = {"spearman_final": spearman(final_x, final_y), "spearman_all_points": spearman(all_x, all_y)}
+    for part in PARTS:  # over the runs that recorded the part (merged older runs lack the departure)
+        have = [r for r in runs if part in r["points"][-1]]
+        final_x = [r["points"][-1][part] for r in have]
+        all_x = [p[part] for r in have for p in r["points"][1:]]
+        all_y = [p["lpips_change"] for r in have for p in r["points"][1:]]
+        summary[part] = {"spearman_final": spearman(final_x, [r["points"][-1]["lpips_change"] for r in have]),
+                         "spearman_all_points": spearman(all_x, all_y), "runs": len(have)}
     if all(r.get("explainability") is not None for r in runs):
         summary["explainability"] = {"spearman_final": spearman([r["explainability"] for r in runs], final_y)}
     summary["sets"] = {}
@@ -243,7 +248,8 @@ def report(summary: dict) -> None:
     print(f"\n{summary['runs']} runs. Spearman rho between each part's change and the true LPIPS change:")
     for part in PARTS:
         s = summary[part]
-        print(f"  {part:<9} last step: {s['spearman_final']:+.3f}   all points: {s['spearman_all_points']:+.3f}")
+        print(f"  {part:<9} last step: {s['spearman_final']:+.3f}   all points: {s['spearman_all_points']:+.3f}"
+              f"   ({s['runs']} runs)")
     if "explainability" in summary:
         print(f"  explainability (per run): {summary['explainability']['spearman_final']:+.3f}")
     print(f"\n{'set':<14} runs  gate  signal  LPIPS last  PSNR last  LPIPS kept  adapted")

@@ -48,6 +48,7 @@ def test_signal_is_zero_at_the_start_and_tracks_drift(fresh_compact, small_recon
     assert [p.step for p in log.signal] == [0, 2, 4, 6]
     assert log.signal[0].value == 0.0 and all(math.isfinite(p.value) for p in log.signal)
     assert any(abs(p.fidelity) > 1e-4 for p in log.signal[1:])  # the weights moved and the signal saw it
+    assert log.signal[0].departure == 0.0 and any(p.departure > 1e-4 for p in log.signal[1:])  # LPIPS(S, S0) too
     assert log.best_step in (0, 2, 4, 6) and log.best.value == min(p.value for p in log.signal)
 
 
@@ -138,7 +139,8 @@ def test_report_states_the_decision_and_plots_the_signal(tmp_path: Path, fresh_c
     decision = report["decisions"]["all"]
     assert set(decision["runs"]) == {c.name for c in DEFAULT_CANDIDATES}
     for r in decision["runs"].values():  # a run stopped early (lr 1e-3 can diverge) keeps the points it scored
-        assert [p["step"] for p in r["signal"]] == ([0, 2, 4] if r["status"] == "done" else [0, 2, 4][: len(r["signal"])])
+        steps = [0, 2, 4] if r["status"] == "done" else [0, 2, 4][: len(r["signal"])]
+        assert [p["step"] for p in r["signal"]] == steps
     markdown = (tmp_path / "out" / "report.md").read_text()
     assert decision["reason"] in markdown and "signal.png" in markdown and decision["reason"] in runs["all"].message
     plot = read_image(tmp_path / "out" / "signal.png")

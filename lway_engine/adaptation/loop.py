@@ -3,9 +3,9 @@
 Each step (``step.py``, eager or compiled) computes the loss and applies its update in one go; the loop samples the
 crops and checks the loss afterwards. Given a :class:`~lway_engine.adaptation.signal.Holdout`, crops never touch
 the held-out strips, the no-HR quality signal (``signal.py``) is scored every ``eval_every`` steps, and the loop
-ends with the weights of the best-scoring step seen (step 0, the unadapted model, included), not the last. Faults are contained per run: a loss that turns NaN or explodes restores the
-last weights that gave a good loss (those before the previous update, as a check before the update would) and
-stops; Ctrl-C keeps the weights of the last completed step. Either way the caller still writes its outputs.
+ends with the weights of the best-scoring step seen (step 0, the unadapted model, included), not the last. Faults
+are contained per run: a loss that turns NaN or explodes restores the last weights that gave a good loss (those
+before the previous update, as a check before the update would) and stops; Ctrl-C keeps the weights of the last completed step. Either way the caller still writes its outputs.
 
 ``data_parallel`` (whole-set ``adapt`` under torchrun) trains one model on all ranks with DistributedDataParallel
 over the trainable subset. ``batch`` stays the global batch: every rank draws the whole batch's crop positions
@@ -162,7 +162,8 @@ def adapt(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.
     if config.data_parallel:  # after the step set the memory format and kept its frozen copy of the plain module
         step_fn.module = data_parallel(module, device)
     monitor = QualityMonitor(images, holdout, reconstruction.reconstructor, styles, model.scale,
-                             added_only=config.added_detail_only, explainability=config.explainability) \
+                             added_only=config.added_detail_only, explainability=config.explainability,
+                             perceptual=getattr(loss_fn, "lpips", None)) \
         if holdout else None
     eval_every = config.eval_every or max(1, config.iterations // 8)
     best = [p.detach().clone() for p in params] if monitor else []  # weights of the best-scoring step

@@ -18,7 +18,7 @@ import torch
 from lway_engine.adaptation.gate import explainability
 from lway_engine.adaptation.loop import AdaptConfig, AdaptLog, Hooks, adapt
 from lway_engine.adaptation.loss import LWayLoss
-from lway_engine.adaptation.signal import Holdout, hold_out
+from lway_engine.adaptation.signal import Holdout, SignalPoint, hold_out
 from lway_engine.distributed import Topology
 from lway_engine.models import LoadedModel
 from lway_engine.reconstruction import MIN_LR_SIZE
@@ -147,8 +147,7 @@ def adapt_and_select(model: LoadedModel, images: list[torch.Tensor], reconstruct
     model.module.load_state_dict(best_state)
     point = best_log.best
     reason = (f"adapted with {best_candidate.name}, stopped at step {point.step} of {config.iterations}: held-out "
-              f"signal {point.value:+.4f} (LR fidelity {point.fidelity:+.1%}, copying {point.copying:+.3f}, "
-              f"texture {point.texture:+.3f}) against 0 for the unadapted model" + gated.note)
+              f"signal {point.value:+.4f} ({_parts(point)}) against 0 for the unadapted model" + gated.note)
     return best_log, Decision(adapted=True, reason=reason, candidate=best_candidate, step=point.step, runs=runs,
                               explainability=gated.value)
 
@@ -190,6 +189,12 @@ def _gate(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.
                          f"candidate was {verdict}")
 
 
+def _parts(point: SignalPoint) -> str:
+    """The signal's parts as the console and the report state them."""
+    return (f"LR fidelity {point.fidelity:+.1%}, copying {point.copying:+.3f}, texture {point.texture:+.3f}, "
+            f"perceptual departure {point.departure:.4f}")
+
+
 def _no_help(runs: dict[str, AdaptLog]) -> str:
     """The plain message for a run that keeps the unadapted weights, with the numbers behind it."""
     details = []
@@ -199,7 +204,6 @@ def _no_help(runs: dict[str, AdaptLog]) -> str:
             details.append(f"{name}: no valid signal ({log.status})")
             continue
         p = min(finite, key=lambda q: q.value)
-        details.append(f"{name}: best {p.value:+.4f} at step {p.step} (LR fidelity {p.fidelity:+.1%}, copying "
-                       f"{p.copying:+.3f}, texture {p.texture:+.3f})")
+        details.append(f"{name}: best {p.value:+.4f} at step {p.step} ({_parts(p)})")
     return ("adaptation would not help these images: no candidate beat the unadapted model by the held-out signal "
             f"(needs <= {-MIN_GAIN:+.2f}); kept the unadapted weights. " + "; ".join(details))

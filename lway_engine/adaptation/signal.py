@@ -11,13 +11,18 @@ trades its texture for fidelity. So the signal watches the model on LR regions t
   calls flat: noise or grain painted in raises it, hallucinated texture removed lowers it;
 - ``texture``: the same in textured areas: GAN texture smoothed away lowers it, fringes copied raise it;
 - ``coarse`` (recorded, not in the signal): the plain L1 of ``R(S(x), e)`` against ``x`` after a 2x2 average, a
-  scale the loss does not weight, as a ratio to S0's minus 1.
+  scale the loss does not weight, as a ratio to S0's minus 1;
+- ``departure`` (recorded, not in the signal): the mean LPIPS between S's and S0's held-out outputs at SR size, how
+  far the change went perceptually. It ranked runs by their true LPIPS change at Spearman +0.47 (12 runs) and
+  +0.31 (30 fresh runs) alone; counted where textured detail fell, in place of the detail terms, it ranked the
+  fresh runs at +0.36 against this signal's +0.64 and let a film image through at +0.107 LPIPS, so it stays a
+  reading in the report, not a term (``bench/signal_check.py``).
 
 The signal is ``fidelity + COPY_WEIGHT * |copying| + TEXTURE_WEIGHT * |texture|``: 0 at S0, lower is better. Why
-the absolute values, measured (``bench/signal_check.py``, 42 runs with the first checkpoint): a better-explained LR went with a *worse* LPIPS
-against the HR more often than not (the perception-distortion trade-off), and a large change of the detail energy in
-either direction was the best single warning: smoothing lost the texture, a rise was copied noise or fringes far
-more often than real sharpening. So fidelity gains count only net of how far the added detail moved. A NaN anywhere
+the absolute values, measured (``bench/signal_check.py``, 42 runs with the first checkpoint): a better-explained LR
+went with a *worse* LPIPS against the HR more often than not (the perception-distortion trade-off), and a large
+change of the detail energy in either direction was the best single warning: smoothing lost the texture, a rise was
+copied noise or fringes far more often than real sharpening. So fidelity gains count only net of how far the added detail moved. A NaN anywhere
 makes the point NaN, which selection treats as failed, never as best.
 
 Where the images' explainability is known (``gate.py``), a fidelity gain is credited only up to the room it leaves
@@ -105,6 +110,7 @@ class SignalPoint:
     copying: float
     texture: float
     coarse: float = 0.0
+    departure: float = 0.0
 
 
 @dataclass
@@ -120,6 +126,7 @@ class QualityMonitor:
     texture_weight: float = TEXTURE_WEIGHT
     added_only: bool = False  # count only detail *added* (noise, fringes painted in), not detail removed
     explainability: float | None = None  # the images' gate value (gate.py): caps the fidelity gain credited
+    perceptual: nn.Module | None = None  # LPIPS, for the departure of S's held-out outputs from S0's
     # the unadapted model's held-out totals (LR loss, coarse-scale L1) and SR outputs, recorded by start()
     _reference_loss: float = field(default=0.0, repr=False)
     _reference_coarse: float = field(default=0.0, repr=False)
@@ -143,7 +150,7 @@ class QualityMonitor:
         """Record the unadapted model's held-out loss and outputs; the point of step 0 (all zeros)."""
         losses, coarse, self._reference_sr = self._measure(module)
         self._reference_loss, self._reference_coarse = sum(losses), sum(coarse)
-        return SignalPoint(0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        return SignalPoint(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
     def evaluate(self, module: nn.Module, step: int) -> SignalPoint:
         losses, coarse, outputs = self._measure(module)
@@ -162,7 +169,15 @@ class QualityMonitor:
         texture = math.log((tex_now + _EPS) / (tex_then + _EPS)) if tex_then > 0 else 0.0
         value = combine(fidelity, copying, texture, self.copy_weight, self.texture_weight, self.added_only,
                         self.explainability)
-        return SignalPoint(step, value, fidelity, copying, texture, coarse_change)
+        return SignalPoint(step, value, fidelity, copying, texture, coarse_change, self._departure(outputs))
+
+    def _departure(self, outputs: list[torch.Tensor]) -> float:
+        """Mean LPIPS between S's and S0's held-out outputs (0 without a perceptual metric)."""
+        if self.perceptual is None:
+            return 0.0
+        with torch.no_grad():
+            return sum(float(self.perceptual(now, then).mean())
+                       for now, then in zip(outputs, self._reference_sr, strict=True)) / len(outputs)
 
 
 def combine(fidelity: float, copying: float, texture: float, copy_weight: float = COPY_WEIGHT,
