@@ -68,7 +68,8 @@ def pack(hr_scale: float) -> None:
                     str(PACK / "wheels"), *WHEELS], check=True)
     total = sum(p.stat().st_size for p in PACK.rglob("*") if p.is_file())
     tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
-    repo = sum((ROOT / name).stat().st_size for name in tracked.decode().split("\0") if name and (ROOT / name).is_file())
+    names = [name for name in tracked.decode().split("\0") if name and (ROOT / name).is_file()]
+    repo = sum((ROOT / name).stat().st_size for name in names)
     print(f"{PACK}: {total / 2**20:.1f} MiB + the repository's tracked files {repo / 2**20:.1f} MiB = "
           f"{(total + repo) / 2**20:.1f} MiB (the device tool carries at most 64 MiB). A CPU run's resume state in "
           "bench/training/ (about 20 MiB) is not needed there, the GPU run starts fresh: move it out of the work "

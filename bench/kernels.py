@@ -130,8 +130,8 @@ def main() -> None:
               f"{eager['median_ms'] / row['median_ms']:>8.2f}x")
     slug = re.sub(r"[^a-z0-9]+", "_", device.lower()).strip("_")
     out = results_dir() / f"kernels_{slug}.json"
-    out.write_text(json.dumps({"device": device, "cpu": cpu_features().as_dict(), "torch": torch.__version__, "triton": triton.__version__,
-                               "runs": args.runs, "copy_gbs": copy_gbs, "rows": rows}, indent=1))
+    out.write_text(json.dumps({"device": device, "cpu": cpu_features().as_dict(), "torch": torch.__version__,
+                               "triton": triton.__version__, "runs": args.runs, "copy_gbs": copy_gbs, "rows": rows}, indent=1))
     print(f"written {out}")
 
 

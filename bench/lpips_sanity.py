@@ -46,8 +46,8 @@ def main() -> None:
         print(f"{name:<48} {value:.4f}")
     out = Path(__file__).resolve().parent / "results" / "lpips_sanity.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"machine": f"{platform.processor() or platform.machine()} CPU", "cpu": cpu_features().as_dict(), "lpips_alex": rows},
-                              indent=1))
+    out.write_text(json.dumps({"machine": f"{platform.processor() or platform.machine()} CPU",
+                               "cpu": cpu_features().as_dict(), "lpips_alex": rows}, indent=1))
     print(f"written {out}")
 
 

@@ -63,8 +63,8 @@ def main() -> None:
               f"{mean['l1_sr']:>10.4f}  {'yes' if mean['loss_hr'] < mean['loss_sr'] else 'NO'}")
     device = f"{platform.machine()} CPU"
     out = Path(__file__).resolve().parent / "results" / f"objective_check_{device.replace(' ', '_')}.json"
-    out.write_text(json.dumps({"device": device, "cpu": cpu_features().as_dict(), "reconstructor": str(DEFAULT_RECONSTRUCTOR), "results": results},
-                              indent=1))
+    out.write_text(json.dumps({"device": device, "cpu": cpu_features().as_dict(),
+                               "reconstructor": str(DEFAULT_RECONSTRUCTOR), "results": results}, indent=1))
     print(f"written {out}")
 
 

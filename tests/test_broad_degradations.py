@@ -39,7 +39,8 @@ def test_resample_matches_pillow(hr: torch.Tensor, mode: str, pil: PILImage.Resa
 def test_resample_weights_rows_sum_to_one() -> None:
     for mode in resample.MODES:
         for n_in, n_out in ((100, 25), (25, 100), (7, 7), (3, 1)):
-            torch.testing.assert_close(resample.weights(n_in, n_out, mode).sum(1), torch.ones(n_out, dtype=torch.float64))
+            torch.testing.assert_close(resample.weights(n_in, n_out, mode).sum(1),
+                                       torch.ones(n_out, dtype=torch.float64))
     with pytest.raises(ValueError, match="lanczos"):
         resample.weights(4, 2, "sinc")
 

@@ -82,8 +82,8 @@ def test_non_images_raise(tmp_path: Path, payload: bytes) -> None:
 
 # EXIF orientation k: how the stored pixels must be transformed to show the scene upright (the EXIF definition).
 _UPRIGHT = {1: lambda a: a, 2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
-            5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1), 7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
-            8: lambda a: np.rot90(a, 1)}
+            5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1),
+            7: lambda a: a[::-1, ::-1].transpose(1, 0, 2), 8: lambda a: np.rot90(a, 1)}
 
 
 def _scene() -> np.ndarray:

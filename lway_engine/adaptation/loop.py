@@ -5,7 +5,8 @@ crops and checks the loss afterwards. Given a :class:`~lway_engine.adaptation.si
 the held-out strips, the no-HR quality signal (``signal.py``) is scored every ``eval_every`` steps, and the loop
 ends with the weights of the best-scoring step seen (step 0, the unadapted model, included), not the last. Faults
 are contained per run: a loss that turns NaN or explodes restores the last weights that gave a good loss (those
-before the previous update, as a check before the update would) and stops; Ctrl-C keeps the weights of the last completed step. Either way the caller still writes its outputs.
+before the previous update, as a check before the update would) and stops; Ctrl-C keeps the weights of the last
+completed step. Either way the caller still writes its outputs.
 
 ``data_parallel`` (whole-set ``adapt`` under torchrun) trains one model on all ranks with DistributedDataParallel
 over the trainable subset. ``batch`` stays the global batch: every rank draws the whole batch's crop positions

@@ -22,8 +22,8 @@ The signal is ``fidelity + COPY_WEIGHT * |copying| + TEXTURE_WEIGHT * |texture|`
 the absolute values, measured (``bench/signal_check.py``, 42 runs with the first checkpoint): a better-explained LR
 went with a *worse* LPIPS against the HR more often than not (the perception-distortion trade-off), and a large
 change of the detail energy in either direction was the best single warning: smoothing lost the texture, a rise was
-copied noise or fringes far more often than real sharpening. So fidelity gains count only net of how far the added detail moved. A NaN anywhere
-makes the point NaN, which selection treats as failed, never as best.
+copied noise or fringes far more often than real sharpening. So fidelity gains count only net of how far the added
+detail moved. A NaN anywhere makes the point NaN, which selection treats as failed, never as best.
 
 Where the images' explainability is known (``gate.py``), a fidelity gain is credited only up to the room it leaves
 (:func:`fidelity_room`), and the part beyond counts against the run: R's mismatch with the unadapted output is
