@@ -131,7 +131,8 @@ def main() -> None:
     slug = re.sub(r"[^a-z0-9]+", "_", device.lower()).strip("_")
     out = results_dir() / f"kernels_{slug}.json"
     out.write_text(json.dumps({"device": device, "cpu": cpu_features().as_dict(), "torch": torch.__version__,
-                               "triton": triton.__version__, "runs": args.runs, "copy_gbs": copy_gbs, "rows": rows}, indent=1))
+                               "triton": triton.__version__, "runs": args.runs, "copy_gbs": copy_gbs,
+                               "rows": rows}, indent=1))
     print(f"written {out}")
 
 

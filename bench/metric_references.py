@@ -72,7 +72,8 @@ def main() -> None:
     out = Path(__file__).resolve().parent / "results" / "metric_references.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"machine": f"{platform.processor() or platform.machine()} CPU",
-                               "cpu": cpu_features().as_dict(), "pairs": len(refs), "photos": args.photos, "crop_size": args.size, "results": rows}, indent=1))
+                               "cpu": cpu_features().as_dict(), "pairs": len(refs), "photos": args.photos,
+                               "crop_size": args.size, "results": rows}, indent=1))
     print(f"written {out}")
 
 

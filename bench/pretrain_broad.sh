@@ -15,7 +15,8 @@ DATA=${LWAY_DATA:-../shared/data}
 OUT=$1; shift
 args=()
 for f in "$DATA"/Urban100_HR_jpeg/*.jpg "$DATA"/Manga109_HR_jpeg/*.jpg; do args+=(--hr "$f"); done
-while IFS= read -r f; do args+=(--hr "$DATA/Sun_Hays80/$f"); done < <(ls "$DATA/Sun_Hays80" | LC_ALL=C grep -E '\.(jpg|png)$' | LC_ALL=C sort | head -40)
+sun_first_half() { ls "$DATA/Sun_Hays80" | LC_ALL=C grep -E '\.(jpg|png)$' | LC_ALL=C sort | head -40; }
+while IFS= read -r f; do args+=(--hr "$DATA/Sun_Hays80/$f"); done < <(sun_first_half)
 for i in $(seq -w 1 30); do args+=(--pairs "$DATA/City100_NikonD5500_crop768/0${i}H.png"); done
 exec "${LWAY_ENGINE:-.venv/bin/lway-engine}" pretrain -o "$OUT" "${args[@]}" \
     --steps "${STEPS:-15000}" --batch 16 --crop 64 --blocks 6 --width 64 --colour-head --real-fraction 0.3 \

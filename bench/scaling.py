@@ -6,10 +6,10 @@
 Each job is the real command, started as a user starts it (``torchrun --nproc-per-node N --standalone
 .venv/bin/lway-engine ...``, also for N = 1, so every row pays the same launcher start), on a fixed set of LR
 images (centre crops of scikit-image's photos, area-downscaled 4x), each row in a fresh output folder. Throughput is
-images per second of the whole command's wall time, start-up included: what a user waits for. The N-process outputs are then
-compared with the 1-process ones (adapted weights and every written image): same seeds, so they must be identical,
-and the JSON says whether they are. On the CPU every process runs one torch thread (torchrun's default), so N
-processes use N cores; the adaptation runs ``adapt``'s defaults (selection by the no-HR signal) at a short
+images per second of the whole command's wall time, start-up included: what a user waits for. The N-process outputs
+are then compared with the 1-process ones (adapted weights and every written image): same seeds, so they must be
+identical, and the JSON says whether they are. On the CPU every process runs one torch thread (torchrun's default),
+so N processes use N cores; the adaptation runs ``adapt``'s defaults (selection by the no-HR signal) at a short
 schedule. Writes a table and bench/results/scaling_<device>.json.
 """
 

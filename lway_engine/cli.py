@@ -340,8 +340,8 @@ def adapt(
                                             "high-frequency map (ablation: off).")] = True,
     anchor: Annotated[float, typer.Option(
         help="With --no-select: hold low-frequency areas to the unadapted output with this weight: adds anchor * "
-             "mean((1-W) * |S(LR) - S0(LR)|). Less harm where the reconstructor cannot reproduce the degradation (noise grain, "
-             "faded colours), smaller gains elsewhere; 0 is the paper's loss.")] = 0.0,
+             "mean((1-W) * |S(LR) - S0(LR)|). Less harm where the reconstructor cannot reproduce the degradation "
+             "(noise grain, faded colours), smaller gains elsewhere; 0 is the paper's loss.")] = 0.0,
     texture: Annotated[float, typer.Option(
         help="With --no-select: weight of LPIPS(S(LR), S0(LR)) at SR size, keeping the unadapted model's texture "
              "while the LR-scale loss fixes colour and structure; 0 is the paper's loss.")] = 0.0,

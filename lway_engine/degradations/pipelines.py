@@ -30,8 +30,8 @@ from lway_engine.degradations.catalog import (
 )
 from lway_engine.degradations.steps import OPS, Step, loguniform, seed_from
 
-__all__ = ["EVALUATION_FAMILIES", "OPS", "PIPELINES", "UNSEEN_FAMILIES", "TRAINING_PIPELINES", "Pipeline", "Step", "apply_plan",
-           "crop_to_scale", "degrade", "plan"]
+__all__ = ["EVALUATION_FAMILIES", "OPS", "PIPELINES", "UNSEEN_FAMILIES", "TRAINING_PIPELINES", "Pipeline", "Step",
+           "apply_plan", "crop_to_scale", "degrade", "plan"]
 
 
 Planner = Callable[[np.random.Generator, int, int, int], list[Step]]

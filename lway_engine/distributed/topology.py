@@ -25,7 +25,8 @@ class Topology:
             rank, world, local = (int(os.environ.get(k, d)) for k, d in
                                   (("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0")))
         except ValueError as exc:
-            raise ValueError(f"RANK, WORLD_SIZE and LOCAL_RANK must be integers (as torchrun sets them): {exc}") from None
+            raise ValueError(f"RANK, WORLD_SIZE and LOCAL_RANK must be integers (as torchrun sets them): {exc}") \
+                from None
         if world < 1 or not 0 <= rank < world or local < 0:
             raise ValueError(f"inconsistent torchrun environment: RANK={rank}, WORLD_SIZE={world}, LOCAL_RANK={local}")
         return cls(rank, world, local)
