@@ -14,8 +14,10 @@ backbone for LPIPS and the two missing wheels. Then the device tool runs, with `
 
 ``run`` installs the wheels into /tmp/site, trains with 15 batch-synthesis workers (the degradations are CPU work:
 about 20 ms per sample), stops itself before ``--budget`` seconds, and copies the checkpoint, its resume state and
-log to $OUT; a later call resumes from them (``--resume-from``). ``run --dry-run`` does the same on this machine's
-CPU for a few steps, which is how the command is tested before device time is spent on it.
+log to $OUT; a later call resumes from them (``--resume-from``). ``--lr``, ``--lpips-weight``, ``--real-fraction``,
+``--blur-kernel`` and ``--init-from`` change the run's settings (defaults: those of bench/pretrain_broad.sh).
+``run --dry-run`` does the same on this machine's CPU for a few steps, which is how the command is tested before
+device time is spent on it.
 """
 
 from __future__ import annotations
@@ -76,7 +78,8 @@ def pack(hr_scale: float) -> None:
           "tree for the call if the sum is over.")
 
 
-def run(steps: int, budget: float, workers: int, resume_from: Path | None, dry_run: bool) -> int:
+def run(steps: int, budget: float, workers: int, resume_from: Path | None, dry_run: bool,
+        settings: list[str]) -> int:
     out = Path(os.environ.get("OUT", "/tmp/gpu-pretrain-out"))
     out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, LWAY_HOME=str(PACK / "home"), LWAY_OFFLINE="1")
@@ -92,7 +95,7 @@ def run(steps: int, budget: float, workers: int, resume_from: Path | None, dry_r
         for suffix in (".safetensors", ".state.pt", ".json"):
             shutil.copy(resume_from.with_suffix(suffix), checkpoint.with_suffix(suffix))
     args = [sys.executable, __file__, "train", "--out", str(checkpoint), "--steps", str(steps), "--workers",
-            str(workers), "--device", "cpu" if dry_run else "cuda"]
+            str(workers), "--device", "cpu" if dry_run else "cuda", *settings]
     try:  # stop well inside the call's limit; the last checkpoint (every 250 steps) is what comes back
         return subprocess.run(args, env=env, timeout=budget).returncode
     except subprocess.TimeoutExpired:
@@ -100,17 +103,32 @@ def run(steps: int, budget: float, workers: int, resume_from: Path | None, dry_r
         return 0
 
 
-def train(out: Path, steps: int, workers: int, device: str) -> None:
-    """The training itself (in a child process that ``run`` can stop): the settings of bench/pretrain_broad.sh."""
+def train(out: Path, steps: int, workers: int, device: str, lr: float, lpips_weight: float, real_fraction: float,
+          blur_kernel: int, init_from: str) -> None:
+    """The training itself (in a child process that ``run`` can stop): the settings of bench/pretrain_broad.sh, and
+    the few a later phase changes (``_settings``)."""
     from lway_engine.pretrain import PretrainConfig, pretrain_files
     from lway_engine.reconstruction import ReconstructionConfig
 
     data = PACK / "data"
     hr = [data / folder for folder in ("Urban100_HR_jpeg", "Manga109_HR_jpeg", "Sun_Hays80")]
-    config = PretrainConfig(steps=steps, batch=16, crop=64, lr=2e-4, real_fraction=0.3, checkpoint_every=250,
-                            val_every=250, seed=0, workers=workers, device=device)
-    model = ReconstructionConfig(scale=4, embed_dim=512, reconstructor_width=64, num_blocks=6, colour_head=1)
+    config = PretrainConfig(steps=steps, batch=16, crop=64, lr=lr, lpips_weight=lpips_weight,
+                            real_fraction=real_fraction, checkpoint_every=250, val_every=250, seed=0, workers=workers,
+                            device=device, init_from=init_from or None)
+    model = ReconstructionConfig(scale=4, embed_dim=512, reconstructor_width=64, num_blocks=6, colour_head=1,
+                                 blur_kernel=blur_kernel)
     pretrain_files(hr, sorted((data / "City100").glob("*H.webp")), out, config, model, resume=out.exists())
+
+
+def _settings(parser: argparse.ArgumentParser) -> None:
+    """The training settings ``run`` passes on to ``train`` (the blur-head phase of bench/training/README.md used
+    --lr 1e-4 --lpips-weight 0.1 --real-fraction 0.5 --blur-kernel 21, from
+    --init-from bench/training/lway-er-x4-broad-l1.safetensors)."""
+    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--lpips-weight", type=float, default=1.0)
+    parser.add_argument("--real-fraction", type=float, default=0.3)
+    parser.add_argument("--blur-kernel", type=int, default=0, help="R's HR blur head (0: none; odd, e.g. 21)")
+    parser.add_argument("--init-from", default="", help="a tracked checkpoint whose weights start a fresh run")
 
 
 def main() -> None:
@@ -124,18 +142,23 @@ def main() -> None:
     r.add_argument("--workers", type=int, default=15)
     r.add_argument("--resume-from", type=Path)
     r.add_argument("--dry-run", action="store_true", help="on this machine's CPU, to test the command")
+    _settings(r)
     t = sub.add_parser("train", help="(used by run)")
     t.add_argument("--out", type=Path, required=True)
     t.add_argument("--steps", type=int, required=True)
     t.add_argument("--workers", type=int, required=True)
     t.add_argument("--device", required=True)
+    _settings(t)
     args = parser.parse_args()
+    settings = dict(lr=args.lr, lpips_weight=args.lpips_weight, real_fraction=args.real_fraction,
+                    blur_kernel=args.blur_kernel, init_from=args.init_from) if args.command != "pack" else {}
     if args.command == "pack":
         pack(args.hr_scale)
     elif args.command == "train":
-        train(args.out, args.steps, args.workers, args.device)
+        train(args.out, args.steps, args.workers, args.device, **settings)
     else:
-        sys.exit(run(args.steps, args.budget, args.workers, args.resume_from, args.dry_run))
+        forwarded = [f"--{k.replace('_', '-')}={v}" for k, v in settings.items()]
+        sys.exit(run(args.steps, args.budget, args.workers, args.resume_from, args.dry_run, forwarded))
 
 
 if __name__ == "__main__":
