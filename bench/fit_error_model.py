@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from quality import DATA
 from results_dir import results_dir
+from training_split import city100_hr_files, hr_files
 
 from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.losses import LPIPS
@@ -28,10 +29,7 @@ from lway_engine.training_data import PairSource, find_pairs
 
 
 def training_source() -> PairSource:
-    hr = sorted((DATA / "Urban100_HR_jpeg").glob("*.jpg")) + sorted((DATA / "Manga109_HR_jpeg").glob("*.jpg"))
-    hr += sorted(p for p in (DATA / "Sun_Hays80").iterdir() if p.suffix.lower() in (".jpg", ".png"))[:40]
-    pairs = find_pairs([DATA / "City100_NikonD5500_crop768" / f"{i:03d}H.png" for i in range(1, 31)], 4)
-    return PairSource.load(hr, pairs, 4, min_hr_side=256)
+    return PairSource.load(hr_files(DATA), find_pairs(city100_hr_files(DATA), 4), 4, min_hr_side=256)
 
 
 def main() -> None:

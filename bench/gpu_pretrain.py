@@ -29,6 +29,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from training_split import HR_FOLDERS, city100_hr_files, hr_files
+
 ROOT = Path(__file__).resolve().parents[1]
 PACK = ROOT / ".gpu"
 DATA = ROOT.parent / "shared" / "data"
@@ -45,25 +47,24 @@ def pack(hr_scale: float) -> None:
 
     data = PACK / "data"
     shutil.rmtree(PACK, ignore_errors=True)
-    for name in ("Urban100_HR_jpeg", "Manga109_HR_jpeg"):
-        (data / name).mkdir(parents=True)
-        for path in sorted((DATA / name).glob("*.jpg")):
-            with Image.open(path) as img:
-                size = (round(img.width * hr_scale), round(img.height * hr_scale))
-                img.convert("RGB").resize(size, Image.Resampling.LANCZOS).save(
-                    data / name / path.name, quality=92, subsampling=0)
-    (data / "Sun_Hays80").mkdir()
-    for path in sorted(p for p in (DATA / "Sun_Hays80").iterdir() if p.suffix in (".jpg", ".png"))[:40]:
-        shutil.copy(path, data / "Sun_Hays80" / path.name)
+    for path in hr_files(DATA):
+        (data / path.parent.name).mkdir(parents=True, exist_ok=True)
+        if path.parent.name not in HR_FOLDERS:  # Sun_Hays80: small enough as it is
+            shutil.copy(path, data / path.parent.name / path.name)
+            continue
+        with Image.open(path) as img:
+            size = (round(img.width * hr_scale), round(img.height * hr_scale))
+            img.convert("RGB").resize(size, Image.Resampling.LANCZOS).save(
+                data / path.parent.name / path.name, quality=92, subsampling=0)
     (data / "City100").mkdir()
-    for i in range(1, 31):
-        source = DATA / "City100_NikonD5500_crop768"
-        with Image.open(source / f"{i:03d}H.png") as hr:
-            hr.save(data / "City100" / f"{i:03d}H.webp", lossless=True, quality=100, method=6)
-        with Image.open(source / f"{i:03d}L.png") as lr:
+    for hr_path in city100_hr_files(DATA):
+        stem = hr_path.stem[:-1]  # "001H" -> "001"
+        with Image.open(hr_path) as hr:
+            hr.save(data / "City100" / f"{stem}H.webp", lossless=True, quality=100, method=6)
+        with Image.open(hr_path.with_name(f"{stem}L.png")) as lr:
             full = torch.from_numpy(np.asarray(lr.convert("RGB")).transpose(2, 0, 1).copy())[None].float()
         small = F.avg_pool2d(full, 4)[0].round().to(torch.uint8).numpy().transpose(1, 2, 0)
-        Image.fromarray(small).save(data / "City100" / f"{i:03d}L.png")
+        Image.fromarray(small).save(data / "City100" / f"{stem}L.png")
     weights = PACK / "home" / "weights" / "alexnet-imagenet"
     shutil.copytree(fetch("alexnet-imagenet").parent, weights)
     subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d",

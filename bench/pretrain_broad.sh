@@ -4,7 +4,7 @@
 #
 #     bench/pretrain_broad.sh OUT.safetensors [--resume] [other `lway-engine pretrain` options]
 #
-# Training data (and only these; everything else in ../shared/data evaluates):
+# Training data (and only these; everything else in ../shared/data evaluates), listed by bench/training_split.py:
 #   Urban100_HR_jpeg (all), Manga109_HR_jpeg (all), Sun_Hays80 files 1-40 by name, City100 pairs 001-030.
 # Each folder's last 10% by name is held out for validation. Synthetic LR comes from the broad / BSRGAN /
 # Real-ESRGAN mix (lway_engine.degradations.TRAINING_MIX);
@@ -13,11 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${LWAY_DATA:-../shared/data}
 OUT=$1; shift
-args=()
-for f in "$DATA"/Urban100_HR_jpeg/*.jpg "$DATA"/Manga109_HR_jpeg/*.jpg; do args+=(--hr "$f"); done
-sun_first_half() { ls "$DATA/Sun_Hays80" | LC_ALL=C grep -E '\.(jpg|png)$' | LC_ALL=C sort | head -40; }
-while IFS= read -r f; do args+=(--hr "$DATA/Sun_Hays80/$f"); done < <(sun_first_half)
-for i in $(seq -w 1 30); do args+=(--pairs "$DATA/City100_NikonD5500_crop768/0${i}H.png"); done
+mapfile -d '' args < <("${LWAY_PYTHON:-.venv/bin/python}" bench/training_split.py "$DATA")
+[[ ${#args[@]} -gt 0 ]] || { echo "pretrain_broad.sh: no training files listed under $DATA" >&2; exit 1; }
 exec "${LWAY_ENGINE:-.venv/bin/lway-engine}" pretrain -o "$OUT" "${args[@]}" \
     --steps "${STEPS:-15000}" --batch 16 --crop 64 --blocks 6 --width 64 --colour-head --real-fraction 0.3 \
     --checkpoint-every "${CHECKPOINT_EVERY:-250}" --seed 0 "$@"
