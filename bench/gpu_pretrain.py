@@ -29,7 +29,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from training_split import HR_FOLDERS, city100_hr_files, hr_files
+from training_split import HR_FOLDERS, SUN, city100_hr_files, hr_files
 
 ROOT = Path(__file__).resolve().parents[1]
 PACK = ROOT / ".gpu"
@@ -49,7 +49,7 @@ def pack(hr_scale: float) -> None:
     shutil.rmtree(PACK, ignore_errors=True)
     for path in hr_files(DATA):
         (data / path.parent.name).mkdir(parents=True, exist_ok=True)
-        if path.parent.name not in HR_FOLDERS:  # Sun_Hays80: small enough as it is
+        if path.parent.name not in HR_FOLDERS:  # SUN: small enough as it is
             shutil.copy(path, data / path.parent.name / path.name)
             continue
         with Image.open(path) as img:
@@ -112,7 +112,7 @@ def train(out: Path, steps: int, workers: int, device: str, lr: float, lpips_wei
     from lway_engine.reconstruction import ReconstructionConfig
 
     data = PACK / "data"
-    hr = [data / folder for folder in ("Urban100_HR_jpeg", "Manga109_HR_jpeg", "Sun_Hays80")]
+    hr = [data / folder for folder in (*HR_FOLDERS, SUN)]
     config = PretrainConfig(steps=steps, batch=16, crop=64, lr=lr, lpips_weight=lpips_weight,
                             real_fraction=real_fraction, checkpoint_every=250, val_every=250, seed=0, workers=workers,
                             device=device, init_from=init_from or None)

@@ -9,6 +9,7 @@
 # Each folder's last 10% by name is held out for validation. Synthetic LR comes from the broad / BSRGAN /
 # Real-ESRGAN mix (lway_engine.degradations.TRAINING_MIX);
 # 30% of the samples are real pairs (--real-fraction 0.3).
+# LWAY_PYTHON (default .venv/bin/python) runs bench/training_split.py; LWAY_ENGINE the pretraining command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${LWAY_DATA:-../shared/data}

@@ -44,6 +44,7 @@ from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
 from lway_engine.upscale import UpscaleOptions, upscale_image
 from results_dir import results_dir
+from training_split import CITY100, CITY100_TRAINING, SUN, SUN_TRAINING
 
 DATA = Path(os.environ.get("LWAY_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 PROFILES = {
@@ -72,10 +73,11 @@ def _centre(img: np.ndarray, side: int) -> np.ndarray:
 
 
 def city100(n: int, skip: int = 0) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """City100 evaluation pairs 031+skip ... (031-060 evaluate; 001-030 train)."""
-    folder = DATA / "City100_NikonD5500_crop768"
+    """City100 evaluation pairs 031+skip ... (those after the training pairs, bench/training_split.py)."""
+    folder = DATA / CITY100
+    first = CITY100_TRAINING.stop + skip
     items = []
-    for i in range(31 + skip, 31 + skip + n):
+    for i in range(first, first + n):
         hr = read_image(folder / f"{i:03d}H.png").rgb()
         lr_full = torch.from_numpy(read_image(folder / f"{i:03d}L.png").rgb().transpose(2, 0, 1).copy())
         lr = F.avg_pool2d(lr_full[None], 4)[0].numpy().transpose(1, 2, 0)
@@ -91,8 +93,8 @@ def family_set(name: str, family: str, limit: int, crop: int, skip: int = 0) -> 
     """The first ``limit`` images of ``name`` after ``skip``, centre-cropped and degraded by ``family``; the k-th
     image by name always gets seed FAMILY_SEED + k, so a skipped sample degrades like the full one."""
     files = sorted(p for p in (DATA / name).iterdir() if p.suffix.lower() in (".png", ".jpg", ".bmp", ".tif"))
-    if name == "Sun_Hays80":
-        files = files[40:]
+    if name == SUN:
+        files = files[SUN_TRAINING:]
     items = []
     for k, path in enumerate(files[skip : (skip + limit) if limit else None], start=skip):
         hr = _centre(read_image(path).rgb(), crop)

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 HR_FOLDERS = ("Urban100_HR_jpeg", "Manga109_HR_jpeg")
+SUN = "Sun_Hays80"
 SUN_TRAINING = 40  # Sun_Hays80's first 40 files by name train; the rest evaluate
 CITY100 = "City100_NikonD5500_crop768"
 CITY100_TRAINING = range(1, 31)  # pairs 001-030 train; 031-060 evaluate
@@ -21,7 +22,7 @@ CITY100_TRAINING = range(1, 31)  # pairs 001-030 train; 031-060 evaluate
 
 def sun_files(data: Path) -> list[Path]:
     """Sun_Hays80's training half."""
-    return sorted(p for p in (data / "Sun_Hays80").iterdir() if p.suffix in (".jpg", ".png"))[:SUN_TRAINING]
+    return sorted(p for p in (data / SUN).iterdir() if p.suffix in (".jpg", ".png"))[:SUN_TRAINING]
 
 
 def hr_files(data: Path) -> list[Path]:
