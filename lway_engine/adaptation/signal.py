@@ -13,8 +13,8 @@ trades its texture for fidelity. So the signal watches the model on LR regions t
 - ``coarse`` (recorded, not in the signal): the plain L1 of ``R(S(x), e)`` against ``x`` after a 2x2 average, a
   scale the loss does not weight, as a ratio to S0's minus 1;
 - ``departure`` (recorded, not in the signal): the mean LPIPS between S's and S0's held-out outputs at SR size, how
-  far the change went perceptually. It ranked runs by their true LPIPS change at Spearman +0.47 (12 runs) and
-  +0.31 (30 fresh runs) alone; counted where textured detail fell, in place of the detail terms, it ranked the
+  far the change went perceptually. It ranked runs by their true LPIPS change at Spearman +0.47 (a 14-run pilot)
+  and +0.31 (30 fresh runs) alone; counted where textured detail fell, in place of the detail terms, it ranked the
   fresh runs at +0.36 against this signal's +0.64 and let a film image through at +0.107 LPIPS, so it stays a
   reading in the report, not a term (``bench/signal_check.py``).
 
