@@ -43,7 +43,7 @@ def main() -> None:
     sidecar(args.checkpoint).unlink(missing_ok=True)  # a stale one would be refused by load_checkpoint
     reconstruction = load_checkpoint(args.checkpoint, expect_scale=4)
     source, rng = training_source(), np.random.default_rng(args.seed)
-    pairs = [source.sample(rng, 64, 0.3) for _ in range(args.samples)]
+    pairs = [source.sample(rng, 64, 0.3)[:2] for _ in range(args.samples)]
     loss = LWayLoss(LPIPS("alex"), hf_weight=False)
     sha = read_checkpoint_info(args.checkpoint).content_sha256
     x, y = error_samples(reconstruction, pairs, loss)  # each crop through E, R and LPIPS once

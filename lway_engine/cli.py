@@ -449,6 +449,9 @@ def pretrain(
     lpips_weight: Annotated[float, typer.Option(
         help="Weight of LPIPS beside L1. Lower makes R predict the LR's mean (higher PSNR, smoother on noisy LR); "
              "higher makes it draw the LR's texture and noise. A resumed run may change it for a last phase.")] = 1.0,
+    kernel_weight: Annotated[float, typer.Option(
+        help="Weight of a squared-error loss between R's blur kernel and each synthetic sample's true optics "
+             "kernel (needs --blur-kernel); 0: R's kernel learns from the LR alone.")] = 0.0,
     checkpoint_every: Annotated[int, typer.Option(help="Write checkpoint + resume state every N steps.")] = 250,
     workers: Annotated[int, typer.Option(help="Processes synthesising batches ahead of training.")] = 1,
     device: Annotated[str, typer.Option(help="torch device (a CPU run resumes on CUDA and back).")] = "cpu",
@@ -467,7 +470,8 @@ def pretrain(
     with _launch(device) as (topology, device):
         config = PretrainConfig(steps=steps, batch=batch, crop=crop, lr=lr, checkpoint_every=checkpoint_every,
                                 val_every=checkpoint_every, seed=seed, workers=workers,
-                                real_fraction=real_fraction, lpips_weight=lpips_weight, device=device,
+                                real_fraction=real_fraction, lpips_weight=lpips_weight, kernel_weight=kernel_weight,
+                                device=device,
                                 amp=_amp(amp, device), init_from=None if init_from is None else str(init_from))
         echo = typer.echo if topology.leader else (lambda message: None)
         try:

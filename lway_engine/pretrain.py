@@ -19,7 +19,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from lway_engine.atomic import atomic_write
 from lway_engine.distributed import Topology, data_parallel, local_slice, mean_over_ranks, step_rng
 from lway_engine.losses import LPIPS
 from lway_engine.reconstruction import LWayReconstruction, ReconstructionConfig, load_checkpoint, save_checkpoint
-from lway_engine.training_data import PairSource, find_pairs, image_files
+from lway_engine.training_data import PairSource, Sample, find_pairs, image_files
 
 
 class _StepBatches(torch.utils.data.Dataset):
@@ -47,14 +47,13 @@ class _StepBatches(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.config.steps - self.start
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> Sample:
         c = self.config
         rng = step_rng(c.seed, self.start + index, self.topology)
         return self.source.batch(rng, self.size, c.crop, c.real_fraction)
 
 
-def _batches(source: PairSource, config: PretrainConfig, start: int, topology: Topology
-             ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _batches(source: PairSource, config: PretrainConfig, start: int, topology: Topology) -> Iterator[Sample]:
     steps = _StepBatches(source, config, start, topology)
     if config.workers == 0:
         return (steps[i] for i in range(len(steps)))
@@ -75,6 +74,7 @@ class PretrainConfig:
     lr: float = 2e-4
     real_fraction: float = 0.5  # share of real pairs in a batch when both kinds of data are given
     lpips_weight: float = 1.0
+    kernel_weight: float = 0.0  # > 0: also fit R's blur kernel to synthetic samples' optics kernel (squared error)
     checkpoint_every: int = 250
     val_every: int = 250
     val_samples: int = 48
@@ -82,29 +82,44 @@ class PretrainConfig:
     init_from: str | None = None  # a checkpoint whose weights start a fresh run (heads it lacks start as identity)
 
 
-def _loss(model: LWayReconstruction, lpips: LPIPS, hr: torch.Tensor, lr: torch.Tensor, lpips_weight: float,
-          amp: torch.dtype | None = None) -> tuple[torch.Tensor, float, float]:
+def _loss(model: LWayReconstruction, lpips: LPIPS, batch: Sample, config: PretrainConfig,
+          amp: torch.dtype | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """The total loss and its parts: L1, LPIPS and, with ``config.kernel_weight``, the squared error of R's HR blur
+    kernel against the samples' optics kernel, averaged over the synthetic samples (real pairs have none).
+
+    Why supervise the kernel: trained on the LR alone, R's blur head stayed isotropic on motion blur (E did not
+    encode the direction) and lost 0.5 dB there; the plan knows the true kernel of every synthetic sample."""
+    hr, lr = batch.hr, batch.lr
     with torch.autocast(hr.device.type, amp or torch.float32, enabled=amp is not None):
-        lr_hat = model(hr, lr).float()
+        lr_hat, kernel = model(hr, lr, with_kernel=True) if config.kernel_weight else (model(hr, lr), None)
+        lr_hat = lr_hat.float()
         perceptual = lpips(lr_hat, lr).float().mean()
     l1 = (lr_hat - lr).abs().mean()
-    return l1 + lpips_weight * perceptual, float(l1.detach()), float(perceptual.detach())
+    total = l1 + config.lpips_weight * perceptual
+    parts = {"l1": float(l1.detach()), "lpips": float(perceptual.detach())}
+    if kernel is not None:
+        known = torch.isfinite(batch.kernel[:, 0, 0])
+        error = ((kernel.float() - torch.nan_to_num(batch.kernel)) ** 2).sum((1, 2))
+        kernel_loss = (error * known).sum() / known.sum().clamp(min=1)
+        total = total + config.kernel_weight * kernel_loss
+        parts["kernel"] = float(kernel_loss.detach())
+    return total, parts
 
 
-def validation_loss(model: LWayReconstruction, lpips: LPIPS, samples: list[tuple[torch.Tensor, torch.Tensor]],
-                    lpips_weight: float) -> dict[str, float]:
-    """Mean L1 / LPIPS / total on the fixed validation samples."""
+def validation_loss(model: LWayReconstruction, lpips: LPIPS, samples: list[Sample], config: PretrainConfig
+                    ) -> dict[str, float]:
+    """Mean total and parts (L1, LPIPS, kernel error) on the fixed validation samples."""
     model.eval()
-    totals = np.zeros(3)
+    sums: dict[str, float] = {}
     device = next(model.parameters()).device
     with torch.no_grad():
         for start in range(0, len(samples), 16):
             chunk = samples[start : start + 16]
-            hr, lr = (torch.stack([s[i] for s in chunk]).to(device) for i in (0, 1))
-            total, l1, perceptual = _loss(model, lpips, hr, lr, lpips_weight)
-            totals += np.array([float(total), l1, perceptual]) * len(chunk)
-    total, l1, perceptual = totals / len(samples)
-    return {"total": float(total), "l1": float(l1), "lpips": float(perceptual)}
+            batch = Sample(*(torch.stack(parts).to(device) for parts in zip(*chunk)))
+            total, parts = _loss(model, lpips, batch, config)
+            for name, value in {"total": float(total), **parts}.items():
+                sums[name] = sums.get(name, 0.0) + value * len(chunk)
+    return {name: value / len(samples) for name, value in sums.items()}
 
 
 def pretrain(train: PairSource, val: PairSource, out: Path, config: PretrainConfig,
@@ -113,6 +128,10 @@ def pretrain(train: PairSource, val: PairSource, out: Path, config: PretrainConf
     """Train E+R; rank 0 writes ``out`` (checkpoint), ``out.state.pt`` (resume state) and ``out.json`` (log)."""
     topology = topology or Topology.single()
     local_slice(config.batch, topology)  # a batch the ranks cannot share fails before any work
+    if config.kernel_weight and not model_config.blur_kernel:
+        raise ValueError("--kernel-weight supervises R's blur kernel: give --blur-kernel K too")
+    if config.kernel_weight:  # the samples carry their optics kernel in R's frame
+        train, val = (replace(source, kernel_size=model_config.blur_kernel) for source in (train, val))
     progress = progress and topology.leader
     out.parent.mkdir(parents=True, exist_ok=True)
     state_path, log_path = out.with_suffix(".state.pt"), out.with_suffix(".json")
@@ -157,22 +176,22 @@ def pretrain(train: PairSource, val: PairSource, out: Path, config: PretrainConf
         for group in optimizer.param_groups:  # cosine decay to 10% keeps late steps from undoing early progress
             group["lr"] = scheduler_floor + (config.lr - scheduler_floor) * 0.5 * (1 + math.cos(math.pi * step /
                                                                                           config.steps))
-        hr, lr = (t.to(device, non_blocking=True) for t in next(batches))
-        total, l1, perceptual = _loss(trained, lpips, hr, lr, config.lpips_weight, amp)
-        value = float(total.detach())
+        batch = Sample(*(t.to(device, non_blocking=True) for t in next(batches)))
+        total, parts = _loss(trained, lpips, batch, config, amp)
+        row = [float(total.detach()), *parts.values()]  # total, l1, lpips[, kernel]
         if topology.distributed:  # the logged loss of the global batch; NCCL reduces GPU tensors only
-            value, l1, perceptual = mean_over_ranks(torch.tensor([value, l1, perceptual], device=device)).tolist()
-        if not math.isfinite(value):
-            raise FloatingPointError(f"pretraining loss became {value} at step {step}; lower --lr")
+            row = mean_over_ranks(torch.tensor(row, device=device)).tolist()
+        if not math.isfinite(row[0]):
+            raise FloatingPointError(f"pretraining loss became {row[0]} at step {step}; lower --lr")
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()
-        log["train"].append([step + 1, value, l1, perceptual])
+        log["train"].append([step + 1, *row])
         log["samples"] = (step + 1) * config.batch
-        bar.set_postfix(loss=f"{value:.4f}", l1=f"{l1:.4f}", lpips=f"{perceptual:.4f}")
+        bar.set_postfix(loss=f"{row[0]:.4f}", **{name: f"{value:.4f}" for name, value in zip(parts, row[1:])})
         done = step + 1
         if topology.leader and (done % config.val_every == 0 or done == config.steps):
-            log["val"].append([done, validation_loss(model, lpips, val_samples, config.lpips_weight)])
+            log["val"].append([done, validation_loss(model, lpips, val_samples, config)])
             bar.write(f"step {done}: validation {log['val'][-1][1]}")
         log["seconds"] = time.perf_counter() - began
         if topology.leader and (done % config.checkpoint_every == 0 or done == config.steps):

@@ -13,16 +13,18 @@ converted and counted (:class:`LoadReport`), so one bad file never stops a long 
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lway_engine.degradations import TRAINING_MIX, degrade
+from lway_engine.degradations import TRAINING_MIX, degrade_with_plan, optics_kernel
 from lway_engine.media.images import READ_SUFFIXES, ImageReadError, read_image
 
 
@@ -83,6 +85,16 @@ def find_pairs(folders: list[Path], scale: int) -> list[tuple[Path, Path]]:
     return pairs
 
 
+class Sample(NamedTuple):
+    """Training samples (one, or a batch with a leading dimension): HR, LR and, where the LR is synthetic, the HR
+    optics kernel its plan applied (:func:`~lway_engine.degradations.optics_kernel`; NaN for real pairs, whose
+    kernel is unknown; (0, 0) when the source does not draw kernels)."""
+
+    hr: torch.Tensor
+    lr: torch.Tensor
+    kernel: torch.Tensor
+
+
 @dataclass
 class PairSource:
     """HR images (for synthetic LR) and real (HR, LR) pairs, held in memory as uint8."""
@@ -92,6 +104,7 @@ class PairSource:
     real_pairs: list[tuple[torch.Tensor, torch.Tensor]]
     report: LoadReport = field(default_factory=LoadReport)
     pipelines: dict[str, float] = field(default_factory=lambda: dict(TRAINING_MIX))  # synthetic mix, by odds
+    kernel_size: int = 0  # > 0: samples carry their optics kernel in a kernel_size square frame
 
     @classmethod
     def load(cls, hr_files: list[Path], pair_files: list[tuple[Path, Path]], scale: int,
@@ -118,14 +131,14 @@ class PairSource:
         images = [(p, _load(p, report)) for p in hr_files]
         return cls(scale, [img for p, img in images if img is not None and big_enough(p, img)], real, report)
 
-    def sample(self, rng: np.random.Generator, crop: int, real_fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """One (HR (3, crop*s, crop*s), LR (3, crop, crop)) float pair in [0, 1]."""
-        s = self.scale
+    def sample(self, rng: np.random.Generator, crop: int, real_fraction: float) -> Sample:
+        """One HR (3, crop*s, crop*s), LR (3, crop, crop) float pair in [0, 1], with its kernel."""
+        s, k = self.scale, self.kernel_size
         if self.real_pairs and (not self.hr_images or rng.random() < real_fraction):
             hr, lr = self.real_pairs[rng.integers(len(self.real_pairs))]
             top, left = rng.integers(0, lr.shape[1] - crop + 1), rng.integers(0, lr.shape[2] - crop + 1)
-            return (hr[:, top * s : (top + crop) * s, left * s : (left + crop) * s].float() / 255,
-                    lr[:, top : top + crop, left : left + crop].float() / 255)
+            return Sample(hr[:, top * s : (top + crop) * s, left * s : (left + crop) * s].float() / 255,
+                          lr[:, top : top + crop, left : left + crop].float() / 255, torch.full((k, k), math.nan))
         hr = self.hr_images[rng.integers(len(self.hr_images))]
         size = crop * s
         top, left = rng.integers(0, hr.shape[1] - size + 1), rng.integers(0, hr.shape[2] - size + 1)
@@ -133,14 +146,14 @@ class PairSource:
         names = list(self.pipelines)
         pipeline = names[int(rng.choice(len(names), p=np.array(list(self.pipelines.values())) / sum(
             self.pipelines.values())))]
-        return patch, degrade(patch, pipeline, rng, scale=s)
+        lr, steps = degrade_with_plan(patch, pipeline, rng, scale=s)
+        kernel = torch.from_numpy(optics_kernel(steps, k).astype(np.float32)) if k else torch.zeros(0, 0)
+        return Sample(patch, lr, kernel)
 
-    def batch(self, rng: np.random.Generator, size: int, crop: int, real_fraction: float
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-        samples = [self.sample(rng, crop, real_fraction) for _ in range(size)]
-        return torch.stack([hr for hr, _ in samples]), torch.stack([lr for _, lr in samples])
+    def batch(self, rng: np.random.Generator, size: int, crop: int, real_fraction: float) -> Sample:
+        return Sample(*(torch.stack(parts) for parts in zip(*(self.sample(rng, crop, real_fraction)
+                                                               for _ in range(size)))))
 
-    def batch_for_step(self, seed: int, step: int, size: int, crop: int, real_fraction: float
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch_for_step(self, seed: int, step: int, size: int, crop: int, real_fraction: float) -> Sample:
         """The batch of training step ``step``: a pure function of (seed, step), whatever ran before."""
         return self.batch(np.random.default_rng([seed, step]), size, crop, real_fraction)

@@ -21,9 +21,11 @@ from lway_engine.degradations import (
     kernels,
     noise_free,
     ops,
+    optics_kernel,
     plan,
 )
-from lway_engine.degradations.pipelines import NOISE_OPS
+from lway_engine.degradations.steps import Step
+from lway_engine.degradations.pipelines import NOISE_OPS, degrade_with_plan
 from lway_engine.degradations.steps import OPS
 
 RANDOM_PIPELINES = [name for name, p in PIPELINES.items() if p.random]
@@ -253,6 +255,32 @@ def test_noise_free_drops_exactly_the_random_draws(hr: torch.Tensor) -> None:
     steps = plan((64, 64), "defocus_noise", 4)
     assert (apply_plan(grey, noise_free(steps)) - 0.5).abs().max() < 1e-6
     assert (apply_plan(grey, steps) - apply_plan(grey, noise_free(steps))).std() > 0.004
+
+
+def test_optics_kernel_is_the_blur_before_the_first_resize(hr: torch.Tensor) -> None:
+    """The target of ``pretrain --kernel-weight``: the plan's pre-resize blurs composed, flipped into the correlation
+    form R applies (an arc is not point-symmetric, so a missed flip would show), tails cropped to the frame."""
+    arc = {"kind": "motion_curve", "size": 15, "length": 9.0, "angle": 0.4, "bend": 1.5}
+    wide = {"kind": "gaussian", "size": 21, "sigma_x": 1.2}
+    steps = [Step("blur", {"kernel": arc}), Step("vignetting", {"strength": 0.2, "radius": 1.0, "centre": [0, 0]}),
+             Step("blur", {"kernel": wide}), Step("resize", {"size": (16, 16), "mode": "area"}),
+             Step("blur", {"kernel": {"kind": "disc", "size": 9, "radius": 4.0}})]
+    kernel = optics_kernel(steps, 21)
+    assert kernel.shape == (21, 21) and abs(kernel.sum() - 1) < 1e-9
+    blurred = ops.filter2d(ops.filter2d(hr, kernels.build(**arc)), kernels.build(**wide))
+    as_r = F.conv2d(F.pad(hr[:, None], [10] * 4, mode="reflect"), torch.from_numpy(kernel).float()[None, None])
+    inner = (slice(None), slice(12, -12), slice(12, -12))  # away from the two paddings' differences
+    assert (as_r[:, 0][inner] - blurred[inner]).abs().max() < 2e-3  # only the tails beyond 21 px differ
+    flipped = F.conv2d(F.pad(hr[:, None], [10] * 4, mode="reflect"),
+                       torch.from_numpy(kernel[::-1, ::-1].copy()).float()[None, None])
+    assert (flipped[:, 0][inner] - blurred[inner]).abs().max() > 1e-2
+    delta = np.zeros((21, 21))
+    delta[10, 10] = 1
+    assert np.array_equal(optics_kernel(plan((64, 64), "bayer_jpeg", 0), 21), delta)  # resizes first: no blur
+    lr, recorded = degrade_with_plan(hr, "motion", 3)
+    assert torch.equal(lr, degrade(hr, "motion", 3)) and recorded == plan((64, 64), "motion", 3)
+    line = dict(recorded[0].params["kernel"])
+    assert np.allclose(optics_kernel(recorded, 21), kernels.centred(kernels.build(**line)[::-1, ::-1], 21))
 
 
 def test_noise_ops_have_their_strength() -> None:

@@ -11,9 +11,10 @@ from PIL import Image as PILImage
 from PIL import ImageFilter
 from safetensors.torch import load_file
 
+from lway_engine.losses import LPIPS
 from lway_engine.media.images import Image, write_image
-from lway_engine.pretrain import PretrainConfig, pretrain, pretrain_files
-from lway_engine.reconstruction import ReconstructionConfig, load_checkpoint
+from lway_engine.pretrain import PretrainConfig, pretrain, pretrain_files, validation_loss
+from lway_engine.reconstruction import LWayReconstruction, ReconstructionConfig, load_checkpoint
 from lway_engine.training_data import PairSource, find_pairs
 
 SMALL = ReconstructionConfig(scale=4, embed_dim=16, encoder_width=8, reconstructor_width=8, num_blocks=1)
@@ -42,8 +43,8 @@ def test_pairs_are_found_and_brought_to_lr_size(data) -> None:
     for hr, lr in source.real_pairs:
         assert hr.shape == (3, 160, 160) and lr.shape == (3, 40, 40)
     rng = np.random.default_rng(0)
-    hr, lr = source.batch(rng, 5, 24, real_fraction=0.5)
-    assert hr.shape == (5, 3, 96, 96) and lr.shape == (5, 3, 24, 24)
+    hr, lr, kernel = source.batch(rng, 5, 24, real_fraction=0.5)
+    assert hr.shape == (5, 3, 96, 96) and lr.shape == (5, 3, 24, 24) and kernel.shape == (5, 0, 0)
     assert 0 <= float(lr.min()) and float(lr.max()) <= 1
     small = PairSource.load(hr_files, pairs, 4, min_hr_side=200)
     assert not small.hr_images and not small.real_pairs
@@ -96,7 +97,7 @@ def test_bad_training_files_are_skipped_or_converted_with_counts(tmp_path: Path,
     assert set(source.report.skipped) == {"tiny.png", "broken.png"}
     summary = source.report.summary()
     assert "1 skipped (unreadable)" in summary and "1 skipped (smaller than the crop)" in summary
-    hr, lr = source.batch_for_step(0, 3, 2, 32, 0.0)
+    hr, lr, _ = source.batch_for_step(0, 3, 2, 32, 0.0)
     assert torch.equal(hr, source.batch_for_step(0, 3, 2, 32, 0.0)[0])  # a pure function of (seed, step)
     assert lr.shape == (2, 3, 32, 32)
     # nothing usable left for training (one readable file, held out for validation): a clear error, no crash
@@ -107,7 +108,7 @@ def test_bad_training_files_are_skipped_or_converted_with_counts(tmp_path: Path,
 
 def test_warm_start_adds_a_head_as_the_identity_and_refuses_other_shapes(tmp_path: Path) -> None:
     from lway_engine.pretrain import warm_start
-    from lway_engine.reconstruction import LWayReconstruction, save_checkpoint
+    from lway_engine.reconstruction import save_checkpoint
 
     source = LWayReconstruction(SMALL)
     with torch.no_grad():
@@ -121,3 +122,33 @@ def test_warm_start_adds_a_head_as_the_identity_and_refuses_other_shapes(tmp_pat
     wider = LWayReconstruction(ReconstructionConfig(**{**SMALL.__dict__, "reconstructor_width": 32}))
     with pytest.raises(ValueError, match="do not fit"):
         warm_start(wider, path)
+
+
+def test_kernel_supervision_fits_rs_blur_to_the_plans_optics(data, tmp_path: Path) -> None:
+    """``--kernel-weight``: synthetic samples carry their optics kernel, real pairs none (masked out), and the
+    auxiliary loss pulls R's blur kernel from the delta it starts as towards those kernels."""
+    hr_files, pairs = data
+    source = PairSource.load(hr_files, pairs, 4)
+    plain = source.batch_for_step(0, 1, 6, 32, 0.5)
+    source.kernel_size = 9
+    batch = source.batch_for_step(0, 1, 6, 32, 0.5)
+    assert torch.equal(batch.lr, plain.lr)  # drawing the kernel leaves the sample stream as it was
+    real = torch.isnan(batch.kernel[:, 0, 0])
+    assert 0 < int(real.sum()) < 6 and torch.isnan(batch.kernel[real]).all()
+    torch.testing.assert_close(batch.kernel[~real].sum((1, 2)), torch.ones(int((~real).sum())))
+
+    blurred = ReconstructionConfig(**{**SMALL.__dict__, "blur_kernel": 9})
+    config = PretrainConfig(steps=8, batch=4, crop=32, lr=3e-3, checkpoint_every=4, val_every=4, val_samples=8,
+                            real_fraction=0.3, kernel_weight=10.0)
+    log = pretrain(PairSource.load(hr_files, pairs, 4), PairSource.load(hr_files, pairs, 4),
+                   tmp_path / "k.safetensors", config, blurred, progress=False)
+    assert len(log["train"][0]) == 5  # step, total, l1, lpips, kernel
+    val = PairSource.load(hr_files, pairs, 4)
+    val.kernel_size = 9
+    samples = [val.sample(np.random.default_rng(i), 32, 0.0) for i in range(8)]
+    untrained = validation_loss(LWayReconstruction(blurred), LPIPS("alex"), samples, config)["kernel"]
+    trained = validation_loss(load_checkpoint(tmp_path / "k.safetensors", expect_scale=4), LPIPS("alex"), samples,
+                              config)["kernel"]
+    assert trained < 0.8 * untrained  # 0.70 -> 0.46 in 8 steps here
+    with pytest.raises(ValueError, match="--blur-kernel"):
+        pretrain(source, source, tmp_path / "none.safetensors", config, SMALL, progress=False)

@@ -15,11 +15,13 @@ from lway_engine.degradations.catalog import EVALUATION_FAMILIES, TRAINING_MIX, 
 if TYPE_CHECKING:
     from lway_engine.degradations.files import degrade_files, file_seed
     from lway_engine.degradations.pipelines import (
-        PIPELINES, Pipeline, Step, apply_plan, crop_to_scale, degrade, noise_free, plan)
+        PIPELINES, Pipeline, Step, apply_plan, crop_to_scale, degrade, degrade_with_plan, noise_free, optics_kernel,
+        plan)
 
 _LAZY = {
     "PIPELINES": "pipelines", "Pipeline": "pipelines", "Step": "pipelines", "apply_plan": "pipelines",
-    "crop_to_scale": "pipelines", "degrade": "pipelines", "noise_free": "pipelines", "plan": "pipelines",
+    "crop_to_scale": "pipelines", "degrade": "pipelines", "degrade_with_plan": "pipelines",
+    "noise_free": "pipelines", "optics_kernel": "pipelines", "plan": "pipelines",
     "degrade_files": "files", "file_seed": "files",
 }
 

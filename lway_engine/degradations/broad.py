@@ -164,12 +164,7 @@ def optics_kernels(count: int, size: int = 21, seed: int = 0, scale: int = 4) ->
     out = np.zeros((count, size, size), np.float64)
     for i in range(count):
         spec = dict(_blur_step(rng, scale).params["kernel"])
-        kernel = kernels.build(spec.pop("kind"), **spec)
-        side = min(kernel.shape[0], size)
-        crop = (kernel.shape[0] - side) // 2
-        offset = (size - side) // 2
-        out[i, offset : offset + side, offset : offset + side] = kernel[crop : crop + side, crop : crop + side]
-        out[i] /= out[i].sum()
+        out[i] = kernels.centred(kernels.build(spec.pop("kind"), **spec), size)
     return out
 
 

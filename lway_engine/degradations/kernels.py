@@ -153,6 +153,16 @@ def build(kind: str, **params: float) -> np.ndarray:
     return builder(**params)
 
 
+def centred(kernel: np.ndarray, size: int) -> np.ndarray:
+    """``kernel`` (odd square) in the middle of a ``size`` x ``size`` frame: cropped if larger (its tails dropped),
+    padded with zeros if smaller, then renormalised to sum 1."""
+    out = np.zeros((size, size), np.float64)
+    side = min(kernel.shape[0], size)
+    crop, offset = (kernel.shape[0] - side) // 2, (size - side) // 2
+    out[offset : offset + side, offset : offset + side] = kernel[crop : crop + side, crop : crop + side]
+    return _normalise(out)
+
+
 def fitting_size(extent: float) -> int:
     """Smallest allowed odd size whose half-width covers ``extent`` pixels (clamped to 7..21)."""
     size = 2 * int(math.ceil(extent)) + 1

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.signal import convolve2d
 
 from lway_engine.degradations import kernels, ops
 from lway_engine.degradations.broad import plan_broad
@@ -31,7 +32,7 @@ from lway_engine.degradations.catalog import (
 from lway_engine.degradations.steps import OPS, Step, loguniform, seed_from
 
 __all__ = ["EVALUATION_FAMILIES", "OPS", "PIPELINES", "UNSEEN_FAMILIES", "TRAINING_PIPELINES", "Pipeline", "Step",
-           "apply_plan", "crop_to_scale", "degrade", "plan"]
+           "apply_plan", "crop_to_scale", "degrade", "degrade_with_plan", "optics_kernel", "plan"]
 
 
 Planner = Callable[[np.random.Generator, int, int, int], list[Step]]
@@ -366,6 +367,12 @@ def degrade(hr: torch.Tensor, pipeline: str, rng: np.random.Generator | int, sca
     ``rng`` is the only source of randomness (an int seeds a fresh generator), so the same seed gives a
     bit-identical result. HR sides that are not multiples of ``scale`` are cropped first (top-left kept).
     """
+    return degrade_with_plan(hr, pipeline, rng, scale)[0]
+
+
+def degrade_with_plan(hr: torch.Tensor, pipeline: str, rng: np.random.Generator | int, scale: int = 4
+                      ) -> tuple[torch.Tensor, list[Step]]:
+    """:func:`degrade`, also returning the plan it applied (the draw of ``rng`` is the same)."""
     _pipeline(pipeline)
     _check(hr, scale)
     hr = crop_to_scale(hr.detach().to("cpu", torch.float32), scale)
@@ -373,4 +380,21 @@ def degrade(hr: torch.Tensor, pipeline: str, rng: np.random.Generator | int, sca
     lr = apply_plan(hr, steps)
     expected = (3, hr.shape[-2] // scale, hr.shape[-1] // scale)
     assert tuple(lr.shape) == expected, f"{pipeline} produced {tuple(lr.shape)}, expected {expected}"
-    return lr.contiguous()
+    return lr.contiguous(), steps
+
+
+def optics_kernel(steps: list[Step], size: int) -> np.ndarray:
+    """The HR blur a plan applies before its first ``resize`` or ``subsample``, its ``blur`` steps composed into one
+    ``size`` x ``size`` kernel (tails beyond the frame dropped; a delta when there are none), flipped into the
+    correlation form R's blur head applies (``reconstructor.blur_downsample``).
+
+    Why: it is the part of a synthetic degradation that R's blur head models exactly, so it can supervise that
+    head directly (``pretrain --kernel-weight``); blurs after a resize act on another grid and are left to the
+    modulated blocks."""
+    kernel = np.ones((1, 1))
+    for step in steps:
+        if step.op in ("resize", "subsample"):
+            break
+        if step.op == "blur":
+            kernel = convolve2d(kernel, kernels.build(**step.params["kernel"]))
+    return kernels.centred(kernel[::-1, ::-1], size)

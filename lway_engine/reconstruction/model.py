@@ -55,6 +55,9 @@ class LWayReconstruction(nn.Module):
                                            bool(c.colour_head), c.blur_kernel)
         self.error_model: ErrorModel | None = None  # R's expected error (error_model.py), set by load_checkpoint
 
-    def forward(self, hr: Tensor, lr: Tensor) -> Tensor:
-        """Reconstruct ``lr`` from ``hr`` and the degradation embedding of ``lr`` itself."""
-        return self.reconstructor(hr, self.encoder(lr))
+    def forward(self, hr: Tensor, lr: Tensor, with_kernel: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """Reconstruct ``lr`` from ``hr`` and the degradation embedding of ``lr`` itself; ``with_kernel`` also
+        returns R's HR blur kernel for that embedding (one pass through E, and through DDP's forward)."""
+        e = self.encoder(lr)
+        lr_hat = self.reconstructor(hr, e)
+        return (lr_hat, self.reconstructor.hr_kernel(e)) if with_kernel else lr_hat

@@ -81,12 +81,17 @@ def blur_basis(size: int, components: int = BLUR_COMPONENTS) -> Tensor:
     return (basis - basis.mean(1, keepdim=True)).float()
 
 
+def hr_kernels(delta: Tensor, size: int) -> Tensor:
+    """Per image, the (B, size, size) HR blur kernel ``identity + delta - mean(delta)`` (``delta`` (B, size**2)
+    from the embedding; its sum stays 1, so the blur keeps the mean colour and the colour head alone sets gains)."""
+    delta = (delta - delta.mean(dim=1, keepdim=True)).view(-1, size, size)
+    return delta + F.pad(torch.ones(1, 1, dtype=delta.dtype, device=delta.device), [size // 2] * 4)
+
+
 def blur_kernels(delta: Tensor, size: int, scale: int) -> Tensor:
-    """Per image, the HR blur kernel ``identity + delta - mean(delta)`` (``delta`` (B, size**2) from the embedding;
-    its sum stays 1, so the blur keeps the mean colour and the colour head alone sets gains), folded with the
-    ``scale`` x ``scale`` area downsample into one (B, size + scale - 1, ...) kernel for a stride-``scale`` conv."""
-    delta = (delta - delta.mean(dim=1, keepdim=True)).view(-1, 1, size, size)
-    kernel = delta + F.pad(torch.ones(1, 1, 1, 1, dtype=delta.dtype, device=delta.device), [size // 2] * 4)
+    """:func:`hr_kernels` folded with the ``scale`` x ``scale`` area downsample into one (B, size + scale - 1, ...)
+    kernel for a stride-``scale`` conv."""
+    kernel = hr_kernels(delta, size)[:, None]
     box = torch.full((1, 1, scale, scale), 1 / scale**2, dtype=delta.dtype, device=delta.device)
     return F.conv2d(F.pad(kernel, [scale - 1] * 4), box)[:, 0]
 
@@ -162,6 +167,13 @@ class Reconstructor(nn.Module):
         colour = None if self.colour is None else self.colour(e)
         blur = None if self.blur is None else blur_kernels(self.blur(e) @ self.blur_basis, self.blur_size, self.scale)
         return Styles(tuple(style), tuple(demod), convs, colour, blur)
+
+    def hr_kernel(self, e: Tensor) -> Tensor:
+        """(B, K, K): the HR blur kernel R applies for each embedding, in correlation form, before the area
+        downsample (what ``pretrain --kernel-weight`` supervises); R needs a blur head."""
+        if self.blur is None:
+            raise ValueError("this reconstructor has no blur head (blur_kernel 0), so it predicts no kernel")
+        return hr_kernels(self.blur(e) @ self.blur_basis, self.blur_size)
 
     def forward(self, hr: Tensor, e: Tensor | None = None, styles: Styles | None = None) -> Tensor:
         """``hr`` (B, 3, H, W), H and W multiples of ``scale``, and ``e`` or ``styles`` -> LR (B, 3, H/s, W/s).
