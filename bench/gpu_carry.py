@@ -19,9 +19,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from training_split import CITY100, CITY100_TRAINING
+
 ROOT = Path(__file__).resolve().parents[1]
 PACK = ROOT / ".gpu-suite"
-DATA = ROOT.parent / "shared" / "data" / "City100_NikonD5500_crop768"
+DATA = ROOT.parent / "shared" / "data" / CITY100
+EVALUATION_PAIRS = range(CITY100_TRAINING.stop, CITY100_TRAINING.stop + 10)  # 031-040: the first ten that evaluate
 WHEELS = ("lpips==0.1.4", "spandrel==0.4.2")
 MODELS = ("realesrgan-x4plus", "alexnet-imagenet")
 LIMIT = 64 * 2**20
@@ -51,7 +54,7 @@ def pack() -> None:
         save_file(packed, str(dest.with_suffix(".packed")), metadata=metadata)
     data = PACK / "data" / DATA.name
     data.mkdir(parents=True)
-    for i in range(31, 41):
+    for i in EVALUATION_PAIRS:
         for kind in "HL":
             shutil.copy2(DATA / f"{i:03d}{kind}.png", data)
     pack_size = sum(p.stat().st_size for p in PACK.rglob("*") if p.is_file())

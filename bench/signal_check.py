@@ -7,6 +7,7 @@
         anchor=1,flat=1,lr_scale=3,gate=2 anchor=1,flat=1,lr_scale=1,gate=2 anchor=1,flat=1,lr_scale=10,gate=2 \
         anchor=0,flat=1,lr_scale=3,gate=2 gate=2         # 35 whole-set runs (7 sets x 5 settings), ~2 h
     .venv/bin/python bench/signal_check.py --offset 6 --city100 6 --per-set 4   # a fresh sample: 037-042, kodim07-10
+    .venv/bin/python bench/signal_check.py --probes ...    # also record bench/signal_probes.py's candidate readings
 
 Runs: per-image adaptations of Real-ESRGAN x4plus with the default candidate (``select.DEFAULT_CANDIDATES``) on
 City100 pairs 031-... and on Kodak24 crops of every evaluation family and the two unseen families (the LR images
@@ -34,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from quality import city100, family_set
+from signal_probes import PROBES, probe, probe_changes
 
 from lway_engine.adaptation.gate import explainability
 from lway_engine.adaptation.loop import AdaptConfig, adapt
@@ -50,7 +52,7 @@ from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
 from lway_engine.upscale import UpscaleOptions, upscale_image
 
-PARTS = ("value", "uncapped", "fidelity", "copying", "texture", "coarse", "departure")
+PARTS = ("value", "uncapped", "fidelity", "copying", "texture", "coarse", "departure", *PROBES)
 
 
 def spearman(x: list[float], y: list[float]) -> float:
@@ -90,6 +92,9 @@ def main() -> None:
     parser.add_argument("--amp", choices=("auto", "bf16", "none"), default="auto",
                         help="autocast of adaptation and the gate (auto: bf16 on a CPU with native bf16)")
     parser.add_argument("--only", help="comma-separated subset of sets")
+    parser.add_argument("--hr-set", default="Kodak24", help="the HR images the families degrade (an evaluation "
+                        "set: Kodak24, CBSD68, Set14)")
+    parser.add_argument("--probes", action="store_true", help="also record bench/signal_probes.py's readings")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--from", dest="sources", type=Path, nargs="+",
                         help="merge and re-score JSONs of earlier runs with the current combination, no adaptation")
@@ -116,7 +121,7 @@ def main() -> None:
     amp = resolve_amp(args.amp, "cpu")
     sets = {"city100": city100(args.city100, args.offset)}
     for family in (*EVALUATION_FAMILIES, *UNSEEN_FAMILIES):
-        sets[family] = family_set("Kodak24", family, args.per_set, 256, args.offset)
+        sets[family] = family_set(args.hr_set, family, args.per_set, 256, args.offset)
     if args.only:
         sets = {k: v for k, v in sets.items() if k in args.only.split(",")}
     runs, started = [], time.perf_counter()
@@ -138,18 +143,22 @@ def main() -> None:
                 points: list[dict] = []
 
                 def observe(point: SignalPoint, module: torch.nn.Module, group: list = group) -> None:
-                    scores = []
+                    scores, probes = [], []
                     for _, lr_np, hr_np in group:
                         sr = upscale_image(model, Image(lr_np, None, 8), UpscaleOptions(tile=512)).pixels
                         scores.append((lpips_arrays(metric, sr, hr_np), psnr_y(sr, hr_np)))
+                        if args.probes:
+                            probes.append(probe(model, recon, metric, lr_np, sr))
                     lpips, psnr = np.mean(scores, axis=0)
-                    points.append({**asdict(point), "lpips": float(lpips), "psnr": float(psnr)})
+                    raw = {f"raw_{k}": float(np.mean([p[k] for p in probes])) for k in probes[0]} if probes else {}
+                    points.append({**asdict(point), "lpips": float(lpips), "psnr": float(psnr), **raw})
 
                 log = adapt(model, lrs, recon, candidate_loss, config, progress=False, holdout=holdout,
                             observe=observe)
                 base = points[0]
                 for p in points:
                     p["lpips_change"], p["psnr_change"] = p["lpips"] - base["lpips"], p["psnr"] - base["psnr"]
+                    p.update(probe_changes(p, base))
                 stem = group[0][0] if len(group) == 1 else f"{len(group)} images"
                 run = {"set": set_name, "image": stem, "images": [item[0] for item in group],
                        "candidate": candidate.name, "gate_threshold": candidate.gate, "explainability": gate,
