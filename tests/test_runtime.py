@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,14 @@ from lway_engine.media.images import LUMA, Image, read_image, write_image
 from lway_engine.models import ModelLoadError
 from lway_engine.backends import ArtefactError, onnx_providers, openvino_installed
 from lway_engine.hardware import cpu_features
-from lway_engine.backends.openvino_convert import OpenVinoConversionError, cache_dir, conversion_cost_note
+from lway_engine.backends.openvino_convert import (
+    STALE_STAGING_S,
+    OpenVinoConversionError,
+    cache_dir,
+    cache_limit,
+    conversion_cost_note,
+    evict,
+)
 from lway_engine.runtime import OpenVinoFallbackWarning, Upscaler
 from lway_engine.upscale import ImageTooSmall
 
@@ -136,6 +145,31 @@ def test_damaged_openvino_cache_entry_is_converted_again(compact, photo, monkeyp
     repaired = Upscaler(compact.path, tile=0, precision="fp32", backend="openvino").upscale(image).pixels
     reference = Upscaler(compact.path, tile=0, precision="fp32", backend="pytorch").upscale(image).pixels
     assert weights.stat().st_size > 1000 and np.abs(repaired - reference).max() <= 1e-3
+
+
+def test_openvino_cache_evicts_the_least_recently_used_entries(tmp_path: Path, monkeypatch) -> None:
+    """Each adapted checkpoint adds an IR entry: the cache drops the oldest-used ones past its bound, never the one
+    just made, and sweeps staging folders that a killed conversion left a day ago (not a running one's)."""
+    now = time.time()
+    entries = {}
+    for age, name in enumerate(("newest", "middle", "oldest", "just-made")):
+        entries[name] = tmp_path / name
+        entries[name].mkdir()
+        (entries[name] / "model.bin").write_bytes(b"x" * 1000)
+        os.utime(entries[name], (now - 100 * age, now - 100 * age))
+    for name, age in (("killed.part", STALE_STAGING_S + 60), ("running.part", 5)):
+        (tmp_path / name).mkdir()
+        os.utime(tmp_path / name, (now - age, now - age))
+    removed = evict(tmp_path, keep=entries["just-made"], limit=2500)  # the oldest entry, yet the one to keep
+    assert sorted(p.name for p in removed) == ["killed.part", "middle", "oldest"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["just-made", "newest", "running.part"]
+    assert evict(tmp_path, keep=entries["just-made"], limit=10**6) == []
+    monkeypatch.setenv("LWAY_OPENVINO_CACHE_MB", "0.5")
+    assert cache_limit() == 2**19
+    for bad in ("0", "-1", "lots"):
+        monkeypatch.setenv("LWAY_OPENVINO_CACHE_MB", bad)
+        with pytest.raises(ValueError, match="LWAY_OPENVINO_CACHE_MB"):
+            cache_limit()
 
 
 @needs_openvino

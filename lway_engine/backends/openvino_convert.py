@@ -12,14 +12,21 @@ checkpoint is another file, so another entry. Nothing enters the cache unless Op
 PyTorch's on a photo crop (the tolerance ``export`` applies to ONNX); an entry that no longer loads is converted
 again. Entries appear by an atomic rename of their folder, so concurrent processes (torchrun ranks) never read a
 half-written one.
+
+Every adapted checkpoint adds an entry (about 67 MB for x4plus), so the cache is bounded: after each conversion the
+least recently used entries go until it fits ``$LWAY_OPENVINO_CACHE_MB`` (default 4096), and staging folders a
+killed process left behind are swept after a day. A hit marks its entry used; an evicted entry is only a 20 s
+conversion away.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import math
 import os
 import shutil
 import tempfile
+import time
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -33,6 +40,8 @@ from lway_engine.models import LoadedModel
 from lway_engine.weights.cache import lway_home
 
 VERIFY_SIDE = 40  # LR pixels: big enough for every receptive field to see an edge, small enough to run in a second
+CACHE_LIMIT_MB = 4096  # default bound of $LWAY_HOME/openvino: about 60 x4plus entries
+STALE_STAGING_S = 24 * 3600  # a conversion takes seconds; a staging folder this old belongs to a killed process
 
 
 class OpenVinoConversionError(RuntimeError):
@@ -92,7 +101,9 @@ def openvino_checkpoint(model: LoadedModel, bf16: bool) -> LoadedModel:
     openvino_core()  # OpenVinoUnavailable before any work
     if folder.is_dir():
         try:
-            return replace(model, module=_load(model, folder, bf16), supports_half=False)
+            loaded = replace(model, module=_load(model, folder, bf16), supports_half=False)
+            os.utime(folder)  # recently used: the last to be evicted
+            return loaded
         except Exception:  # a damaged entry (truncated .bin, disk full when it was written): convert again
             shutil.rmtree(folder, ignore_errors=True)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -111,8 +122,46 @@ def openvino_checkpoint(model: LoadedModel, bf16: bool) -> LoadedModel:
             pass
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    evict(folder.parent, keep=folder, limit=cache_limit())
     # reopened from its final place: OpenVINO maps the weights file, which must outlive this call
     return replace(model, module=_load(model, folder, bf16), supports_half=False)
+
+
+def cache_limit() -> int:
+    """The cache's bound in bytes, from ``$LWAY_OPENVINO_CACHE_MB`` (a positive number) or CACHE_LIMIT_MB."""
+    raw = os.environ.get("LWAY_OPENVINO_CACHE_MB", "")
+    try:
+        megabytes = float(raw) if raw else CACHE_LIMIT_MB
+    except ValueError:
+        megabytes = math.nan
+    if not megabytes > 0:
+        raise ValueError(f"LWAY_OPENVINO_CACHE_MB must be a positive number of megabytes, not {raw!r}")
+    return int(megabytes * 2**20)
+
+
+def evict(parent: Path, keep: Path, limit: int) -> list[Path]:
+    """Remove the least recently used entries under ``parent`` (by their folder's mtime) until the rest fit in
+    ``limit`` bytes, never ``keep``, and staging folders older than STALE_STAGING_S; returns what went."""
+    def size(folder: Path) -> int:
+        return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+    removed, entries = [], []
+    for folder in (p for p in parent.iterdir() if p.is_dir()):
+        if folder.name.endswith(".part"):
+            if time.time() - folder.stat().st_mtime > STALE_STAGING_S:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+        else:
+            entries.append((folder.stat().st_mtime, folder, size(folder)))
+    total = sum(bytes_ for _, _, bytes_ in entries)
+    for _, folder, bytes_ in sorted(entries, key=lambda entry: entry[0]):
+        if total <= limit:
+            break
+        if folder != keep:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+            total -= bytes_
+    return removed
 
 
 def conversion_cost_note(model: LoadedModel) -> str | None:
