@@ -37,20 +37,24 @@ def main() -> None:
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--samples", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=123)
+    parser.add_argument("--colour", choices=("fitted", "predicted"), default="fitted",
+                        help="R's colour mode to fit the errors under (adapt's default: fitted to the LR)")
     args = parser.parse_args()
     started = time.perf_counter()
     torch.manual_seed(0)
     sidecar(args.checkpoint).unlink(missing_ok=True)  # a stale one would be refused by load_checkpoint
     reconstruction = load_checkpoint(args.checkpoint, expect_scale=4)
+    reconstruction.reconstructor.colour_fit = args.colour == "fitted"
     source, rng = training_source(), np.random.default_rng(args.seed)
     pairs = [source.sample(rng, 64, 0.3)[:2] for _ in range(args.samples)]
     loss = LWayLoss(LPIPS("alex"), hf_weight=False)
     sha = read_checkpoint_info(args.checkpoint).content_sha256
     x, y = error_samples(reconstruction, pairs, loss)  # each crop through E, R and LPIPS once
     cut = int(0.8 * len(pairs))
-    predicted = torch.log(fit_features(x[:cut], y[:cut], sha).predict_features(x[cut:]).double())
+    colour_fit = reconstruction.reconstructor.colour_fit
+    predicted = torch.log(fit_features(x[:cut], y[:cut], sha, colour_fit).predict_features(x[cut:]).double())
     r2 = 1 - float(torch.mean((predicted - y[cut:]) ** 2) / torch.var(y[cut:], correction=0))
-    model = fit_features(x, y, sha)
+    model = fit_features(x, y, sha, colour_fit)
     model.save(sidecar(args.checkpoint))
     print(f"held-out R^2 of log error: {r2:.3f} ({len(pairs) - cut} crops); wrote {sidecar(args.checkpoint)} "
           f"in {time.perf_counter() - started:.0f} s")

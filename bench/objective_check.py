@@ -52,8 +52,8 @@ def main() -> None:
                 x = to_tensor(lr)
                 styles = recon.reconstructor.prepare(recon.encoder(x))
                 sr = upscale_image(model, Image(lr, None, 8), UpscaleOptions(tile=512)).pixels
-                from_hr = recon.reconstructor(to_tensor(hr), styles=styles)
-                from_sr = recon.reconstructor(to_tensor(sr), styles=styles)
+                from_hr = recon.reconstructor(to_tensor(hr), styles=styles, reference=x)
+                from_sr = recon.reconstructor(to_tensor(sr), styles=styles, reference=x)
                 rows.append({"image": stem, "loss_hr": float(loss_fn(from_hr, x).total),
                              "loss_sr": float(loss_fn(from_sr, x).total),
                              "l1_hr": float((from_hr - x).abs().mean()), "l1_sr": float((from_sr - x).abs().mean())})

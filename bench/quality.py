@@ -155,6 +155,8 @@ def main() -> None:
     parser.add_argument("--full", action="store_true")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--reconstructor", type=Path, default=DEFAULT_RECONSTRUCTOR)
+    parser.add_argument("--colour", choices=("fitted", "predicted"), default="fitted",
+                        help="R's colour map: fitted to the LR (adapt's default) or predicted by its colour head")
     parser.add_argument("--iterations", type=int)
     parser.add_argument("--lr", type=float)
     parser.add_argument("--crop", type=int, help="LR crop side for adaptation (default: the profile's)")
@@ -195,6 +197,7 @@ def main() -> None:
     model = load_model("realesrgan-x4plus", device=args.device)
     original = copy.deepcopy(model.module.state_dict())
     recon = load_checkpoint(args.reconstructor, expect_scale=4).to(args.device)
+    recon.reconstructor.colour_fit = args.colour == "fitted"
     metric = LPIPS("alex").to(args.device)
 
     limit = args.limit or 10**9
@@ -249,7 +252,8 @@ def main() -> None:
     out.write_text(json.dumps({"profile": profile_name, "device": device, "cpu": cpu_features().as_dict(),
                                "config": config.__dict__,
                                "candidates": [c.name for c in candidates] if config.select else None,
-                               "reconstructor": str(args.reconstructor), "results": results}, indent=1))
+                               "reconstructor": str(args.reconstructor), "colour": args.colour, "results": results},
+                              indent=1))
     print(f"written {out}")
 
 

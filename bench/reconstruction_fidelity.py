@@ -82,10 +82,22 @@ def sets(per_family: int) -> dict[str, list[tuple[str, np.ndarray, np.ndarray]]]
     return items
 
 
+def _reconstruction(spec: str) -> torch.nn.Module:
+    """``PATH`` or ``PATH@predicted`` -> the checkpoint, its R in the colour mode named."""
+    path, _, mode = spec.partition("@")
+    if mode not in ("", "fitted", "predicted"):
+        raise SystemExit(f"unknown colour mode {mode!r} in {spec!r}: fitted (the default) or predicted")
+    recon = load_checkpoint(path, expect_scale=4)
+    recon.reconstructor.colour_fit = mode != "predicted"
+    return recon
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", action="append", metavar="NAME=PATH",
-                        help=f"a reconstructor to score (repeatable); default: bundled={DEFAULT_RECONSTRUCTOR}")
+    parser.add_argument("--checkpoint", action="append", metavar="NAME=PATH[@predicted]",
+                        help="a reconstructor to score (repeatable); @predicted: its colour map from E's colour head "
+                             "rather than fitted to the LR, as adapt runs it (reconstruction/colour_fit.py); "
+                             f"default: bundled={DEFAULT_RECONSTRUCTOR}")
     parser.add_argument("--per-family", type=int, default=24, help="Kodak24 crops per family (default: all 24)")
     parser.add_argument("--only", help="comma-separated subset of sets")
     parser.add_argument("--out", type=Path)
@@ -95,7 +107,7 @@ def main() -> None:
     model = load_model("realesrgan-x4plus")
     metric = LPIPS("alex")
     loss_fn, flat_loss = LWayLoss(metric), LWayLoss(metric, hf_weight=False)
-    recons = {name: load_checkpoint(path, expect_scale=4) for name, path in checkpoints.items()}
+    recons = {name: _reconstruction(spec) for name, spec in checkpoints.items()}
     data = sets(args.per_family)
     if args.only:
         data = {k: v for k, v in data.items() if k in args.only.split(",")}
@@ -114,8 +126,8 @@ def main() -> None:
             with torch.no_grad():
                 for name, recon in recons.items():
                     styles = recon.reconstructor.prepare(recon.encoder(lr))
-                    from_hr = recon.reconstructor(hr, styles=styles)
-                    from_sr = recon.reconstructor(sr, styles=styles)
+                    from_hr = recon.reconstructor(hr, styles=styles, reference=lr)
+                    from_sr = recon.reconstructor(sr, styles=styles, reference=lr)
                     row[name] = {"psnr": psnr(from_hr, lr), "lpips": lpips(metric, from_hr, lr),
                                  "margin": float(loss_fn(from_sr, lr).total - loss_fn(from_hr, lr).total),
                                  "margin_flat": float(flat_loss(from_sr, lr).total - flat_loss(from_hr, lr).total)}

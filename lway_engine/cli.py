@@ -365,6 +365,11 @@ def adapt(
     ext: Annotated[bool, typer.Option(
         "--ext/--no-ext", help="Run the frozen reconstructor through the C++ extension's fused op (faster, same "
         "result within float32 rounding); --no-ext uses the plain PyTorch path.")] = True,
+    fit_colour: Annotated[bool, typer.Option(
+        "--fit-colour/--predict-colour", help="R's global colour/tone map fitted to each LR it is compared with, "
+        "so adaptation restores structure and keeps the LR's colours; --predict-colour takes it from the "
+        "reconstructor's colour head, as the paper's R does (for an E+R trained on pairs with your colour shift; "
+        "the gate then needs an error model fitted that way: bench/fit_error_model.py --colour predicted).")] = True,
 ) -> None:
     """Adapt an SR model to LR images with the LWay self-supervised loss; writes SR before/after, comparisons,
     adapted weights (same keys as the input checkpoint) and a report. Ctrl-C stops early and still writes them.
@@ -388,6 +393,7 @@ def adapt(
         try:
             loaded = load_model(model, device=device)
             recon = load_checkpoint(reconstructor or DEFAULT_RECONSTRUCTOR, expect_scale=loaded.scale)
+            recon.reconstructor.colour_fit = fit_colour
             files = from_rank0(lambda: _adaptation_files(inputs, output, frames))  # sampled frames: written once
             config = AdaptConfig(iterations=iterations, lr=lr, batch=batch, crop=crop, trainable_fraction=fraction,
                                  trainable_patterns=patterns, hf_weight=hf_weight, seed=seed, compile=compile,

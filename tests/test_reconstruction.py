@@ -331,6 +331,57 @@ def test_colour_head_can_express_a_fade() -> None:
     torch.testing.assert_close(apply_colour(x, params), ops.colour_fade(x, contrast, gains.tolist(), lift))
 
 
+def test_colour_fit_recovers_a_global_colour_map_and_stays_finite_on_flat_crops() -> None:
+    """R's colour map fitted to the LR (reconstruction/colour_fit.py): any map of the head's form is recovered from
+    the pair, gradients reach R's output, a flat crop (singular normal equations) stays finite, and bf16 autocast
+    fits in float32."""
+    from lway_engine.reconstruction.colour_fit import fit_colour
+    from lway_engine.reconstruction.reconstructor import COLOUR_PARAMS, apply_colour
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 24, 24) * 0.8 + 0.1
+    params = torch.randn(2, COLOUR_PARAMS) * 0.1
+    target = apply_colour(x, params)
+    torch.testing.assert_close(fit_colour(x, target, ridge=0.0), target, atol=1e-4, rtol=0)
+    assert (fit_colour(x, target) - target).abs().max() < 0.01  # the default ridge barely pulls towards identity
+    flat = torch.full((1, 3, 8, 8), 0.4)
+    fitted = fit_colour(flat, torch.full_like(flat, 0.5))
+    assert torch.isfinite(fitted).all() and (fitted - 0.5).abs().max() < 0.05
+    lr_hat = x.clone().requires_grad_()
+    (fit_colour(lr_hat, target) - target).square().sum().backward()
+    assert lr_hat.grad is not None and torch.isfinite(lr_hat.grad).all() and lr_hat.grad.abs().sum() > 0
+    with torch.autocast("cpu", torch.bfloat16):
+        assert fit_colour(x.bfloat16(), target).dtype == torch.float32
+    with pytest.raises(ValueError, match="one size"):
+        fit_colour(x, target[..., :12])
+
+
+def test_reconstructor_fits_its_colour_to_a_reference_only_when_told() -> None:
+    from lway_engine.reconstruction.colour_fit import fit_colour
+
+    with_head, _ = _with_and_without("colour_head", 1)
+    r = with_head.reconstructor
+    with torch.no_grad():
+        r.colour.bias.normal_(std=0.1)  # a head that predicts a cast
+        r.conv_out.weight.normal_(std=0.01)
+    hr, e = torch.rand(2, 3, 64, 64), torch.randn(2, 64)
+    reference = torch.rand(2, 3, 16, 16)
+    predicted = r(hr, e)
+    torch.testing.assert_close(r(hr, e, reference=reference), fit_colour(_without_colour(r, hr, e), reference))
+    assert (r(hr, e, reference=reference) - predicted).abs().max() > 1e-2
+    r.colour_fit = False  # the colour head's prediction, as the paper's R and pretraining use it
+    torch.testing.assert_close(r(hr, e, reference=reference), predicted)
+
+
+def _without_colour(r, hr: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    """R's output before its colour map (the head switched off for one call)."""
+    head, r.colour = r.colour, None
+    try:
+        return r(hr, e)
+    finally:
+        r.colour = head
+
+
 def test_checkpoint_without_a_later_field_loads_with_its_default(tmp_path: Path) -> None:
     from safetensors import safe_open
     from safetensors.torch import load_file

@@ -182,7 +182,7 @@ def _pairs(photo, count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 
 def test_error_model_travels_with_its_checkpoint_only(tmp_path: Path, small_reconstruction, lpips_alex,
-                                                      photo) -> None:
+                                                      photo, fresh_compact) -> None:
     from lway_engine.reconstruction import load_checkpoint, save_checkpoint
     from lway_engine.reconstruction.checkpoint import CheckpointError, read_checkpoint_info
     from lway_engine.reconstruction.error_model import fit_error_model, sidecar
@@ -195,11 +195,22 @@ def test_error_model_travels_with_its_checkpoint_only(tmp_path: Path, small_reco
     model = fit_error_model(small_reconstruction, pairs, loss, read_checkpoint_info(path).content_sha256)
     model.save(sidecar(path))
     loaded = load_checkpoint(path)
+    assert loaded.error_model.colour_fit is True  # fitted as adapt runs R: its colour map fitted to the LR
     lr = torch.stack([lr for _, lr in pairs[:3]])
     with torch.no_grad():
         predicted = loaded.error_model.predict(loaded.encoder(lr), lr)
         assert predicted.shape == (3,) and bool((predicted > 0).all())
         torch.testing.assert_close(predicted, model.predict(small_reconstruction.encoder(lr), lr))
+    from lway_engine.adaptation.gate import explainability
+
+    images = [lr for _, lr in pairs[:2]]
+    assert explainability(fresh_compact, loaded, images, loss) > 0
+    loaded.reconstructor.colour_fit = False  # R's other colour mode: the error model would misjudge it, no gate
+    assert explainability(fresh_compact, loaded, images, loss) is None
+    config = AdaptConfig(iterations=2, lr=1e-3, batch=2, crop=32, eval_every=1)
+    _, decision = adapt_and_select(fresh_compact, _images(photo), loaded, LWayLoss(lpips_alex), config,
+                                   (Candidate(anchor=1.0, flat=True, gate=1e-9),), progress=False)
+    assert not decision.adapted and "error model was fitted with R's colour map fitted to the LR" in decision.reason
     with torch.no_grad():  # other weights under the same name: the sidecar no longer describes them
         next(small_reconstruction.parameters()).add_(0.1)
     save_checkpoint(path, small_reconstruction)

@@ -47,11 +47,13 @@ def gate_sample(images: list) -> list:
 def explainability(model: LoadedModel, reconstruction: torch.nn.Module, images: list[torch.Tensor],
                    loss: LWayLoss, amp: str | None = None) -> float | None:
     """The median explainability over up to GATE_IMAGES of ``images`` ((3, H, W) LR on the model's device), or
-    None when ``reconstruction`` has no error model or no image reaches E's minimum side; S0 runs under bf16
-    autocast when ``amp`` is "bf16"."""
+    None when ``reconstruction`` has no error model (or one fitted under R's other colour mode, which would misjudge
+    R's error) or no image reaches E's minimum side; S0 runs under bf16 autocast when ``amp`` is "bf16"."""
     error_model = getattr(reconstruction, "error_model", None)
     images = [image for image in images if min(image.shape[-2:]) >= MIN_LR_SIZE]
-    if error_model is None or not images:
+    if error_model is None or error_model.colour_fit not in (None, reconstruction.reconstructor.colour_fit):
+        return None
+    if not images:
         return None
     flat = loss if not loss.hf_weight else LWayLoss(loss.lpips, hf_weight=False, lpips_weight=loss.lpips_weight)
     ratios = []
@@ -61,6 +63,7 @@ def explainability(model: LoadedModel, reconstruction: torch.nn.Module, images: 
             with torch.autocast(lr.device.type, torch.bfloat16, enabled=amp == "bf16"):
                 sr = model.module(lr).float().clamp(0, 1)
             embedding = reconstruction.encoder(lr)
-            lr_hat = reconstruction.reconstructor(sr, styles=reconstruction.reconstructor.prepare(embedding))
+            lr_hat = reconstruction.reconstructor(sr, styles=reconstruction.reconstructor.prepare(embedding),
+                                                  reference=lr)
             ratios.append(float(flat(lr_hat, lr).total) / float(error_model.predict(embedding, lr)[0]))
     return statistics.median(ratios)

@@ -173,9 +173,14 @@ def _gate(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.
     gates = [c.gate for c in candidates if c.gate > 0]
     if not gates:
         return _Gated(None, "")
-    if getattr(reconstruction, "error_model", None) is None:
+    error_model = getattr(reconstruction, "error_model", None)
+    if error_model is None:
         return _Gated(None, "; the gated candidate was not tried: this reconstructor has no error model to gate "
                             "it (bench/fit_error_model.py)")
+    if error_model.colour_fit not in (None, reconstruction.reconstructor.colour_fit):
+        return _Gated(None, "; the gated candidate was not tried: this reconstructor's error model was fitted with "
+                            "R's colour map " + ("fitted to the LR" if error_model.colour_fit else "predicted")
+                            + ", not as R runs now (refit it: bench/fit_error_model.py)")
     own = explainability(model, reconstruction, images, loss_fn, config.amp)
     if own is None:
         return _Gated(None, f"; the gated candidate was not tried: no image reaches {MIN_LR_SIZE} px, the least "

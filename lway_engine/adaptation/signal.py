@@ -140,7 +140,8 @@ class QualityMonitor:
         with torch.no_grad():
             for index, tile in self._tiles():
                 sr = module(tile[None]).float().clamp(0, 1)
-                lr_hat = self.reconstructor(sr, styles=self.styles.select(torch.tensor([index], device=sr.device)))
+                lr_hat = self.reconstructor(sr, styles=self.styles.select(torch.tensor([index], device=sr.device)),
+                                            reference=tile[None])
                 losses.append(float(weighted_l1(lr_hat, tile[None], hf_weight_map(tile[None]))))
                 coarse.append(float((F.avg_pool2d(lr_hat, 2) - F.avg_pool2d(tile[None], 2)).abs().mean()))
                 outputs.append(sr)

@@ -128,15 +128,16 @@ class AdaptStep:
         self._run = EagerFallback(forward and partial(self._step, forward), partial(self._step, self.forward),
                                   "the adaptation step")
 
-    def reconstruct(self, sr: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
-        """R(S(LR), e): the LR the SR output degrades back to; ``condition`` holds each crop's image index."""
-        return self.reconstructor(sr, styles=self.styles.select(condition))
+    def reconstruct(self, sr: torch.Tensor, condition: torch.Tensor, lr_crops: torch.Tensor) -> torch.Tensor:
+        """R(S(LR), e): the LR the SR output degrades back to; ``condition`` holds each crop's image index, and
+        ``lr_crops`` the LR it is compared with (R's colour map is fitted to it: ``reconstruction.colour_fit``)."""
+        return self.reconstructor(sr, styles=self.styles.select(condition), reference=lr_crops)
 
     def forward(self, lr_crops: torch.Tensor, condition: torch.Tensor) -> LossTerms:
         """The loss terms of a batch (differentiable ``total``); what ``compile`` turns into one graph."""
         with torch.autocast(lr_crops.device.type, self.autocast_dtype, enabled=self.autocast_dtype is not None):
             sr = self.module(lr_crops)
-            terms = self.loss_fn(self.reconstruct(sr, condition).float(), lr_crops)
+            terms = self.loss_fn(self.reconstruct(sr, condition, lr_crops).float(), lr_crops)
             if self.unadapted is None:
                 return terms
             with torch.no_grad():

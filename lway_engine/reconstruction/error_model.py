@@ -57,6 +57,7 @@ class ErrorModel:
     weights: Tensor
     bias: float
     checkpoint_sha256: str
+    colour_fit: bool | None = None  # R's colour mode it was fitted under (Reconstructor.colour_fit); None: either
 
     def predict(self, embedding: Tensor, lr: Tensor) -> Tensor:
         """(N,) expected flat LWay loss (L1 + LPIPS, W = 1) of ``R(HR, E(lr))`` against ``lr``, from the
@@ -75,18 +76,22 @@ class ErrorModel:
         return cls(zeros, torch.ones_like(zeros), zeros.clone(), math.log(error), checkpoint_sha256)
 
     def save(self, path: Path) -> None:
+        colour = "any" if self.colour_fit is None else str(int(self.colour_fit))
         save_file({"mean": self.mean, "scale": self.scale, "weights": self.weights,
                    "bias": torch.tensor([self.bias], dtype=torch.float64)}, str(path),
-                  metadata={"checkpoint_sha256": self.checkpoint_sha256})
+                  metadata={"checkpoint_sha256": self.checkpoint_sha256, "colour_fit": colour})
 
     @classmethod
     def load(cls, path: Path) -> ErrorModel:
         from safetensors import safe_open
 
         with safe_open(str(path), "pt") as handle:
-            sha = (handle.metadata() or {}).get("checkpoint_sha256", "")
+            metadata = handle.metadata() or {}
         t = load_file(str(path))
-        return cls(t["mean"], t["scale"], t["weights"], float(t["bias"][0]), sha)
+        # sidecars written before the colour fit existed were fitted with the colour head's prediction ("0")
+        colour = {"1": True, "0": False, "any": None}[metadata.get("colour_fit", "0")]
+        return cls(t["mean"], t["scale"], t["weights"], float(t["bias"][0]), metadata.get("checkpoint_sha256", ""),
+                   colour)
 
 
 def features(embedding: Tensor, lr: Tensor) -> Tensor:
@@ -103,21 +108,23 @@ def error_samples(reconstruction: torch.nn.Module, pairs: Iterable[tuple[Tensor,
             hr, lr = hr[None], lr[None]
             embedding = reconstruction.encoder(lr)
             styles = reconstruction.reconstructor.prepare(embedding)
-            targets.append(float(loss(reconstruction.reconstructor(hr, styles=styles), lr).total))
+            targets.append(float(loss(reconstruction.reconstructor(hr, styles=styles, reference=lr), lr).total))
             rows.append(features(embedding, lr)[0])
     return torch.stack(rows).double(), torch.log(torch.tensor(targets, dtype=torch.float64))
 
 
-def fit_features(x: Tensor, y: Tensor, checkpoint_sha256: str, ridge: float = 30.0) -> ErrorModel:
+def fit_features(x: Tensor, y: Tensor, checkpoint_sha256: str, colour_fit: bool, ridge: float = 30.0
+                 ) -> ErrorModel:
     """Ridge regression of ``y`` (log error) on ``x``, standardised; ``ridge`` 30 was best among 1-10,000 on
-    held-out crops."""
+    held-out crops. ``colour_fit``: the R colour mode ``y`` was measured under."""
     mean, scale = x.mean(0), x.std(0) + 1e-8
     z = (x - mean) / scale
     weights = torch.linalg.solve(z.T @ z + ridge * torch.eye(z.shape[1], dtype=torch.float64), z.T @ (y - y.mean()))
-    return ErrorModel(mean, scale, weights, float(y.mean()), checkpoint_sha256)
+    return ErrorModel(mean, scale, weights, float(y.mean()), checkpoint_sha256, colour_fit)
 
 
 def fit_error_model(reconstruction: torch.nn.Module, pairs: Iterable[tuple[Tensor, Tensor]], loss: LWayLoss,
                     checkpoint_sha256: str) -> ErrorModel:
     """The error model of ``reconstruction`` fitted on (HR, LR) pairs."""
-    return fit_features(*error_samples(reconstruction, pairs, loss), checkpoint_sha256)
+    return fit_features(*error_samples(reconstruction, pairs, loss), checkpoint_sha256,
+                        reconstruction.reconstructor.colour_fit)

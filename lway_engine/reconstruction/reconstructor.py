@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lway_engine.reconstruction.colour_fit import fit_colour
 from lway_engine.reconstruction.fused import PackedConv, conv3x3_block, op_available, op_verified
 from lway_engine.reconstruction.layers import ConvAct
 from lway_engine.reconstruction.modulated import ModulatedConv2d
@@ -136,6 +137,7 @@ class Reconstructor(nn.Module):
         super().__init__()
         self.scale = scale
         self.use_extension = True
+        self.colour_fit = True  # with a reference LR, fit the colour map to it (colour_fit.py) rather than predict it
         self.conv_in = ConvAct(3 * scale**2, width)
         self.blocks = nn.ModuleList(ModulatedConv2d(width, width, embed_dim) for _ in range(num_blocks))
         self.conv_out = nn.Conv2d(width, 3, 3, padding=1)
@@ -175,10 +177,13 @@ class Reconstructor(nn.Module):
             raise ValueError("this reconstructor has no blur head (blur_kernel 0), so it predicts no kernel")
         return hr_kernels(self.blur(e) @ self.blur_basis, self.blur_size)
 
-    def forward(self, hr: Tensor, e: Tensor | None = None, styles: Styles | None = None) -> Tensor:
+    def forward(self, hr: Tensor, e: Tensor | None = None, styles: Styles | None = None,
+                reference: Tensor | None = None) -> Tensor:
         """``hr`` (B, 3, H, W), H and W multiples of ``scale``, and ``e`` or ``styles`` -> LR (B, 3, H/s, W/s).
 
-        ``e`` (or the styles prepared from it) may have batch 1, shared by every image, or batch B.
+        ``e`` (or the styles prepared from it) may have batch 1, shared by every image, or batch B. ``reference``:
+        the LR the output will be compared with; where given (and ``colour_fit`` is on) the global colour map is
+        fitted to it instead of taken from the colour head.
         """
         if (e is None) == (styles is None):
             raise ValueError("pass exactly one of e (an embedding) or styles (from prepare(e))")
@@ -205,4 +210,6 @@ class Reconstructor(nn.Module):
             out = self.conv_out(x)
         base = F.avg_pool2d(hr, self.scale) if styles.blur is None else blur_downsample(hr, styles.blur, self.scale)
         lr = base + out
+        if reference is not None and self.colour_fit:
+            return fit_colour(lr, reference)
         return lr if styles.colour is None else apply_colour(lr, styles.colour)
