@@ -115,7 +115,7 @@ def validation_loss(model: LWayReconstruction, lpips: LPIPS, samples: list[Sampl
     with torch.no_grad():
         for start in range(0, len(samples), 16):
             chunk = samples[start : start + 16]
-            batch = Sample(*(torch.stack(parts).to(device) for parts in zip(*chunk)))
+            batch = Sample(*(t.to(device) for t in Sample.stack(chunk)))
             total, parts = _loss(model, lpips, batch, config)
             for name, value in {"total": float(total), **parts}.items():
                 sums[name] = sums.get(name, 0.0) + value * len(chunk)
@@ -128,9 +128,9 @@ def pretrain(train: PairSource, val: PairSource, out: Path, config: PretrainConf
     """Train E+R; rank 0 writes ``out`` (checkpoint), ``out.state.pt`` (resume state) and ``out.json`` (log)."""
     topology = topology or Topology.single()
     local_slice(config.batch, topology)  # a batch the ranks cannot share fails before any work
-    if config.kernel_weight and not model_config.blur_kernel:
-        raise ValueError("--kernel-weight supervises R's blur kernel: give --blur-kernel K too")
     if config.kernel_weight:  # the samples carry their optics kernel in R's frame
+        if not model_config.blur_kernel:
+            raise ValueError("--kernel-weight supervises R's blur kernel: give --blur-kernel K too")
         train, val = (replace(source, kernel_size=model_config.blur_kernel) for source in (train, val))
     progress = progress and topology.leader
     out.parent.mkdir(parents=True, exist_ok=True)

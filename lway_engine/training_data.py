@@ -94,6 +94,11 @@ class Sample(NamedTuple):
     lr: torch.Tensor
     kernel: torch.Tensor
 
+    @staticmethod
+    def stack(samples: list[Sample]) -> Sample:
+        """Single samples as one batch."""
+        return Sample(*(torch.stack(parts) for parts in zip(*samples)))
+
 
 @dataclass
 class PairSource:
@@ -151,8 +156,7 @@ class PairSource:
         return Sample(patch, lr, kernel)
 
     def batch(self, rng: np.random.Generator, size: int, crop: int, real_fraction: float) -> Sample:
-        return Sample(*(torch.stack(parts) for parts in zip(*(self.sample(rng, crop, real_fraction)
-                                                               for _ in range(size)))))
+        return Sample.stack([self.sample(rng, crop, real_fraction) for _ in range(size)])
 
     def batch_for_step(self, seed: int, step: int, size: int, crop: int, real_fraction: float) -> Sample:
         """The batch of training step ``step``: a pure function of (seed, step), whatever ran before."""

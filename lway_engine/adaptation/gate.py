@@ -51,9 +51,7 @@ def explainability(model: LoadedModel, reconstruction: torch.nn.Module, images: 
     R's error) or no image reaches E's minimum side; S0 runs under bf16 autocast when ``amp`` is "bf16"."""
     error_model = getattr(reconstruction, "error_model", None)
     images = [image for image in images if min(image.shape[-2:]) >= MIN_LR_SIZE]
-    if error_model is None or error_model.colour_fit not in (None, reconstruction.reconstructor.colour_fit):
-        return None
-    if not images:
+    if error_model is None or not error_model.fits(reconstruction.reconstructor.colour_fit) or not images:
         return None
     flat = loss if not loss.hf_weight else LWayLoss(loss.lpips, hf_weight=False, lpips_weight=loss.lpips_weight)
     ratios = []

@@ -177,7 +177,7 @@ def _gate(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.
     if error_model is None:
         return _Gated(None, "; the gated candidate was not tried: this reconstructor has no error model to gate "
                             "it (bench/fit_error_model.py)")
-    if error_model.colour_fit not in (None, reconstruction.reconstructor.colour_fit):
+    if not error_model.fits(reconstruction.reconstructor.colour_fit):
         return _Gated(None, "; the gated candidate was not tried: this reconstructor's error model was fitted with "
                             "R's colour map " + ("fitted to the LR" if error_model.colour_fit else "predicted")
                             + ", not as R runs now (refit it: bench/fit_error_model.py)")

@@ -59,6 +59,11 @@ class ErrorModel:
     checkpoint_sha256: str
     colour_fit: bool | None = None  # R's colour mode it was fitted under (Reconstructor.colour_fit); None: either
 
+    def fits(self, colour_fit: bool) -> bool:
+        """Whether this model describes R run in colour mode ``colour_fit`` (one fitted under the other mode would
+        misjudge R's error)."""
+        return self.colour_fit is None or self.colour_fit == colour_fit
+
     def predict(self, embedding: Tensor, lr: Tensor) -> Tensor:
         """(N,) expected flat LWay loss (L1 + LPIPS, W = 1) of ``R(HR, E(lr))`` against ``lr``, from the
         ``embedding`` E(lr) the caller already has."""
