@@ -15,8 +15,8 @@ backbone for LPIPS and the two missing wheels. Then the device tool runs, with `
 ``run`` installs the wheels into /tmp/site, trains with 15 batch-synthesis workers (the degradations are CPU work:
 about 20 ms per sample), stops itself before ``--budget`` seconds, and copies the checkpoint, its resume state and
 log to $OUT; a later call resumes from them (``--resume-from``). ``--lr``, ``--lpips-weight``, ``--real-fraction``,
-``--blur-kernel``, ``--kernel-weight`` and ``--init-from`` change the run's settings (defaults: those of
-bench/pretrain_broad.sh).
+``--blur-kernel``, ``--kernel-weight``, ``--colour-fit`` and ``--init-from`` change the run's settings (defaults:
+those of bench/pretrain_broad.sh).
 ``run --dry-run`` does the same on this machine's CPU for a few steps, which is how the command is tested before
 device time is spent on it.
 """
@@ -106,7 +106,7 @@ def run(steps: int, budget: float, workers: int, resume_from: Path | None, dry_r
 
 
 def train(out: Path, steps: int, workers: int, device: str, lr: float, lpips_weight: float, real_fraction: float,
-          blur_kernel: int, kernel_weight: float, init_from: str) -> None:
+          blur_kernel: int, kernel_weight: float, colour_fit: int, init_from: str) -> None:
     """The training itself (in a child process that ``run`` can stop): the settings of bench/pretrain_broad.sh, and
     the few a later phase changes (``_settings``)."""
     from lway_engine.pretrain import PretrainConfig, pretrain_files
@@ -115,7 +115,8 @@ def train(out: Path, steps: int, workers: int, device: str, lr: float, lpips_wei
     data = PACK / "data"
     hr = [data / folder for folder in (*HR_FOLDERS, SUN)]
     config = PretrainConfig(steps=steps, batch=16, crop=64, lr=lr, lpips_weight=lpips_weight,
-                            kernel_weight=kernel_weight, real_fraction=real_fraction, checkpoint_every=250,
+                            kernel_weight=kernel_weight, colour_fit=bool(colour_fit), real_fraction=real_fraction,
+                            checkpoint_every=250,
                             val_every=250, seed=0, workers=workers, device=device, init_from=init_from or None)
     model = ReconstructionConfig(scale=4, embed_dim=512, reconstructor_width=64, num_blocks=6, colour_head=1,
                                  blur_kernel=blur_kernel)
@@ -131,6 +132,8 @@ def _settings(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--real-fraction", type=float, default=0.3)
     parser.add_argument("--blur-kernel", type=int, default=0, help="R's HR blur head (0: none; odd, e.g. 21)")
     parser.add_argument("--kernel-weight", type=float, default=0.0, help="supervise that head's kernel (pretrain.py)")
+    parser.add_argument("--colour-fit", type=int, default=0, choices=(0, 1),
+                        help="1: fit R's colour map to each LR, as adapt does (pretrain.py)")
     parser.add_argument("--init-from", default="", help="a tracked checkpoint whose weights start a fresh run")
 
 
@@ -154,7 +157,8 @@ def main() -> None:
     _settings(t)
     args = parser.parse_args()
     settings = dict(lr=args.lr, lpips_weight=args.lpips_weight, real_fraction=args.real_fraction,
-                    blur_kernel=args.blur_kernel, kernel_weight=args.kernel_weight, init_from=args.init_from
+                    blur_kernel=args.blur_kernel, kernel_weight=args.kernel_weight, colour_fit=args.colour_fit,
+                    init_from=args.init_from
                     ) if args.command != "pack" else {}
     if args.command == "pack":
         pack(args.hr_scale)

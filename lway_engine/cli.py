@@ -458,6 +458,9 @@ def pretrain(
     kernel_weight: Annotated[float, typer.Option(
         help="Weight of a squared-error loss between R's blur kernel and each synthetic sample's true optics "
              "kernel (needs --blur-kernel); 0: R's kernel learns from the LR alone.")] = 0.0,
+    colour_fit: Annotated[bool, typer.Option(
+        help="Fit R's colour map to each training LR by least squares, as adapt does, so the rest of R learns "
+             "what adapt will use; the colour head is frozen (kept for adapt --predict-colour).")] = False,
     checkpoint_every: Annotated[int, typer.Option(help="Write checkpoint + resume state every N steps.")] = 250,
     workers: Annotated[int, typer.Option(help="Processes synthesising batches ahead of training.")] = 1,
     device: Annotated[str, typer.Option(help="torch device (a CPU run resumes on CUDA and back).")] = "cpu",
@@ -477,7 +480,7 @@ def pretrain(
         config = PretrainConfig(steps=steps, batch=batch, crop=crop, lr=lr, checkpoint_every=checkpoint_every,
                                 val_every=checkpoint_every, seed=seed, workers=workers,
                                 real_fraction=real_fraction, lpips_weight=lpips_weight, kernel_weight=kernel_weight,
-                                device=device,
+                                colour_fit=colour_fit, device=device,
                                 amp=_amp(amp, device), init_from=None if init_from is None else str(init_from))
         echo = typer.echo if topology.leader else (lambda message: None)
         try:

@@ -75,6 +75,7 @@ class PretrainConfig:
     real_fraction: float = 0.5  # share of real pairs in a batch when both kinds of data are given
     lpips_weight: float = 1.0
     kernel_weight: float = 0.0  # > 0: also fit R's blur kernel to synthetic samples' optics kernel (squared error)
+    colour_fit: bool = False  # fit R's colour map to each LR (as adapt does) instead of training the colour head
     checkpoint_every: int = 250
     val_every: int = 250
     val_samples: int = 48
@@ -91,7 +92,8 @@ def _loss(model: LWayReconstruction, lpips: LPIPS, batch: Sample, config: Pretra
     encode the direction) and lost 0.5 dB there; the plan knows the true kernel of every synthetic sample."""
     hr, lr = batch.hr, batch.lr
     with torch.autocast(hr.device.type, amp or torch.float32, enabled=amp is not None):
-        lr_hat, kernel = model(hr, lr, with_kernel=True) if config.kernel_weight else (model(hr, lr), None)
+        out = model(hr, lr, with_kernel=bool(config.kernel_weight), fit_colour=config.colour_fit)
+        lr_hat, kernel = out if config.kernel_weight else (out, None)
         lr_hat = lr_hat.float()
         perceptual = lpips(lr_hat, lr).float().mean()
     l1 = (lr_hat - lr).abs().mean()
@@ -157,6 +159,10 @@ def pretrain(train: PairSource, val: PairSource, out: Path, config: PretrainConf
         log = {"config": asdict(config), "model": asdict(model_config), "train": [], "val": [], "seconds": 0.0,
                "samples": 0, "data": train.report.summary()}
         start = 0
+    if config.colour_fit and model.reconstructor.colour is not None:
+        # The fitted map replaces the head's output, so the head gets no gradient: frozen, DDP does not wait for it,
+        # and it keeps its trained weights for `adapt --predict-colour`.
+        model.reconstructor.colour.requires_grad_(False)
     # Each launch's settings, so a run resumed with other settings (--amp, --workers, --steps) says so in its log.
     log.setdefault("launches", []).append({"from_step": start, **asdict(config), "processes": topology.world_size})
     trained = data_parallel(model, device)  # the model itself in one process

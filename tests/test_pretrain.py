@@ -15,7 +15,7 @@ from lway_engine.losses import LPIPS
 from lway_engine.media.images import Image, write_image
 from lway_engine.pretrain import PretrainConfig, pretrain, pretrain_files, validation_loss
 from lway_engine.reconstruction import LWayReconstruction, ReconstructionConfig, load_checkpoint
-from lway_engine.training_data import PairSource, find_pairs
+from lway_engine.training_data import PairSource, Sample, find_pairs
 
 SMALL = ReconstructionConfig(scale=4, embed_dim=16, encoder_width=8, reconstructor_width=8, num_blocks=1)
 
@@ -152,3 +152,27 @@ def test_kernel_supervision_fits_rs_blur_to_the_plans_optics(data, tmp_path: Pat
     assert trained < 0.8 * untrained  # 0.70 -> 0.46 in 8 steps here
     with pytest.raises(ValueError, match="--blur-kernel"):
         pretrain(source, source, tmp_path / "none.safetensors", config, SMALL, progress=False)
+
+
+def test_colour_fit_pretraining_fits_the_map_and_freezes_the_head(data, tmp_path: Path, photo) -> None:
+    """``--colour-fit``: R's colour map is fitted to each LR, as in adaptation, so a pure colour cast costs nothing
+    from the first step, and the colour head (no gradient through the fit) keeps its weights."""
+    hr_files, pairs = data
+    headed = ReconstructionConfig(**{**SMALL.__dict__, "colour_head": 1})
+    fitted = PretrainConfig(steps=4, batch=4, crop=32, lr=3e-3, checkpoint_every=4, val_every=4, val_samples=4,
+                            colour_fit=True)
+    hr = torch.from_numpy(photo("astronaut", 128).transpose(2, 0, 1).copy())[None]
+    lr = torch.nn.functional.avg_pool2d(hr, 4)
+    cast = (lr * torch.tensor([0.8, 1.0, 1.15])[:, None, None] + 0.03).clamp(0, 1)  # warm-balance error
+    sample = [Sample(hr[0], cast[0], torch.zeros(0, 0))]
+    model = LWayReconstruction(headed)
+    with_fit = validation_loss(model, LPIPS("alex"), sample, fitted)["l1"]
+    without = validation_loss(model, LPIPS("alex"), sample, PretrainConfig(colour_fit=False))["l1"]
+    assert with_fit < 0.1 * without  # the identity-initialised R is the area downsample: only the cast is left
+
+    log = pretrain(PairSource.load(hr_files, pairs, 4), PairSource.load(hr_files, pairs, 4),
+                   tmp_path / "c.safetensors", fitted, headed, progress=False)
+    assert all(np.isfinite(row[1]) for row in log["train"])
+    trained = load_checkpoint(tmp_path / "c.safetensors", expect_scale=4)
+    assert not trained.reconstructor.colour.weight.any() and not trained.reconstructor.colour.bias.any()
+    assert trained.reconstructor.conv_out.weight.any()  # the rest of R did train

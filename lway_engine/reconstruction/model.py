@@ -55,9 +55,11 @@ class LWayReconstruction(nn.Module):
                                            bool(c.colour_head), c.blur_kernel)
         self.error_model: ErrorModel | None = None  # R's expected error (error_model.py), set by load_checkpoint
 
-    def forward(self, hr: Tensor, lr: Tensor, with_kernel: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    def forward(self, hr: Tensor, lr: Tensor, with_kernel: bool = False, fit_colour: bool = False
+                ) -> Tensor | tuple[Tensor, Tensor]:
         """Reconstruct ``lr`` from ``hr`` and the degradation embedding of ``lr`` itself; ``with_kernel`` also
-        returns R's HR blur kernel for that embedding (one pass through E, and through DDP's forward)."""
+        returns R's HR blur kernel for that embedding (one pass through E, and through DDP's forward);
+        ``fit_colour`` fits R's colour map to ``lr`` (``colour_fit.py``), as adaptation does, instead of the head's."""
         e = self.encoder(lr)
-        lr_hat = self.reconstructor(hr, e)
+        lr_hat = self.reconstructor(hr, e, reference=lr if fit_colour else None)
         return (lr_hat, self.reconstructor.hr_kernel(e)) if with_kernel else lr_hat
