@@ -16,7 +16,7 @@ LR of R's output built up part by part, from the true HR and E(LR):
 - ``R predicted`` / ``R fitted``: the whole of R, with either colour map (adapt uses the fitted one).
 
 Also the squared error of R's kernel against the true one (``kernel err``; ``delta err``: a delta kernel's, for
-scale). City100 has no known kernel and is left out. Prints a table and writes
+scale). City100 pairs 031-060 have no known kernel: their rows leave those columns empty. Prints a table and writes
 bench/results/reconstructor_parts_<device>.json.
 """
 
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from quality import FAMILY_SEED, family_set
+from quality import FAMILY_SEED, city100, family_set
 from reconstruction_fidelity import psnr
 from results_dir import results_dir
 
@@ -53,22 +53,17 @@ def _with_area(kernel: torch.Tensor, scale: int) -> torch.Tensor:
     return F.conv2d(F.pad(kernel[:, None], [scale - 1] * 4), box)[:, 0]
 
 
-def parts(recon: torch.nn.Module, hr: torch.Tensor, lr: torch.Tensor, true_kernel: torch.Tensor
+def parts(recon: torch.nn.Module, hr: torch.Tensor, lr: torch.Tensor, true_kernel: torch.Tensor | None
           ) -> dict[str, float | None]:
-    """PSNR of each partial reconstruction (see the module docstring) and the kernel errors, for one image."""
+    """PSNR of each partial reconstruction (see the module docstring) and the kernel errors, for one image;
+    without ``true_kernel`` (real pairs) the parts that need it are None."""
     r = recon.reconstructor
     e = recon.encoder(lr)
     styles = r.prepare(e)
-    kernel = r.hr_kernel(e)
-    size = kernel.shape[-1]
-    truth = true_kernel[None].to(kernel.dtype)
-    delta = torch.zeros_like(truth)
-    delta[:, size // 2, size // 2] = 1
     blurred = blur_downsample(hr, styles.blur, r.scale)
     residual = r(hr, styles=replace(styles, colour=None))
     predicted = r(hr, styles=styles)  # no reference: the colour head's map
     outputs = {
-        "true kernel": blur_downsample(hr, _with_area(truth, r.scale), r.scale),
         "kernel": blurred,
         "+colour head": apply_colour(blurred, styles.colour),
         "+colour fit": fit_colour(blurred, lr),
@@ -77,9 +72,25 @@ def parts(recon: torch.nn.Module, hr: torch.Tensor, lr: torch.Tensor, true_kerne
         "R fitted": r(hr, styles=styles, reference=lr),
     }
     row: dict[str, float | None] = {name: psnr(out, lr) for name, out in outputs.items()}
-    row["kernel err"] = float(((kernel - truth) ** 2).sum())
-    row["delta err"] = float(((delta - truth) ** 2).sum())
+    row["true kernel"] = row["kernel err"] = row["delta err"] = None
+    if true_kernel is not None:
+        kernel = r.hr_kernel(e)
+        truth = true_kernel[None].to(kernel.dtype)
+        delta = torch.zeros_like(truth)
+        delta[:, truth.shape[-2] // 2, truth.shape[-1] // 2] = 1
+        row["true kernel"] = psnr(blur_downsample(hr, _with_area(truth, r.scale), r.scale), lr)
+        row["kernel err"] = float(((kernel - truth) ** 2).sum())
+        row["delta err"] = float(((delta - truth) ** 2).sum())
     return row
+
+
+def _mean(values: list[float | None]) -> float | None:
+    finite = [v for v in values if v is not None]
+    return float(np.mean(finite)) if finite else None
+
+
+def _cell(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def main() -> None:
@@ -96,23 +107,25 @@ def main() -> None:
             raise SystemExit(f"{name}: R needs a blur head and a colour head to be taken apart")
     started = time.perf_counter()
     results: dict[str, dict] = {}
-    for family in (*EVALUATION_FAMILIES, *UNSEEN_FAMILIES):
+    sets = {"city100": city100(30), **{family: family_set("Kodak24", family, args.per_family, 256)
+                                       for family in (*EVALUATION_FAMILIES, *UNSEEN_FAMILIES)}}
+    for set_name, items in sets.items():
         rows: dict[str, list[dict]] = {name: [] for name in recons}
-        for index, (stem, lr_np, hr_np) in enumerate(family_set("Kodak24", family, args.per_family, 256)):
+        for index, (stem, lr_np, hr_np) in enumerate(items):
             lr, hr = to_tensor(lr_np), to_tensor(hr_np)
-            steps = plan(tuple(hr.shape[-2:]), family, FAMILY_SEED + index)
+            steps = None if set_name == "city100" else plan(tuple(hr.shape[-2:]), set_name, FAMILY_SEED + index)
             with torch.no_grad():
                 for name, recon in recons.items():
-                    size = recon.reconstructor.blur_size
-                    true_kernel = torch.from_numpy(optics_kernel(steps, size)).float()
+                    true_kernel = None if steps is None else torch.from_numpy(
+                        optics_kernel(steps, recon.reconstructor.blur_size)).float()
                     rows[name].append({"image": stem, **parts(recon, hr, lr, true_kernel)})
-        results[family] = {}
+        results[set_name] = {}
         for name, images in rows.items():
-            mean = {k: float(np.mean([r[k] for r in images if r[k] is not None])) for k in images[0] if k != "image"}
-            results[family][name] = {"mean": mean, "images": images}
-            cells = "  ".join(f"{k} {mean[k]:.2f}" for k in PARTS)
-            print(f"{family:<14} {name:<10} {cells}  kernel err {mean['kernel err']:.3f} "
-                  f"(delta {mean['delta err']:.3f})", flush=True)
+            mean = {k: _mean([r[k] for r in images]) for k in images[0] if k != "image"}
+            results[set_name][name] = {"mean": mean, "images": images}
+            cells = "  ".join(f"{k} {_cell(mean[k], 2)}" for k in PARTS)
+            print(f"{set_name:<14} {name:<10} {cells}  kernel err {_cell(mean['kernel err'], 3)} "
+                  f"(delta {_cell(mean['delta err'], 3)})", flush=True)
     device = f"{platform.machine()} CPU"
     out = args.out or results_dir() / f"reconstructor_parts_{device.replace(' ', '_')}.json"
     out.write_text(json.dumps({"device": device, "cpu": cpu_features().as_dict(), "checkpoints": checkpoints,
