@@ -29,11 +29,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from quality import FAMILY_SEED, city100, family_set
-from reconstruction_fidelity import psnr
+from reconstruction_fidelity import _mean, psnr
 from results_dir import results_dir
 
 from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
@@ -82,11 +81,6 @@ def parts(recon: torch.nn.Module, hr: torch.Tensor, lr: torch.Tensor, true_kerne
         row["kernel err"] = float(((kernel - truth) ** 2).sum())
         row["delta err"] = float(((delta - truth) ** 2).sum())
     return row
-
-
-def _mean(values: list[float | None]) -> float | None:
-    finite = [v for v in values if v is not None]
-    return float(np.mean(finite)) if finite else None
 
 
 def _cell(value: float | None, digits: int) -> str:
