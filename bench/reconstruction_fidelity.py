@@ -16,7 +16,8 @@ images of ``bench/quality.py``), for each checkpoint:
   and the loss as ``adapt`` computes it (HF-weighted L1 + LPIPS). Positive: the loss is lower at the HR than at
   S's output, so adapting S moves it towards the HR; negative: the loss prefers an output that keeps the
   degradation (what ``bench/objective_check.py`` found for the old checkpoint on bayer_jpeg and film). The JSON
-  also holds ``margin_flat``, the same with W = 1 (``adapt --no-hf-weight``), the loss without the HF map.
+  also holds ``margin_flat``, the same with W = 1 (``adapt --no-hf-weight``), the loss without the HF map, and
+  ``margin_l1`` / ``margin_lpips``, the margin's two terms: which of them points away from the HR.
 
 Prints a table and writes bench/results/reconstruction_fidelity_<device>.json.
 """
@@ -128,8 +129,11 @@ def main() -> None:
                     styles = recon.reconstructor.prepare(recon.encoder(lr))
                     from_hr = recon.reconstructor(hr, styles=styles, reference=lr)
                     from_sr = recon.reconstructor(sr, styles=styles, reference=lr)
+                    at_sr, at_hr = loss_fn(from_sr, lr), loss_fn(from_hr, lr)
                     row[name] = {"psnr": psnr(from_hr, lr), "lpips": lpips(metric, from_hr, lr),
-                                 "margin": float(loss_fn(from_sr, lr).total - loss_fn(from_hr, lr).total),
+                                 "margin": float(at_sr.total - at_hr.total),
+                                 "margin_l1": float(at_sr.l1 - at_hr.l1),
+                                 "margin_lpips": float(at_sr.lpips - at_hr.lpips),
                                  "margin_flat": float(flat_loss(from_sr, lr).total - flat_loss(from_hr, lr).total)}
             rows.append(row)
         columns = ["area", *(["noise-free"] if "noise-free" in rows[0] else []), *recons]
