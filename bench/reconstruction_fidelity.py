@@ -145,10 +145,17 @@ def main() -> None:
         print(f"{set_name:<14} {len(rows):>3}  {cells}", flush=True)
     print("(per column: PSNR of R(HR, E(LR)) vs LR / LPIPS / signal margin (with W = 1); area = plain area downsample; "
           "noise-free = the family's plan without its noise, the ceiling)")
+    write_results("reconstruction_fidelity", args.out, checkpoints, args.per_family, started, results)
+
+
+def write_results(name: str, out: Path | None, checkpoints: dict[str, str], per_family: int, started: float,
+                  results: dict) -> None:
+    """The JSON of a per-checkpoint, per-set bench (this one, ``reconstructor_parts.py``): ``out``, or
+    bench/results/<name>_<device>.json, with the machine it ran on."""
     device = f"{platform.machine()} CPU"
-    out = args.out or results_dir() / f"reconstruction_fidelity_{device.replace(' ', '_')}.json"
+    out = out or results_dir() / f"{name}_{device.replace(' ', '_')}.json"
     out.write_text(json.dumps({"device": device, "cpu": cpu_features().as_dict(), "checkpoints": checkpoints,
-                               "per_family": args.per_family, "seconds": time.perf_counter() - started,
+                               "per_family": per_family, "seconds": time.perf_counter() - started,
                                "results": results}, indent=1))
     print(f"written {out}")
 

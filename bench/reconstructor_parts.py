@@ -23,8 +23,6 @@ bench/results/reconstructor_parts_<device>.json.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -32,12 +30,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from quality import FAMILY_SEED, city100, family_set
-from reconstruction_fidelity import _mean, psnr
-from results_dir import results_dir
+from reconstruction_fidelity import _mean, psnr, write_results
 
 from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
 from lway_engine.degradations import EVALUATION_FAMILIES, UNSEEN_FAMILIES, optics_kernel, plan
-from lway_engine.hardware import cpu_features
 from lway_engine.media.images import to_tensor
 from lway_engine.reconstruction import load_checkpoint
 from lway_engine.reconstruction.colour_fit import fit_colour
@@ -120,12 +116,7 @@ def main() -> None:
             cells = "  ".join(f"{k} {_cell(mean[k], 2)}" for k in PARTS)
             print(f"{set_name:<14} {name:<10} {cells}  kernel err {_cell(mean['kernel err'], 3)} "
                   f"(delta {_cell(mean['delta err'], 3)})", flush=True)
-    device = f"{platform.machine()} CPU"
-    out = args.out or results_dir() / f"reconstructor_parts_{device.replace(' ', '_')}.json"
-    out.write_text(json.dumps({"device": device, "cpu": cpu_features().as_dict(), "checkpoints": checkpoints,
-                               "per_family": args.per_family, "seconds": time.perf_counter() - started,
-                               "results": results}, indent=1))
-    print(f"written {out}")
+    write_results("reconstructor_parts", args.out, checkpoints, args.per_family, started, results)
 
 
 if __name__ == "__main__":
