@@ -24,7 +24,7 @@ from quality import DATA, city100, family_set
 from results_dir import results_dir
 
 from lway_engine.losses import LPIPS
-from lway_engine.media.images import Image, read_image
+from lway_engine.media.images import Image, read_image, to_array, to_tensor
 from lway_engine.metrics import lpips_arrays, psnr_y
 from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
@@ -35,13 +35,9 @@ from lway_engine.upscale import UpscaleOptions, upscale_image
 REAL_SETS = ("RealSR_LR4", "OldPhotos_BOPB", "RNI15", "realsrset")
 
 
-def _tensor(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(image.transpose(2, 0, 1).copy())[None].float()
-
-
 def head_shift(recon: torch.nn.Module, lr: np.ndarray) -> tuple[float, list[float]]:
     """Mean |change| and mean signed RGB change (levels of 255) of the head's map on ``lr`` (at most 384 px)."""
-    x = _tensor(lr)[..., :384, :384]
+    x = to_tensor(lr).float()[..., :384, :384]
     with torch.no_grad():
         change = apply_colour(x, recon.reconstructor.colour(recon.encoder(x))) - x
     return float(change.abs().mean() * 255), [float(v) for v in change.mean((0, 2, 3)) * 255]
@@ -77,7 +73,7 @@ def main() -> None:
         sr = upscale_image(model, Image(lr, None, 8), UpscaleOptions(tile=512)).pixels
         hr = hr[: sr.shape[0], : sr.shape[1]]
         with torch.no_grad():
-            fixed = fit_colour(_tensor(sr), _tensor(hr))[0].clamp(0, 1).numpy().transpose(1, 2, 0)
+            fixed = to_array(fit_colour(to_tensor(sr).float(), to_tensor(hr).float()).clamp(0, 1))
         oracle.append({"image": stem, "psnr_y_gain": psnr_y(fixed, hr) - psnr_y(sr, hr),
                        "lpips_change": lpips_arrays(metric, fixed, hr) - lpips_arrays(metric, sr, hr)})
     mean = {k: float(np.mean([o[k] for o in oracle])) for k in ("psnr_y_gain", "lpips_change")}
