@@ -60,12 +60,17 @@ def main() -> None:
     parser.add_argument("--reconstructor", type=Path, default=Path(DEFAULT_RECONSTRUCTOR))
     parser.add_argument("--real", action="store_true", help="the real-world LR sets instead (no HR)")
     parser.add_argument("--limit", type=int, default=24, help="--real: images per set")
+    parser.add_argument("--colour", choices=("fitted", "predicted"), default="fitted",
+                        help="R's colour map as adapt would run it (--predict-colour needs an error model fitted "
+                             "that way: bench/fit_error_model.py --colour predicted)")
     args = parser.parse_args()
     torch.manual_seed(0)
     model = load_model("realesrgan-x4plus")
     reconstruction = load_checkpoint(args.reconstructor, expect_scale=4)
-    if reconstruction.error_model is None:
-        raise SystemExit(f"{args.reconstructor} has no error model: run bench/fit_error_model.py on it first")
+    reconstruction.reconstructor.colour_fit = args.colour == "fitted"
+    if reconstruction.error_model is None or not reconstruction.error_model.fits(args.colour == "fitted"):
+        raise SystemExit(f"{args.reconstructor} has no error model for the {args.colour} colour map: run "
+                         f"bench/fit_error_model.py --colour {args.colour} on it first")
     loss = LWayLoss(LPIPS("alex"), hf_weight=False)
     sets = {name: [(stem, lr, None) for stem, lr in items] for name, items in real_sets(args.limit).items()} if (
         args.real) else evaluation_sets()
@@ -81,9 +86,10 @@ def main() -> None:
         gate_text, median = ("-", "-") if gate is None else (f"{gate:.2f}", f"{statistics.median(measured):.2f}")
         print(f"{name:<34} {gate_text:>10} {above:>5} of {len(measured):<4} {median:>7}  "
               + " ".join("-" if r is None else f"{r:.2f}" for r in per_image), flush=True)
-    out = results_dir() / f"gate_check_{'real_' if args.real else ''}{args.reconstructor.stem}.json"
-    out.write_text(json.dumps({"reconstructor": str(args.reconstructor), "threshold": THRESHOLD,
-                               "results": results}, indent=1))
+    colour = "_predicted" if args.colour == "predicted" else ""
+    out = results_dir() / f"gate_check_{'real_' if args.real else ''}{args.reconstructor.stem}{colour}.json"
+    out.write_text(json.dumps({"reconstructor": str(args.reconstructor), "colour": args.colour,
+                               "threshold": THRESHOLD, "results": results}, indent=1))
     print(f"written {out}")
 
 

@@ -174,6 +174,9 @@ def main() -> None:
                         "results compare across machines")
     parser.add_argument("--limit", type=int, help="at most this many images per set (dry runs)")
     parser.add_argument("--only", help="comma-separated subset of runs, e.g. city100,defocus_noise")
+    parser.add_argument("--city100-skip", type=int, default=0,
+                        help="start City100 this many pairs after 031: a fresh sample to confirm a setting chosen "
+                             "on the profile's own pairs (e.g. 8: pairs 039-046)")
     parser.add_argument("--out", type=Path,
                         help="JSON path (default: bench/results/quality_<profile>[_fixed...]_<device>.json)")
     args = parser.parse_args()
@@ -208,7 +211,7 @@ def main() -> None:
 
     runs: dict[str, tuple] = {}
     if wanted("city100"):
-        runs["city100"] = (city100(min(profile["city100"], limit)), False, True)
+        runs["city100"] = (city100(min(profile["city100"], limit), args.city100_skip), False, True)
         runs["city100 --no-hf-weight"] = (runs["city100"][0], False, False)
     for family in (*EVALUATION_FAMILIES, *UNSEEN_FAMILIES):
         if not wanted(family):
@@ -252,7 +255,8 @@ def main() -> None:
     out.write_text(json.dumps({"profile": profile_name, "device": device, "cpu": cpu_features().as_dict(),
                                "config": config.__dict__,
                                "candidates": [c.name for c in candidates] if config.select else None,
-                               "reconstructor": str(args.reconstructor), "colour": args.colour, "results": results},
+                               "reconstructor": str(args.reconstructor), "colour": args.colour,
+                               "city100_first": f"{CITY100_TRAINING.stop + args.city100_skip:03d}", "results": results},
                               indent=1))
     print(f"written {out}")
 

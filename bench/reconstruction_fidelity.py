@@ -17,7 +17,12 @@ images of ``bench/quality.py``), for each checkpoint:
   S's output, so adapting S moves it towards the HR; negative: the loss prefers an output that keeps the
   degradation (what ``bench/objective_check.py`` found for the old checkpoint on bayer_jpeg and film). The JSON
   also holds ``margin_flat``, the same with W = 1 (``adapt --no-hf-weight``), the loss without the HF map, and
-  ``margin_l1`` / ``margin_lpips``, the margin's two terms: which of them points away from the HR.
+  ``margin_l1`` / ``margin_lpips``, the margin's two terms: which of them points away from the HR. On the synthetic
+  sets, ``margin_noise_free`` is the margin against the family's noise-free LR (the ``noise-free`` column) in
+  place of the LR: what a perfect noise-aware target (issue 15: compare against a denoised LR) would give. Where it
+  is positive and ``margin`` is not, the loss points away from the HR only because S's output carries the noise
+  realisation (grain, sensor noise) that no deterministic R can reproduce from the HR; where both are negative,
+  R misses a deterministic part of the degradation (quantisation: palettes, JPEG, demosaicking).
 
 Prints a table and writes bench/results/reconstruction_fidelity_<device>.json.
 """
@@ -121,8 +126,8 @@ def main() -> None:
             sr = to_tensor(upscale_image(model, Image(lr_np, None, 8), UpscaleOptions(tile=512)).pixels)
             area = F.avg_pool2d(hr, 4)
             row = {"image": stem, "area": {"psnr": psnr(area, lr), "lpips": lpips(metric, area, lr)}}
-            if set_name != "city100":
-                ceiling = noise_free_lr(set_name, index, hr)
+            ceiling = None if set_name == "city100" else noise_free_lr(set_name, index, hr)
+            if ceiling is not None:
                 row["noise-free"] = {"psnr": psnr(ceiling, lr), "lpips": lpips(metric, ceiling, lr)}
             with torch.no_grad():
                 for name, recon in recons.items():
@@ -135,6 +140,11 @@ def main() -> None:
                                  "margin_l1": float(at_sr.l1 - at_hr.l1),
                                  "margin_lpips": float(at_sr.lpips - at_hr.lpips),
                                  "margin_flat": float(flat_loss(from_sr, lr).total - flat_loss(from_hr, lr).total)}
+                    if ceiling is not None:  # R's colour map fitted to the target it is compared with, as adapt would
+                        to_hr = recon.reconstructor(hr, styles=styles, reference=ceiling)
+                        to_sr = recon.reconstructor(sr, styles=styles, reference=ceiling)
+                        row[name]["margin_noise_free"] = float(loss_fn(to_sr, ceiling).total
+                                                               - loss_fn(to_hr, ceiling).total)
             rows.append(row)
         columns = ["area", *(["noise-free"] if "noise-free" in rows[0] else []), *recons]
         mean = {c: {k: _mean([r[c][k] for r in rows]) for k in rows[0][c]} for c in columns}

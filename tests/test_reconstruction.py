@@ -371,6 +371,8 @@ def test_reconstructor_fits_its_colour_to_a_reference_only_when_told() -> None:
     assert (r(hr, e, reference=reference) - predicted).abs().max() > 1e-2
     r.colour_fit = False  # the colour head's prediction, as the paper's R and pretraining use it
     torch.testing.assert_close(r(hr, e, reference=reference), predicted)
+    with pytest.raises(ValueError, match="colour fit is switched off"):  # pretraining's fit is never skipped silently
+        with_head(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 16, 16), fit_colour=True)
 
 
 def _without_colour(r, hr: torch.Tensor, e: torch.Tensor) -> torch.Tensor:

@@ -92,8 +92,9 @@ def test_tiny_images_run_the_fixed_schedule_and_say_why(fresh_compact, small_rec
 
 
 def test_candidate_parse_and_configure(lpips_alex) -> None:
-    """A flat candidate swaps in a W = 1 loss (same LPIPS network) and scales the learning rate; the paper's
-    candidate keeps the caller's loss object; a bad field says which fields exist."""
+    """A flat candidate swaps in a W = 1 loss (same LPIPS network) and scales the learning rate; an LPIPS weight
+    scales the loss's LPIPS term and keeps its HF map; the paper's candidate keeps the caller's loss object; a bad
+    field says which fields exist."""
     flat = Candidate.parse("anchor=1, flat=1, lr_scale=3")
     assert flat == Candidate(anchor=1.0, flat=True, lr_scale=3.0) and "flat loss" in flat.name and "lr x3" in flat.name
     loss = LWayLoss(lpips_alex)
@@ -101,6 +102,9 @@ def test_candidate_parse_and_configure(lpips_alex) -> None:
     assert config.lr == pytest.approx(3e-5) and config.anchor == 1.0 and not config.hf_weight
     assert not flat_loss.hf_weight and flat_loss.lpips is loss.lpips
     assert Candidate().configure(AdaptConfig(), loss)[1] is loss and Candidate().name == "anchor 0, texture 0"
+    weighted = Candidate.parse("lpips=2.5")
+    _, weighted_loss = weighted.configure(AdaptConfig(), loss)
+    assert weighted_loss.lpips_weight == 2.5 and weighted_loss.hf_weight and "LR LPIPS x2.5" in weighted.name
     with pytest.raises(ValueError, match="fields: anchor"):
         Candidate.parse("anchr=1")
 

@@ -31,11 +31,13 @@ class Candidate:
     """One way to adapt, as selection tries it: strengths of the flat-area anchor, the texture (LPIPS-to-S0) and
     the above-LR-band detail terms of ``step.py`` (all 0 with ``flat`` False and ``lr_scale`` 1: the paper's loss);
     ``flat`` drops the HF weight map from the LR-scale loss (W = 1, ``adapt --no-hf-weight``); ``lr_scale``
-    multiplies the learning rate (selection's best-step choice can still stop early); ``gate`` runs the candidate
-    only where R explains the images well enough (``gate.py``), and then its signal counts only detail *added*
-    (``signal.combine``): the gate has said that moving away from S0's texture is what R's loss is right about,
-    not that painting noise in is (on 128 px crops of the real noisy RNI15 photos the gate read 2.01 and, without
-    this, the candidate was kept with LR fidelity -10.6% while flat-area detail rose 85%: noise copied)."""
+    multiplies the learning rate (selection's best-step choice can still stop early); ``lpips`` scales the LR-scale
+    loss's LPIPS term (x2 and x4 moved City100's LPIPS change by under 0.002 with today's E+R, README); ``gate``
+    runs the candidate only where R explains the images well enough (``gate.py``), and then its signal counts only
+    detail *added* (``signal.combine``): the gate has said that moving away from S0's texture is what R's loss is
+    right about, not that painting noise in is (on 128 px crops of the real noisy RNI15 photos the gate read 2.01
+    and, without this, the candidate was kept with LR fidelity -10.6% while flat-area detail rose 85%: noise
+    copied)."""
 
     anchor: float = 0.0
     texture: float = 0.0
@@ -43,12 +45,13 @@ class Candidate:
     lr_scale: float = 1.0
     flat: bool = False
     gate: float = 0.0  # > 0: runs only where the images' explainability (gate.py) reaches it
+    lpips: float = 1.0  # weight of the LR-scale loss's LPIPS term (LWayLoss.lpips_weight; the paper's: 1)
 
     @property
     def name(self) -> str:
         parts = [f"anchor {self.anchor:g}", f"texture {self.texture:g}"]
         parts += [f"detail {self.detail:g}"] * bool(self.detail) + ["flat loss (W = 1)"] * self.flat
-        parts += [f"lr x{self.lr_scale:g}"] * (self.lr_scale != 1)
+        parts += [f"lr x{self.lr_scale:g}"] * (self.lr_scale != 1) + [f"LR LPIPS x{self.lpips:g}"] * (self.lpips != 1)
         parts += [f"gated at explainability {self.gate:g}"] * bool(self.gate)
         return ", ".join(parts)
 
@@ -57,8 +60,9 @@ class Candidate:
         config = replace(config, anchor=self.anchor, texture=self.texture, detail=self.detail,
                          lr=config.lr * self.lr_scale, hf_weight=config.hf_weight and not self.flat,
                          added_detail_only=self.gate > 0)
-        if self.flat and loss_fn.hf_weight:
-            loss_fn = LWayLoss(loss_fn.lpips, hf_weight=False, lpips_weight=loss_fn.lpips_weight)
+        if (self.flat and loss_fn.hf_weight) or self.lpips != 1:
+            loss_fn = LWayLoss(loss_fn.lpips, hf_weight=loss_fn.hf_weight and not self.flat,
+                               lpips_weight=loss_fn.lpips_weight * self.lpips)
         return config, loss_fn
 
     @classmethod

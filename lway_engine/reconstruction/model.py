@@ -59,7 +59,11 @@ class LWayReconstruction(nn.Module):
                 ) -> Tensor | tuple[Tensor, Tensor]:
         """Reconstruct ``lr`` from ``hr`` and the degradation embedding of ``lr`` itself; ``with_kernel`` also
         returns R's HR blur kernel for that embedding (one pass through E, and through DDP's forward);
-        ``fit_colour`` fits R's colour map to ``lr`` (``colour_fit.py``), as adaptation does, instead of the head's."""
+        ``fit_colour`` fits R's colour map to ``lr`` (``colour_fit.py``), as adaptation does, instead of the head's;
+        asking for it while R's fit is switched off (``--predict-colour``) is an error, not a silent prediction."""
+        if fit_colour and not self.reconstructor.colour_fit:
+            raise ValueError("fit_colour=True, but this reconstructor's colour fit is switched off "
+                             "(reconstructor.colour_fit = False): it would predict its colours instead")
         e = self.encoder(lr)
         lr_hat = self.reconstructor(hr, e, reference=lr if fit_colour else None)
         return (lr_hat, self.reconstructor.hr_kernel(e)) if with_kernel else lr_hat
