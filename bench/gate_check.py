@@ -67,8 +67,8 @@ def main() -> None:
     torch.manual_seed(0)
     model = load_model("realesrgan-x4plus")
     reconstruction = load_checkpoint(args.reconstructor, expect_scale=4)
-    reconstruction.reconstructor.colour_fit = args.colour == "fitted"
-    if reconstruction.error_model is None or not reconstruction.error_model.fits(args.colour == "fitted"):
+    reconstruction.reconstructor.colour_fit = fitted = args.colour == "fitted"
+    if reconstruction.error_model is None or not reconstruction.error_model.fits(fitted):
         raise SystemExit(f"{args.reconstructor} has no error model for the {args.colour} colour map: run "
                          f"bench/fit_error_model.py --colour {args.colour} on it first")
     loss = LWayLoss(LPIPS("alex"), hf_weight=False)

@@ -49,7 +49,7 @@ from lway_engine.media.images import Image, to_tensor
 from lway_engine.losses import LPIPS
 from lway_engine.metrics.perceptual import lpips_batch
 from lway_engine.models import load_model
-from lway_engine.reconstruction import load_checkpoint
+from lway_engine.reconstruction import Styles, load_checkpoint
 from lway_engine.upscale import UpscaleOptions, upscale_image
 
 BORDER = 2  # LR pixels left out of PSNR: R's and the degradations' padding differ at the edges
@@ -79,6 +79,14 @@ def _db(value: float | None) -> str:
 def noise_free_lr(family: str, index: int, hr: torch.Tensor) -> torch.Tensor:
     """The ``index``-th LR of a family set (``quality.family_set``) without its noise: see the module docstring."""
     return apply_plan(hr[0], noise_free(plan(tuple(hr.shape[-2:]), family, FAMILY_SEED + index)))[None]
+
+
+def degrade_both(recon: torch.nn.Module, styles: Styles, hr: torch.Tensor, sr: torch.Tensor, target: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``R(HR, e)`` and ``R(S(LR), e)``, the two sides of a margin, with R's colour map fitted to the ``target``
+    they are compared with (the LR, or the noise-free LR), as adapt fits it."""
+    return (recon.reconstructor(hr, styles=styles, reference=target),
+            recon.reconstructor(sr, styles=styles, reference=target))
 
 
 def sets(per_family: int) -> dict[str, list[tuple[str, np.ndarray, np.ndarray]]]:
@@ -132,17 +140,15 @@ def main() -> None:
             with torch.no_grad():
                 for name, recon in recons.items():
                     styles = recon.reconstructor.prepare(recon.encoder(lr))
-                    from_hr = recon.reconstructor(hr, styles=styles, reference=lr)
-                    from_sr = recon.reconstructor(sr, styles=styles, reference=lr)
+                    from_hr, from_sr = degrade_both(recon, styles, hr, sr, lr)
                     at_sr, at_hr = loss_fn(from_sr, lr), loss_fn(from_hr, lr)
                     row[name] = {"psnr": psnr(from_hr, lr), "lpips": lpips(metric, from_hr, lr),
                                  "margin": float(at_sr.total - at_hr.total),
                                  "margin_l1": float(at_sr.l1 - at_hr.l1),
                                  "margin_lpips": float(at_sr.lpips - at_hr.lpips),
                                  "margin_flat": float(flat_loss(from_sr, lr).total - flat_loss(from_hr, lr).total)}
-                    if ceiling is not None:  # R's colour map fitted to the target it is compared with, as adapt would
-                        to_hr = recon.reconstructor(hr, styles=styles, reference=ceiling)
-                        to_sr = recon.reconstructor(sr, styles=styles, reference=ceiling)
+                    if ceiling is not None:
+                        to_hr, to_sr = degrade_both(recon, styles, hr, sr, ceiling)
                         row[name]["margin_noise_free"] = float(loss_fn(to_sr, ceiling).total
                                                                - loss_fn(to_hr, ceiling).total)
             rows.append(row)
