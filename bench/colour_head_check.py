@@ -20,15 +20,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from quality import DATA, city100, family_set
+from quality import DATA, city100, colour_matched, family_set
 from results_dir import results_dir
 
 from lway_engine.losses import LPIPS
-from lway_engine.media.images import Image, read_image, to_array, to_tensor
+from lway_engine.media.images import Image, read_image, to_tensor
 from lway_engine.metrics import lpips_arrays, psnr_y
 from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
-from lway_engine.reconstruction.colour_fit import fit_colour
 from lway_engine.reconstruction.reconstructor import apply_colour
 from lway_engine.upscale import UpscaleOptions, upscale_image
 
@@ -72,8 +71,7 @@ def main() -> None:
     for stem, lr, hr in pairs:
         sr = upscale_image(model, Image(lr, None, 8), UpscaleOptions(tile=512)).pixels
         hr = hr[: sr.shape[0], : sr.shape[1]]
-        with torch.no_grad():
-            fixed = to_array(fit_colour(to_tensor(sr).float(), to_tensor(hr).float()).clamp(0, 1))
+        fixed = colour_matched(sr, hr)
         oracle.append({"image": stem, "psnr_y_gain": psnr_y(fixed, hr) - psnr_y(sr, hr),
                        "lpips_change": lpips_arrays(metric, fixed, hr) - lpips_arrays(metric, sr, hr)})
     mean = {k: float(np.mean([o[k] for o in oracle])) for k in ("psnr_y_gain", "lpips_change")}

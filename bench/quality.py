@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,13 +36,15 @@ from lway_engine.adaptation.loop import AdaptConfig, adapt
 from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
 from lway_engine.adaptation.select import DEFAULT_CANDIDATES, Candidate, adapt_and_select
+from lway_engine.adaptation.step import above_lr_band
 from lway_engine.degradations import EVALUATION_FAMILIES, UNSEEN_FAMILIES, degrade
 from lway_engine.hardware import cpu_features, resolve_amp
-from lway_engine.media.images import Image, read_image
+from lway_engine.media.images import Image, read_image, to_array, to_tensor
 from lway_engine.losses import LPIPS
 from lway_engine.metrics import lpips_arrays, psnr_y, ssim_y
-from lway_engine.models import load_model
+from lway_engine.models import LoadedModel, load_model
 from lway_engine.reconstruction import load_checkpoint
+from lway_engine.reconstruction.colour_fit import fit_colour
 from lway_engine.upscale import UpscaleOptions, upscale_image
 from results_dir import results_dir
 from training_split import CITY100, CITY100_TRAINING, SUN, SUN_TRAINING
@@ -104,13 +107,52 @@ def family_set(name: str, family: str, limit: int, crop: int, skip: int = 0) -> 
     return items
 
 
+def colour_matched(sr: np.ndarray, hr: np.ndarray) -> np.ndarray:
+    """``sr`` through the global colour map (``reconstruction/colour_fit.py``: 3x3 mix, offset, curves) that brings
+    it closest to ``hr``: what is left of its difference from the HR once global colour and tone are forgiven."""
+    with torch.no_grad():
+        return to_array(fit_colour(to_tensor(sr).float(), to_tensor(hr).float()).clamp(0, 1))
+
+
+METRICS = ("psnr", "ssim", "lpips", "lpips_colour_matched")
+
+
 def score(model, metric, items) -> list[dict]:
+    """Per image: PSNR/SSIM on Y, LPIPS, and LPIPS after a global colour map fitted to the HR (``colour_matched``):
+    City100's LR was shot with other colours than its HR, and adapt keeps the LR's colours on purpose (R's map is
+    fitted to the LR), so this column shows how much of a set's LPIPS change is structure rather than colour."""
     rows = []
     for name, lr, hr in items:
         sr = upscale_image(model, Image(lr, None, 8), UpscaleOptions(tile=512)).pixels
         rows.append({"image": name, "psnr": psnr_y(sr, hr), "ssim": ssim_y(sr, hr),
-                     "lpips": lpips_arrays(metric, sr, hr)})
+                     "lpips": lpips_arrays(metric, sr, hr),
+                     "lpips_colour_matched": lpips_arrays(metric, colour_matched(sr, hr), hr)})
     return rows
+
+
+def band_split(model: LoadedModel, metric: LPIPS, items: list, unadapted: torch.nn.Module) -> list[dict]:
+    """Per image, LPIPS against the HR of the unadapted output plus only the LR band, or only the part above it,
+    of the trained model's change."""
+    rows = []
+    with torch.no_grad():
+        for name, lr_np, hr_np in items:
+            trained, before = (upscale_image(replace(model, module=m), Image(lr_np, None, 8),
+                                             UpscaleOptions(tile=512)).pixels for m in (model.module, unadapted))
+            change = to_tensor(trained) - to_tensor(before)
+            above = above_lr_band(change, model.scale)
+            row = {"image": name}
+            for key, part in (("lr_band_only", change - above), ("above_band_only", above)):
+                row[key] = lpips_arrays(metric, to_array((to_tensor(before) + part).clamp(0, 1)), hr_np)
+            rows.append(row)
+    return rows
+
+
+BANDS = ("lr_band_only", "above_band_only")
+
+
+def band_changes(bands: list[dict], lpips_before: float) -> dict[str, float]:
+    """Mean LPIPS change of each ``band_split`` hybrid against the unadapted outputs' mean LPIPS."""
+    return {key: float(np.mean([row[key] for row in bands])) - lpips_before for key in BANDS}
 
 
 def run_set(model, original, recon, metric, items, config, per_image, hf_weight, device,
@@ -121,7 +163,8 @@ def run_set(model, original, recon, metric, items, config, per_image, hf_weight,
     loss_fn = LWayLoss(metric, hf_weight=hf_weight)
     lrs = [torch.from_numpy(lr.transpose(2, 0, 1).copy()).to(device) for _, lr, _ in items]
     groups = [[i] for i in range(len(items))] if per_image else [list(range(len(items)))]
-    after, logs, started = [], [], time.perf_counter()
+    after, bands, logs, started = [], [], [], time.perf_counter()
+    unadapted = copy.deepcopy(model.module)
     set_value = None  # per image, each image's gate also answers to its set's (as adapt --per-image does)
     if per_image and config.select and len(items) > 1:
         set_value = explainability(model, recon, lrs, loss_fn, config.amp)
@@ -141,10 +184,12 @@ def run_set(model, original, recon, metric, items, config, per_image, hf_weight,
                          "candidate": None if decision.candidate is None else decision.candidate.name,
                          "signal": {name: [p.__dict__ for p in run.signal] for name, run in decision.runs.items()}}})
         after += score(model, metric, [items[i] for i in group])
+        bands += band_split(model, metric, [items[i] for i in group], unadapted)
     mean = lambda rows, k: float(np.mean([r[k] for r in rows]))  # noqa: E731
     summary = {k: {"before": mean(before, k), "after": mean(after, k), "gain": mean(after, k) - mean(before, k)}
-               for k in ("psnr", "ssim", "lpips")}
-    return {"summary": summary, "before": before, "after": after, "adapt": logs,
+               for k in METRICS}
+    summary["lpips_by_band"] = band_changes(bands, summary["lpips"]["before"])
+    return {"summary": summary, "before": before, "after": after, "bands": bands, "adapt": logs,
             "seconds": time.perf_counter() - started}
 
 
@@ -235,9 +280,11 @@ def main() -> None:
                                 candidates)
         results[name]["hf_weight"] = hf  # config.hf_weight is the base setting; --no-hf-weight applies per run
         s = results[name]["summary"]
-        print(f"{'':8} {'before':>9} {'after':>9} {'gain':>9}")
-        for k in ("psnr", "ssim", "lpips"):
-            print(f"{k:8} {s[k]['before']:>9.4f} {s[k]['after']:>9.4f} {s[k]['gain']:>+9.4f}", flush=True)
+        print(f"{'':20} {'before':>9} {'after':>9} {'gain':>9}")
+        for k in METRICS:
+            print(f"{k:20} {s[k]['before']:>9.4f} {s[k]['after']:>9.4f} {s[k]['gain']:>+9.4f}", flush=True)
+        print("LPIPS change with only the LR band / only the part above it of the adapted model's change: "
+              f"{s['lpips_by_band']['lr_band_only']:+.4f} / {s['lpips_by_band']['above_band_only']:+.4f}", flush=True)
 
     print(f"\n{'run':<40} {'images':>6} {'PSNR gain':>10} {'SSIM gain':>10} {'LPIPS change':>13}")
     for name, r in results.items():
