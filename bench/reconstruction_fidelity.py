@@ -66,7 +66,7 @@ def lpips(metric: LPIPS, a: torch.Tensor, b: torch.Tensor) -> float:
     return float(lpips_batch(metric, a.clamp(0, 1), b))
 
 
-def _mean(values: list[float | None]) -> float | None:
+def finite_mean(values: list[float | None]) -> float | None:
     """Mean of the finite values (an exact reproduction has none); None when every value was exact."""
     finite = [v for v in values if v is not None]
     return float(np.mean(finite)) if finite else None
@@ -153,7 +153,7 @@ def main() -> None:
                                                                - loss_fn(to_hr, ceiling).total)
             rows.append(row)
         columns = ["area", *(["noise-free"] if "noise-free" in rows[0] else []), *recons]
-        mean = {c: {k: _mean([r[c][k] for r in rows]) for k in rows[0][c]} for c in columns}
+        mean = {c: {k: finite_mean([r[c][k] for r in rows]) for k in rows[0][c]} for c in columns}
         results[set_name] = {"mean": mean, "images": rows}
         cells = "  ".join(f"{c}: {_db(mean[c]['psnr'])} / {mean[c]['lpips']:.4f}"
                           + (f" / {mean[c]['margin']:+.4f} ({mean[c]['margin_flat']:+.4f})" if "margin" in mean[c]

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from quality import FAMILY_SEED, city100, family_set
-from reconstruction_fidelity import _mean, psnr, write_results
+from reconstruction_fidelity import finite_mean, psnr, write_results
 
 from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
 from lway_engine.degradations import EVALUATION_FAMILIES, UNSEEN_FAMILIES, optics_kernel, plan
@@ -111,7 +111,7 @@ def main() -> None:
                     rows[name].append({"image": stem, **parts(recon, hr, lr, true_kernel)})
         results[set_name] = {}
         for name, images in rows.items():
-            mean = {k: _mean([r[k] for r in images]) for k in images[0] if k != "image"}
+            mean = {k: finite_mean([r[k] for r in images]) for k in images[0] if k != "image"}
             results[set_name][name] = {"mean": mean, "images": images}
             cells = "  ".join(f"{k} {_cell(mean[k], 2)}" for k in PARTS)
             print(f"{set_name:<14} {name:<10} {cells}  kernel err {_cell(mean['kernel err'], 3)} "
