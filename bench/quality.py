@@ -150,9 +150,14 @@ def band_split(model: LoadedModel, metric: LPIPS, items: list, unadapted: torch.
 BANDS = ("lr_band_only", "above_band_only")
 
 
-def band_changes(bands: list[dict], lpips_before: float) -> dict[str, float]:
-    """Mean LPIPS change of each ``band_split`` hybrid against the unadapted outputs' mean LPIPS."""
-    return {key: float(np.mean([row[key] for row in bands])) - lpips_before for key in BANDS}
+def summarise(before: list[dict], after: list[dict], bands: list[dict]) -> dict:
+    """Set means of every metric before and after, their gain, and the LPIPS change of each ``band_split``
+    hybrid against the unadapted outputs' mean LPIPS."""
+    mean = lambda rows, k: float(np.mean([r[k] for r in rows]))  # noqa: E731
+    summary: dict = {k: {"before": mean(before, k), "after": mean(after, k), "gain": mean(after, k) - mean(before, k)}
+                     for k in METRICS}
+    summary["lpips_by_band"] = {key: mean(bands, key) - summary["lpips"]["before"] for key in BANDS}
+    return summary
 
 
 def run_set(model, original, recon, metric, items, config, per_image, hf_weight, device,
@@ -185,10 +190,7 @@ def run_set(model, original, recon, metric, items, config, per_image, hf_weight,
                          "signal": {name: [p.__dict__ for p in run.signal] for name, run in decision.runs.items()}}})
         after += score(model, metric, [items[i] for i in group])
         bands += band_split(model, metric, [items[i] for i in group], unadapted)
-    mean = lambda rows, k: float(np.mean([r[k] for r in rows]))  # noqa: E731
-    summary = {k: {"before": mean(before, k), "after": mean(after, k), "gain": mean(after, k) - mean(before, k)}
-               for k in METRICS}
-    summary["lpips_by_band"] = band_changes(bands, summary["lpips"]["before"])
+    summary = summarise(before, after, bands)
     return {"summary": summary, "before": before, "after": after, "bands": bands, "adapt": logs,
             "seconds": time.perf_counter() - started}
 

@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 import torch
-from quality import METRICS, PROFILES, band_changes, band_split, city100, score
+from quality import METRICS, PROFILES, band_split, city100, score, summarise
 from results_dir import results_dir
 
 from lway_engine.adaptation.select import DEFAULT_CANDIDATES
@@ -74,13 +74,10 @@ def main() -> None:
         losses.append(float(loss.detach()))
     module.requires_grad_(False)
     after = score(model, metric, items)
-    mean = lambda rows, k: float(np.mean([r[k] for r in rows]))  # noqa: E731
-    summary = {k: {"before": mean(before, k), "after": mean(after, k), "gain": mean(after, k) - mean(before, k)}
-               for k in METRICS}
+    bands = band_split(model, metric, items, unadapted)
+    summary = summarise(before, after, bands)
     for k in METRICS:
         print(f"{k:20} {summary[k]['before']:9.4f} {summary[k]['after']:9.4f} {summary[k]['gain']:+9.4f}")
-    bands = band_split(model, metric, items, unadapted)
-    summary["lpips_by_band"] = band_changes(bands, summary["lpips"]["before"])
     print(f"LPIPS change, only the LR band / only the part above it: {summary['lpips_by_band']['lr_band_only']:+.4f}"
           f" / {summary['lpips_by_band']['above_band_only']:+.4f}")
     device = f"{platform.machine()} CPU"
