@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -117,33 +116,36 @@ def colour_matched(sr: np.ndarray, hr: np.ndarray) -> np.ndarray:
 METRICS = ("psnr", "ssim", "lpips", "lpips_colour_matched")
 
 
-def score(model, metric, items) -> list[dict]:
-    """Per image: PSNR/SSIM on Y, LPIPS, and LPIPS after a global colour map fitted to the HR (``colour_matched``):
-    City100's LR was shot with other colours than its HR, and adapt keeps the LR's colours on purpose (R's map is
-    fitted to the LR), so this column shows how much of a set's LPIPS change is structure rather than colour."""
+def upscale_all(model: LoadedModel, items: list) -> list[np.ndarray]:
+    """The model's SR output of each item's LR."""
+    return [upscale_image(model, Image(lr, None, 8), UpscaleOptions(tile=512)).pixels for _, lr, _ in items]
+
+
+def score(metric: LPIPS, items: list, outputs: list[np.ndarray]) -> list[dict]:
+    """Per image of ``outputs`` (``upscale_all``): PSNR/SSIM on Y, LPIPS, and LPIPS after a global colour map
+    fitted to the HR (``colour_matched``): City100's LR was shot with other colours than its HR, and adapt keeps
+    the LR's colours on purpose (R's map is fitted to the LR), so this column shows how much of a set's LPIPS change
+    is structure rather than colour."""
     rows = []
-    for name, lr, hr in items:
-        sr = upscale_image(model, Image(lr, None, 8), UpscaleOptions(tile=512)).pixels
+    for (name, _, hr), sr in zip(items, outputs, strict=True):
         rows.append({"image": name, "psnr": psnr_y(sr, hr), "ssim": ssim_y(sr, hr),
                      "lpips": lpips_arrays(metric, sr, hr),
                      "lpips_colour_matched": lpips_arrays(metric, colour_matched(sr, hr), hr)})
     return rows
 
 
-def band_split(model: LoadedModel, metric: LPIPS, items: list, unadapted: torch.nn.Module) -> list[dict]:
+def band_split(metric: LPIPS, items: list, trained: list[np.ndarray], unadapted: list[np.ndarray], scale: int
+               ) -> list[dict]:
     """Per image, LPIPS against the HR of the unadapted output plus only the LR band, or only the part above it,
-    of the trained model's change."""
+    of the trained model's change (both outputs from ``upscale_all``)."""
     rows = []
-    with torch.no_grad():
-        for name, lr_np, hr_np in items:
-            trained, before = (upscale_image(replace(model, module=m), Image(lr_np, None, 8),
-                                             UpscaleOptions(tile=512)).pixels for m in (model.module, unadapted))
-            change = to_tensor(trained) - to_tensor(before)
-            above = above_lr_band(change, model.scale)
-            row = {"image": name}
-            for key, part in (("lr_band_only", change - above), ("above_band_only", above)):
-                row[key] = lpips_arrays(metric, to_array((to_tensor(before) + part).clamp(0, 1)), hr_np)
-            rows.append(row)
+    for (name, _, hr), after, before in zip(items, trained, unadapted, strict=True):
+        change = to_tensor(after) - to_tensor(before)
+        above = above_lr_band(change, scale)
+        row = {"image": name}
+        for key, part in (("lr_band_only", change - above), ("above_band_only", above)):
+            row[key] = lpips_arrays(metric, to_array((to_tensor(before) + part).clamp(0, 1)), hr)
+        rows.append(row)
     return rows
 
 
@@ -164,12 +166,12 @@ def run_set(model, original, recon, metric, items, config, per_image, hf_weight,
             candidates: tuple[Candidate, ...] = DEFAULT_CANDIDATES) -> dict:
     """Score the baseline, adapt (whole set or per image), score again."""
     model.module.load_state_dict(original)
-    before = score(model, metric, items)
+    unadapted = upscale_all(model, items)
+    before = score(metric, items, unadapted)
     loss_fn = LWayLoss(metric, hf_weight=hf_weight)
     lrs = [torch.from_numpy(lr.transpose(2, 0, 1).copy()).to(device) for _, lr, _ in items]
     groups = [[i] for i in range(len(items))] if per_image else [list(range(len(items)))]
     after, bands, logs, started = [], [], [], time.perf_counter()
-    unadapted = copy.deepcopy(model.module)
     set_value = None  # per image, each image's gate also answers to its set's (as adapt --per-image does)
     if per_image and config.select and len(items) > 1:
         set_value = explainability(model, recon, lrs, loss_fn, config.amp)
@@ -188,8 +190,10 @@ def run_set(model, original, recon, metric, items, config, per_image, hf_weight,
                          "adapted": decision.adapted, "reason": decision.reason, "step": decision.step,
                          "candidate": None if decision.candidate is None else decision.candidate.name,
                          "signal": {name: [p.__dict__ for p in run.signal] for name, run in decision.runs.items()}}})
-        after += score(model, metric, [items[i] for i in group])
-        bands += band_split(model, metric, [items[i] for i in group], unadapted)
+        group_items = [items[i] for i in group]
+        trained = upscale_all(model, group_items)
+        after += score(metric, group_items, trained)
+        bands += band_split(metric, group_items, trained, [unadapted[i] for i in group], model.scale)
     summary = summarise(before, after, bands)
     return {"summary": summary, "before": before, "after": after, "bands": bands, "adapt": logs,
             "seconds": time.perf_counter() - started}

@@ -17,14 +17,13 @@ only the part above it (``above_band_only``). Writes bench/results/supervised_bo
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import platform
 import time
 
 import numpy as np
 import torch
-from quality import METRICS, PROFILES, band_split, city100, score, summarise
+from quality import METRICS, PROFILES, band_split, city100, score, summarise, upscale_all
 from results_dir import results_dir
 
 from lway_engine.adaptation.select import DEFAULT_CANDIDATES
@@ -50,9 +49,9 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     model, metric = load_model("realesrgan-x4plus"), LPIPS("alex")
     items = city100(args.pairs)
-    before = score(model, metric, items)
+    unadapted = upscale_all(model, items)
+    before = score(metric, items, unadapted)
     module = model.module.eval()
-    unadapted = copy.deepcopy(module)
     select_trainable(module, config.trainable_fraction)
     params = [p for p in module.parameters() if p.requires_grad]
     optimiser = torch.optim.Adam(params, lr=lr)
@@ -73,8 +72,9 @@ def main() -> None:
         optimiser.step()
         losses.append(float(loss.detach()))
     module.requires_grad_(False)
-    after = score(model, metric, items)
-    bands = band_split(model, metric, items, unadapted)
+    trained = upscale_all(model, items)
+    after = score(metric, items, trained)
+    bands = band_split(metric, items, trained, unadapted, model.scale)
     summary = summarise(before, after, bands)
     for k in METRICS:
         print(f"{k:20} {summary[k]['before']:9.4f} {summary[k]['after']:9.4f} {summary[k]['gain']:+9.4f}")
