@@ -44,12 +44,12 @@ def demo_set() -> list[tuple[str, np.ndarray]]:
 REAL_SETS = ("RealSR_LR4", "realsrset", "OldPhotos_BOPB", "RNI15")
 
 
-def real_sets(limit: int) -> dict[str, list[tuple[str, np.ndarray]]]:
+def real_sets(limit: int, names: tuple[str, ...] = REAL_SETS) -> dict[str, list[tuple[str, np.ndarray]]]:
     """Up to ``limit`` RGB images of each real-world LR set (greyscale and alpha dropped: E takes RGB)."""
     from lway_engine.media.images import read_image
 
     sets = {}
-    for name in REAL_SETS:
+    for name in names:
         files = sorted(p for p in (DATA / name).rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"))
         sets[name] = [(p.stem, read_image(p).rgb()) for p in files[:limit]]
     return sets

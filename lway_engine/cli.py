@@ -349,11 +349,16 @@ def adapt(
         help="With --no-select: hold only what the model adds above the LR's Nyquist frequency to the unadapted "
              "output: adds detail * mean(|D(S(LR)) - D(S0(LR))|) at SR size, D = minus the LR band. The LR band "
              "(colour, structure) adapts freely, the model's own texture stays; 0 is the paper's loss.")] = 0.0,
+    cross_scale: Annotated[float, typer.Option(
+        help="With --no-select: weight of a cross-scale pseudo-pair, (L1 + LPIPS)(S(R(y, e)), y) on LR crops y "
+             "twice --crop: the LR degraded once more by the reconstructor, upscaled, against the LR itself. The "
+             "only term with real pixels above the LR's own detail as its target; 0 is the paper's loss.")] = 0.0,
     select: Annotated[bool, typer.Option(
         "--select/--no-select", help="Adapt only where the reconstructor can be trusted (its explainability "
         "gate), with a texture-keeping loss, stopping at the step a quality signal scored on LR regions never "
         "trained on prefers; keep the unadapted weights when the gate stays shut or nothing beats them (report.md "
-        "says why). --no-select runs the fixed schedule with the paper's loss or --anchor/--texture/--detail."
+        "says why). --no-select runs the fixed schedule with the paper's loss or --anchor/--texture/--detail/"
+        "--cross-scale."
     )] = True,
     seed: Annotated[int, typer.Option(help="Seed for crops and initialisation.")] = 0,
     device: Annotated[str, typer.Option(help="torch device.")] = "cpu",
@@ -398,7 +403,7 @@ def adapt(
             config = AdaptConfig(iterations=iterations, lr=lr, batch=batch, crop=crop, trainable_fraction=fraction,
                                  trainable_patterns=patterns, hf_weight=hf_weight, seed=seed, compile=compile,
                                  amp=_amp(amp, device), deterministic=deterministic, extension=ext, anchor=anchor,
-                                 texture=texture, detail=detail, select=select)
+                                 texture=texture, detail=detail, cross_scale=cross_scale, select=select)
             runs = run_adaptation(loaded, files, output, recon, config, per_image, topology=topology)
         except (ModelLoadError, CheckpointError, FileNotFoundError, ValueError) as exc:
             typer.echo(f"error: {exc}", err=True)

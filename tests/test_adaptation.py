@@ -265,6 +265,50 @@ def test_detail_term_holds_only_the_band_above_the_lr(fresh_compact, small_recon
     assert drift[1][1] > 0.2 * drift[0][1], drift  # the LR band still adapts
 
 
+def _pseudo_pair_loss(model, reconstruction, images: list[torch.Tensor]) -> float:
+    """Plain reference of the cross-scale term on whole images: L1 of S(R(y, e)) against y."""
+    import torch.nn.functional as F
+
+    with torch.no_grad():
+        total = 0.0
+        for y in images:
+            y = y[None, :, : y.shape[1] // 4 * 4, : y.shape[2] // 4 * 4]
+            smaller = reconstruction.reconstructor(y, reconstruction.encoder(y), reference=F.avg_pool2d(y, 4))
+            total += float((model.module(smaller.clamp(0, 1)) - y).abs().mean())
+    return total
+
+
+def test_cross_scale_term_restores_the_lr_from_its_own_degradation(fresh_compact, small_reconstruction, lpips_alex,
+                                                                   photo) -> None:
+    """With a cross-scale weight, S learns to undo R's degradation of the LR itself (its pseudo-pair), on crops
+    twice the loss's (capped by the image) that R shrinks to at least MIN_INPUT_SIDE."""
+    images = _lr_images(photo)
+    original = {k: v.clone() for k, v in fresh_compact.module.state_dict().items()}
+    start = _pseudo_pair_loss(fresh_compact, small_reconstruction, images)
+    after = {}
+    for weight in (0.0, 10.0):
+        fresh_compact.module.load_state_dict(original)
+        config = AdaptConfig(iterations=6, lr=1e-3, batch=2, crop=32, cross_scale=weight)
+        log = adapt(fresh_compact, images, small_reconstruction, LWayLoss(lpips_alex), config, progress=False)
+        assert log.status == "done" and log.cross_crop == (40 if weight else 0), log  # 2 x 32, capped at 40
+        after[weight] = _pseudo_pair_loss(fresh_compact, small_reconstruction, images)
+    assert after[10.0] < 0.8 * after[0.0], (start, after)  # the LR-scale loss alone moves it the other way here
+
+
+def test_cross_scale_crop_fits_the_images_and_the_model(fresh_compact) -> None:
+    """Twice the loss's crop, capped by the smallest image, a multiple of the scale (times the model's multiple),
+    and 0 (the term off) where R would shrink it below MIN_INPUT_SIDE."""
+    from lway_engine.adaptation.loop import _cross_crop
+
+    def side(shapes, **config) -> int:
+        return _cross_crop([torch.zeros(3, h, w) for h, w in shapes], AdaptConfig(**config), fresh_compact)
+
+    assert side([(200, 300)], crop=32, cross_scale=1) == 64
+    assert side([(200, 300), (43, 90)], crop=32, cross_scale=1) == 40
+    assert side([(200, 300)], crop=32, cross_scale=1, cross_crop=102) == 100
+    assert side([(31, 300)], crop=16, cross_scale=1) == 0  # 28 px -> 7 px
+
+
 @pytest.fixture()
 def tiny_rrdb(tmp_path: Path):
     """Real-ESRGAN's architecture (spandrel's RRDBNet) at 1 block x 8 features, randomly initialised and loaded
@@ -288,10 +332,12 @@ def test_compiled_step_is_one_graph_without_breaks(tiny_rrdb, small_reconstructi
     with torch.no_grad():
         styles = reconstructor.prepare(torch.randn(3, 32))
     assert styles.convs is not None
-    for anchor in (0.0, 1.0):  # the flat-area anchor's frozen copy of S runs inside the same graph
+    # the flat-area anchor's frozen copy of S, and the cross-scale term's R and second pass of S, join the graph
+    for anchor, cross in ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0)):
         step = AdaptStep(tiny_rrdb.module, reconstructor, styles, LWayLoss(lpips_alex), params, 1e-4,
-                         torch.device("cpu"), compile=True, anchor=anchor)
-        explained = torch._dynamo.explain(step.forward)(torch.rand(2, 3, 32, 32), torch.tensor([2, 0]))
+                         torch.device("cpu"), compile=True, anchor=anchor, cross_scale=cross)
+        cross_batch = (torch.rand(2, 3, 64, 64), torch.tensor([1, 0])) if cross else ()
+        explained = torch._dynamo.explain(step.forward)(torch.rand(2, 3, 32, 32), torch.tensor([2, 0]), *cross_batch)
         assert explained.graph_break_count == 0, [r.reason for r in explained.break_reasons]
         assert explained.graph_count == 1
 

@@ -102,6 +102,8 @@ def test_candidate_parse_and_configure(lpips_alex) -> None:
     assert config.lr == pytest.approx(3e-5) and config.anchor == 1.0 and not config.hf_weight
     assert not flat_loss.hf_weight and flat_loss.lpips is loss.lpips
     assert Candidate().configure(AdaptConfig(), loss)[1] is loss and Candidate().name == "anchor 0, texture 0"
+    cross = Candidate.parse("cross_scale=0.3")
+    assert cross.configure(AdaptConfig(), loss)[0].cross_scale == 0.3 and "cross-scale 0.3" in cross.name
     weighted = Candidate.parse("lpips=2.5")
     _, weighted_loss = weighted.configure(AdaptConfig(), loss)
     assert weighted_loss.lpips_weight == 2.5 and weighted_loss.hf_weight and "LR LPIPS x2.5" in weighted.name

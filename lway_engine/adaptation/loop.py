@@ -35,7 +35,7 @@ from lway_engine.adaptation.signal import Holdout, QualityMonitor, SignalPoint
 from lway_engine.adaptation.step import AdaptStep, execution_settings
 from lway_engine.adaptation.trainable import select_trainable
 from lway_engine.distributed import Topology, data_parallel, from_rank0, local_slice, mean_over_ranks
-from lway_engine.models import LoadedModel
+from lway_engine.models import MIN_INPUT_SIDE, LoadedModel
 from lway_engine.reconstruction import MIN_LR_SIZE
 
 
@@ -59,6 +59,8 @@ class AdaptConfig:
     anchor: float = 0.0  # weight holding flat areas to the unadapted model's output (step.py); 0: the paper's loss
     texture: float = 0.0  # weight of LPIPS(S(LR), S0(LR)) at SR size, keeping the unadapted texture (step.py)
     detail: float = 0.0  # weight holding S's detail above the LR band to the unadapted model's (step.py)
+    cross_scale: float = 0.0  # weight of the cross-scale pseudo-pair term S(R(y, e)) vs y (step.py); 0: off
+    cross_crop: int = 0  # LR crop side of that term's crops y; 0: twice ``crop`` (R(y) is then half a crop)
     select: bool = True  # choose the step and the candidate by the no-HR signal (select.py); False: fixed schedule
     eval_every: int = 0  # steps between signal evaluations; 0: iterations // 8 (at least 1)
     data_parallel: bool = False  # split each (global) batch over torchrun's ranks, DDP (see the module docstring)
@@ -83,6 +85,7 @@ class AdaptLog:
     # ("failed": an exception ended the run; only run.py's report of that run says so, the exception propagates)
     message: str = ""
     crop: int = 0
+    cross_crop: int = 0  # the cross-scale term's LR crop side (0: the term is off)
     trainable: int = 0
     total_parameters: int = 0
     loss: list[float] = field(default_factory=list)
@@ -104,6 +107,16 @@ def effective_crop(images: list[torch.Tensor], crop: int, multiple_of: int) -> i
     """The crop side used: at most every image's shorter side, rounded down to the model's multiple."""
     side = min(crop, *(min(img.shape[-2:]) for img in images))
     return max(multiple_of, side - side % multiple_of)
+
+
+def _cross_crop(images: list[torch.Tensor], config: AdaptConfig, model: LoadedModel) -> int:
+    """The cross-scale term's crop side: ``config.cross_crop`` (or twice the crop) within every image, a multiple
+    of the scale times the model's multiple so that R's output fits the model; 0 where that output would fall
+    under MIN_INPUT_SIDE."""
+    multiple = model.scale * model.size.multiple_of
+    side = min(config.cross_crop or 2 * config.crop, *(min(img.shape[-2:]) for img in images))
+    side -= side % multiple
+    return side if side // model.scale >= MIN_INPUT_SIDE else 0
 
 
 def _at_least(img: torch.Tensor, side: int) -> torch.Tensor:
@@ -150,6 +163,11 @@ def adapt(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.
                    total_parameters=sum(p.numel() for p in module.parameters()))
     if log.crop < config.crop:
         log.message = f"LR smaller than the {config.crop}px crop: using {log.crop}px crops. "
+    if config.cross_scale:
+        log.cross_crop = _cross_crop(bounded, config, model)
+        if not log.cross_crop:
+            log.message += (f"LR too small for the cross-scale term (R's output of a crop would be under "
+                            f"{MIN_INPUT_SIDE}px): ran without it. ")
     reconstruction.eval().requires_grad_(False)
     if min(min(img.shape[-2:]) for img in images) < MIN_LR_SIZE:
         log.message += f"LR below the encoder's {MIN_LR_SIZE}px minimum: reflect-padded for the embedding only. "
@@ -159,7 +177,8 @@ def adapt(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.
         styles = reconstruction.reconstructor.prepare(embeddings)  # once per run, not per step: e and R are fixed
     device = embeddings.device
     step_fn = AdaptStep(module, reconstruction.reconstructor, styles, loss_fn, params, config.lr, device,
-                        config.compile, config.amp, config.anchor, config.texture, config.detail)
+                        config.compile, config.amp, config.anchor, config.texture, config.detail,
+                        config.cross_scale if log.cross_crop else 0.0)
     if config.data_parallel:  # after the step set the memory format and kept its frozen copy of the plain module
         step_fn.module = data_parallel(module, device)
     monitor = QualityMonitor(images, holdout, reconstruction.reconstructor, styles, model.scale,
@@ -185,10 +204,12 @@ def adapt(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.
                     log.message += f"cancelled after {len(log.loss)} steps; keeping the best weights so far."
                     break
                 started = time.perf_counter()
-                lr_crops, picks = _random_crops(images, config.batch, log.crop, rng, limits, part)
+                batch = _random_crops(images, config.batch, log.crop, rng, limits, part)
+                if log.cross_crop:
+                    batch += _random_crops(images, config.batch, log.cross_crop, rng, limits, part)
                 _copy(params, current)
                 updating = True
-                terms = step_fn(lr_crops, picks)
+                terms = step_fn(*batch)
                 value, l1, lpips = (mean_over_ranks(terms) if config.data_parallel else terms).tolist()
                 updating = False
                 if not math.isfinite(value) or (log.loss and value > config.explode_factor * log.loss[0]):

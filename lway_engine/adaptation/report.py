@@ -95,9 +95,9 @@ def write_report(outdir: Path, settings: dict, runs: dict[str, AdaptLog], decisi
             lines.append(_row(name, candidate, log))
     plotted = plot_signal(outdir / "signal.png", decisions)
     lines += ["", f"Total time: {seconds:.1f} s. Loss = L1(W*LR_hat, W*LR) + LPIPS-alex(W*LR_hat, W*LR) (+ the "
-              "candidate's anchor and texture terms); 'last loss' is the mean of the last 10 steps. The signal is "
-              "scored on LR regions never trained on (lower is better, 0 = the unadapted model): see "
-              "lway_engine/adaptation/signal.py."]
+              "candidate's anchor, texture, detail and cross-scale terms); 'last loss' is the mean of the last 10 "
+              "steps. The signal is scored on LR regions never trained on (lower is better, 0 = the unadapted "
+              "model): see lway_engine/adaptation/signal.py."]
     if plotted:
         lines += ["", "![loss and signal per candidate](signal.png)"]
     else:  # an earlier run's plot in the same folder would describe another run

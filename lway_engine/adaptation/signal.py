@@ -160,7 +160,7 @@ class QualityMonitor:
         flat_now = flat_then = tex_now = tex_then = 0.0
         for (_, tile), now, then in zip(self._tiles(), outputs, self._reference_sr, strict=True):
             w = F.interpolate(hf_weight_map(tile[None]), scale_factor=self.scale, mode="nearest")
-            e_now, e_then = _detail_energy(now, self.scale), _detail_energy(then, self.scale)
+            e_now, e_then = detail_energy(now, self.scale), detail_energy(then, self.scale)
             flat, textured = (w < FLAT).float(), (w > TEXTURED).float()
             flat_now += float((e_now * flat).sum())
             flat_then += float((e_then * flat).sum())
@@ -209,7 +209,7 @@ def fidelity_room(explainability: float) -> float:
     return 1 - 1 / explainability
 
 
-def _detail_energy(sr: torch.Tensor, scale: int) -> torch.Tensor:
+def detail_energy(sr: torch.Tensor, scale: int) -> torch.Tensor:
     """Per-pixel energy (summed over channels) of what lies above the LR's Nyquist frequency: the SR image minus
     its area-downsampled-then-upsampled self, i.e. the detail the SR model adds beyond what the LR holds."""
     coarse = F.interpolate(F.avg_pool2d(sr, scale), scale_factor=scale, mode="nearest")

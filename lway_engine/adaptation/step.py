@@ -27,6 +27,14 @@ unadapted model, the band the LR-scale loss cannot judge. Why: the anchor and te
 so they also resist the colour and structure corrections the LR loss is there to make; splitting by band lets the
 LR loss move the LR band freely while the model's own texture above it stays.
 
+``cross_scale`` > 0 adds ``cross_scale * (L1 + LPIPS)(S(R(y, e)), y)`` on a second set of LR crops y, larger than
+the loss's (``AdaptConfig.cross_crop``): a pseudo-pair in the spirit of ZSSR, the LR degraded once more by R with its
+own embedding (R's colour map fitted to y's area-downsampled self), upscaled by S and compared with the LR itself.
+Why: every other term sees S's output only through R, at LR scale, so none says what belongs above the LR's
+Nyquist frequency, where a model trained against the HR gains most of its LPIPS (``bench/supervised_bound.py``:
+-0.076 of -0.087 on City100). The pseudo-pair's target is real pixels of the user's own image at full resolution:
+what S should restore across one more step of this image's degradation, including the band above R(y)'s Nyquist.
+
 Crop shapes are fixed during a run, so the forward compiles once. ``amp`` (CUDA only) runs S, R and LPIPS under
 autocast; the L1 term and the loss's sum stay float32, and fp16 scales the loss (GradScaler, which the fused Adam
 unscales without a device sync). On CUDA the model runs channels_last, the layout tensor-core convolutions want.
@@ -50,7 +58,7 @@ from lway_engine.compiled import EagerFallback, try_compile
 from lway_engine.reconstruction import Reconstructor, Styles
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-Forward = Callable[[torch.Tensor, torch.Tensor], LossTerms]  # (lr_crops, condition) -> loss terms
+Forward = Callable[..., LossTerms]  # (lr_crops, condition[, cross_crops, cross_condition]) -> loss terms
 
 
 def amp_dtype(amp: str | None, device: torch.device) -> torch.dtype | None:
@@ -107,15 +115,17 @@ class AdaptStep:
 
     def __init__(self, module: nn.Module, reconstructor: Reconstructor, styles: Styles, loss_fn: LWayLoss,
                  params: list[nn.Parameter], lr: float, device: torch.device, compile: bool = False,
-                 amp: str | None = None, anchor: float = 0.0, texture: float = 0.0, detail: float = 0.0) -> None:
-        if min(anchor, texture, detail) < 0:
-            raise ValueError(f"anchor, texture and detail weights must be >= 0, got {anchor}, {texture}, {detail}")
+                 amp: str | None = None, anchor: float = 0.0, texture: float = 0.0, detail: float = 0.0,
+                 cross_scale: float = 0.0) -> None:
+        if min(anchor, texture, detail, cross_scale) < 0:
+            raise ValueError(f"anchor, texture, detail and cross_scale weights must be >= 0, got {anchor}, {texture}, "
+                             f"{detail}, {cross_scale}")
         self.module, self.reconstructor, self.styles, self.loss_fn = module, reconstructor, styles, loss_fn
         self.autocast_dtype = amp_dtype(amp, device)
         self.channels_last = device.type == "cuda" or self.autocast_dtype is not None
         if self.channels_last:
             module.to(memory_format=torch.channels_last)
-        self.anchor, self.texture, self.detail = anchor, texture, detail
+        self.anchor, self.texture, self.detail, self.cross_scale = anchor, texture, detail, cross_scale
         loss_fn.uses_fused_kernel(device)  # the kernel's first-use self-check runs here, outside any compiled graph
         self.unadapted = copy.deepcopy(module).requires_grad_(False) if anchor or texture or detail else None
         self.optimizer = torch.optim.Adam(params, lr=lr, fused=True if compile else None)
@@ -133,16 +143,20 @@ class AdaptStep:
         ``lr_crops`` the LR it is compared with (R's colour map is fitted to it: ``reconstruction.colour_fit``)."""
         return self.reconstructor(sr, styles=self.styles.select(condition), reference=lr_crops)
 
-    def forward(self, lr_crops: torch.Tensor, condition: torch.Tensor) -> LossTerms:
-        """The loss terms of a batch (differentiable ``total``); what ``compile`` turns into one graph."""
+    def forward(self, lr_crops: torch.Tensor, condition: torch.Tensor, cross_crops: torch.Tensor | None = None,
+                cross_condition: torch.Tensor | None = None) -> LossTerms:
+        """The loss terms of a batch (differentiable ``total``); what ``compile`` turns into one graph.
+        ``cross_crops`` (with their images' indices): the larger crops of the cross-scale term, if it is on."""
         with torch.autocast(lr_crops.device.type, self.autocast_dtype, enabled=self.autocast_dtype is not None):
             sr = self.module(lr_crops)
             terms = self.loss_fn(self.reconstruct(sr, condition, lr_crops).float(), lr_crops)
+            total = terms.total
+            if self.cross_scale and cross_crops is not None:
+                total = total + self.cross_scale * self.cross_scale_loss(cross_crops, cross_condition)
             if self.unadapted is None:
-                return terms
+                return LossTerms(total, terms.l1, terms.lpips)
             with torch.no_grad():
                 reference = self.unadapted(lr_crops).float()
-            total = terms.total
             if self.anchor:
                 total = total + self.anchor * self.flat_area_anchor(sr, reference, lr_crops)
             if self.texture:
@@ -152,6 +166,14 @@ class AdaptStep:
                 change = above_lr_band(sr.float(), scale) - above_lr_band(reference, scale)
                 total = total + self.detail * change.abs().mean()
             return LossTerms(total, terms.l1, terms.lpips)
+
+    def cross_scale_loss(self, crops: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """``(L1 + LPIPS)(S(R(y, e)), y)`` for LR crops y (see the module docstring); R is frozen, so its pass needs
+        no graph."""
+        with torch.no_grad():
+            smaller = self.reconstruct(crops, condition, F.avg_pool2d(crops, self.reconstructor.scale)).clamp(0, 1)
+        restored = self.module(smaller.to(crops.dtype)).float()
+        return (restored - crops).abs().mean() + self.loss_fn.lpips(restored, crops).mean()
 
     def flat_area_anchor(self, sr: torch.Tensor, reference: torch.Tensor, lr_crops: torch.Tensor) -> torch.Tensor:
         """``mean((1 - W) * |S(LR) - S0(LR)|)`` at SR size (see the module docstring)."""
@@ -169,14 +191,17 @@ class AdaptStep:
             self.scaler.step(self.optimizer)
             self.scaler.update()
 
-    def _step(self, forward: Forward, lr_crops: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+    def _step(self, forward: Forward, *batch: torch.Tensor | None) -> torch.Tensor:
         # Gradients are cleared first, so a compiled attempt that failed halfway leaves nothing behind for the retry.
         self.optimizer.zero_grad(set_to_none=True)
-        terms = forward(lr_crops, condition)
+        terms = forward(*batch)
         self.update(terms.total)
         return torch.stack([terms.total.detach(), terms.l1, terms.lpips])
 
-    def __call__(self, lr_crops: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+    def __call__(self, lr_crops: torch.Tensor, condition: torch.Tensor, cross_crops: torch.Tensor | None = None,
+                 cross_condition: torch.Tensor | None = None) -> torch.Tensor:
         if self.channels_last:
             lr_crops = lr_crops.contiguous(memory_format=torch.channels_last)
-        return self._run(lr_crops, condition)
+            if cross_crops is not None:
+                cross_crops = cross_crops.contiguous(memory_format=torch.channels_last)
+        return self._run(lr_crops, condition, cross_crops, cross_condition)
