@@ -89,7 +89,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=40)
     parser.add_argument("--lr", type=float, default=1e-5, help="before the candidate's lr_scale")
     parser.add_argument("--crop", type=int, default=48)
-    parser.add_argument("--amp", choices=("auto", "bf16", "none"), default="auto",
+    parser.add_argument("--amp", choices=("auto", "bf16", "fp32"), default="auto",
                         help="autocast of adaptation and the gate (auto: bf16 on a CPU with native bf16)")
     parser.add_argument("--only", help="comma-separated subset of sets")
     parser.add_argument("--hr-set", default="Kodak24", help="the HR images the families degrade (an evaluation "

@@ -93,8 +93,8 @@ class Candidate:
 # 2026-12-01: plus the cross-scale pseudo-pair at weight 0.3 (step.py), the one term that asks for detail above the
 # LR band. bench/quality.py --quick, fp32, City100 031-038: +1.37 dB / -0.034 LPIPS against +1.18 / -0.015 without
 # it (weight 0.5: +1.16 / -0.031), every pair better; the fresh pairs 039-046: +1.32 / -0.035 against +1.52 / -0.015.
-# On noisy real photos it teaches S to restore the LR's noise too (RNI15 crops: flat-area detail +69% by step 40);
-# there the held-out signal's copying part refuses it and the unadapted weights stay.
+# On noisy real photos it asks S to restore the LR's noise too: on RNI15 crops the signal's copying part read +0.69
+# by step 40 (+0.54 without the term) and refused every step, as on OldPhotos (bench/real_decisions.py).
 DEFAULT_CANDIDATES = (Candidate(anchor=1.0, flat=True, lr_scale=3.0, gate=2.0, cross_scale=0.3),)
 
 
