@@ -106,7 +106,8 @@ def above_lr_band(sr: torch.Tensor, scale: int) -> torch.Tensor:
 
 
 class AdaptStep:
-    """Forward, backward and Adam update of one batch; call it with ``(lr_crops, condition)``.
+    """Forward, backward and Adam update of one batch; call it with ``(lr_crops, condition)``, plus the cross-scale
+    term's ``(cross_crops, cross_condition)`` when it is on.
 
     ``condition`` says what R is conditioned on for each crop: the index of the crop's image in ``styles``, R's
     conditioning prepared once per run from the images' embeddings (``Reconstructor.prepare``). Returns the batch's
