@@ -140,11 +140,12 @@ def band_split(metric: LPIPS, items: list, trained: list[np.ndarray], unadapted:
     of the trained model's change (both outputs from ``upscale_all``)."""
     rows = []
     for (name, _, hr), after, before in zip(items, trained, unadapted, strict=True):
-        change = to_tensor(after) - to_tensor(before)
+        base = to_tensor(before)
+        change = to_tensor(after) - base
         above = above_lr_band(change, scale)
         row = {"image": name}
         for key, part in (("lr_band_only", change - above), ("above_band_only", above)):
-            row[key] = lpips_arrays(metric, to_array((to_tensor(before) + part).clamp(0, 1)), hr)
+            row[key] = lpips_arrays(metric, to_array((base + part).clamp(0, 1)), hr)
         rows.append(row)
     return rows
 
@@ -160,6 +161,16 @@ def summarise(before: list[dict], after: list[dict], bands: list[dict]) -> dict:
                      for k in METRICS}
     summary["lpips_by_band"] = {key: mean(bands, key) - summary["lpips"]["before"] for key in BANDS}
     return summary
+
+
+def print_summary(summary: dict) -> None:
+    """``summarise``'s table: each metric before, after and its gain, then the LPIPS change by band."""
+    print(f"{'':20} {'before':>9} {'after':>9} {'gain':>9}")
+    for k in METRICS:
+        print(f"{k:20} {summary[k]['before']:>9.4f} {summary[k]['after']:>9.4f} {summary[k]['gain']:>+9.4f}")
+    bands = summary["lpips_by_band"]
+    print("LPIPS change with only the LR band / only the part above it of the adapted model's change: "
+          f"{bands['lr_band_only']:+.4f} / {bands['above_band_only']:+.4f}", flush=True)
 
 
 def run_set(model, original, recon, metric, items, config, per_image, hf_weight, device,
@@ -285,12 +296,7 @@ def main() -> None:
         results[name] = run_set(model, original, recon, metric, items, config, per_image, hf, args.device,
                                 candidates)
         results[name]["hf_weight"] = hf  # config.hf_weight is the base setting; --no-hf-weight applies per run
-        s = results[name]["summary"]
-        print(f"{'':20} {'before':>9} {'after':>9} {'gain':>9}")
-        for k in METRICS:
-            print(f"{k:20} {s[k]['before']:>9.4f} {s[k]['after']:>9.4f} {s[k]['gain']:>+9.4f}", flush=True)
-        print("LPIPS change with only the LR band / only the part above it of the adapted model's change: "
-              f"{s['lpips_by_band']['lr_band_only']:+.4f} / {s['lpips_by_band']['above_band_only']:+.4f}", flush=True)
+        print_summary(results[name]["summary"])
 
     print(f"\n{'run':<40} {'images':>6} {'PSNR gain':>10} {'SSIM gain':>10} {'LPIPS change':>13}")
     for name, r in results.items():

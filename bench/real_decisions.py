@@ -20,16 +20,14 @@ import platform
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from gate_check import real_sets
 from quality import PROFILES
 from results_dir import results_dir
 
-from lway_engine.adaptation.hf_weight import hf_weight_map
 from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
 from lway_engine.adaptation.select import DEFAULT_CANDIDATES, Candidate, adapt_and_select
-from lway_engine.adaptation.signal import FLAT, detail_energy
+from lway_engine.adaptation.signal import area_detail
 from lway_engine.losses import LPIPS
 from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
@@ -43,13 +41,9 @@ def centre(image: np.ndarray, side: int) -> torch.Tensor:
 
 
 def flat_detail(module: torch.nn.Module, images: list[torch.Tensor], scale: int) -> float:
-    """The model's detail energy above the LR band in flat areas (HF map below ``signal.FLAT``), summed."""
-    total = 0.0
+    """The model's detail energy above the LR band in flat areas (``signal.area_detail``), summed."""
     with torch.no_grad():
-        for x in images:
-            flat = F.interpolate(hf_weight_map(x[None]), scale_factor=scale, mode="nearest") < FLAT
-            total += float((detail_energy(module(x[None]).clamp(0, 1), scale) * flat).sum())
-    return total
+        return sum(area_detail(module(x[None]).clamp(0, 1), x[None], scale)[0] for x in images)
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 import torch
-from quality import METRICS, PROFILES, band_split, city100, score, summarise, upscale_all
+from quality import PROFILES, band_split, city100, print_summary, score, summarise, upscale_all
 from results_dir import results_dir
 
 from lway_engine.adaptation.select import DEFAULT_CANDIDATES
@@ -76,10 +76,7 @@ def main() -> None:
     after = score(metric, items, trained)
     bands = band_split(metric, items, trained, unadapted, model.scale)
     summary = summarise(before, after, bands)
-    for k in METRICS:
-        print(f"{k:20} {summary[k]['before']:9.4f} {summary[k]['after']:9.4f} {summary[k]['gain']:+9.4f}")
-    print(f"LPIPS change, only the LR band / only the part above it: {summary['lpips_by_band']['lr_band_only']:+.4f}"
-          f" / {summary['lpips_by_band']['above_band_only']:+.4f}")
+    print_summary(summary)
     device = f"{platform.machine()} CPU"
     out = results_dir() / f"supervised_bound_{profile_name}_{device.replace(' ', '_')}.json"
     out.write_text(json.dumps({"profile": profile_name, "device": device, "steps": steps, "lr": lr,

@@ -131,6 +131,7 @@ class QualityMonitor:
     _reference_loss: float = field(default=0.0, repr=False)
     _reference_coarse: float = field(default=0.0, repr=False)
     _reference_sr: list[torch.Tensor] = field(default_factory=list, repr=False)
+    _reference_detail: tuple[float, float] = field(default=(0.0, 0.0), repr=False)  # (flat, textured) areas
 
     def _tiles(self) -> list[tuple[int, torch.Tensor]]:
         return [(i, self.images[i][:, top : top + h, left : left + w]) for i, top, left, h, w in self.holdout.tiles]
@@ -151,26 +152,27 @@ class QualityMonitor:
         """Record the unadapted model's held-out loss and outputs; the point of step 0 (all zeros)."""
         losses, coarse, self._reference_sr = self._measure(module)
         self._reference_loss, self._reference_coarse = sum(losses), sum(coarse)
+        self._reference_detail = self._detail(self._reference_sr)
         return SignalPoint(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
     def evaluate(self, module: nn.Module, step: int) -> SignalPoint:
         losses, coarse, outputs = self._measure(module)
         fidelity = sum(losses) / max(self._reference_loss, _EPS) - 1
         coarse_change = sum(coarse) / max(self._reference_coarse, _EPS) - 1
-        flat_now = flat_then = tex_now = tex_then = 0.0
-        for (_, tile), now, then in zip(self._tiles(), outputs, self._reference_sr, strict=True):
-            w = F.interpolate(hf_weight_map(tile[None]), scale_factor=self.scale, mode="nearest")
-            e_now, e_then = detail_energy(now, self.scale), detail_energy(then, self.scale)
-            flat, textured = (w < FLAT).float(), (w > TEXTURED).float()
-            flat_now += float((e_now * flat).sum())
-            flat_then += float((e_then * flat).sum())
-            tex_now += float((e_now * textured).sum())
-            tex_then += float((e_then * textured).sum())
+        (flat_now, tex_now), (flat_then, tex_then) = self._detail(outputs), self._reference_detail
         copying = math.log((flat_now + _EPS) / (flat_then + _EPS)) if flat_then > 0 else 0.0
         texture = math.log((tex_now + _EPS) / (tex_then + _EPS)) if tex_then > 0 else 0.0
         value = combine(fidelity, copying, texture, self.copy_weight, self.texture_weight, self.added_only,
                         self.explainability)
         return SignalPoint(step, value, fidelity, copying, texture, coarse_change, self._departure(outputs))
+
+    def _detail(self, outputs: list[torch.Tensor]) -> tuple[float, float]:
+        """The held-out outputs' detail energy summed over flat and over textured areas (:func:`area_detail`)."""
+        flat = textured = 0.0
+        for (_, tile), sr in zip(self._tiles(), outputs, strict=True):
+            tile_flat, tile_textured = area_detail(sr, tile[None], self.scale)
+            flat, textured = flat + tile_flat, textured + tile_textured
+        return flat, textured
 
     def _departure(self, outputs: list[torch.Tensor]) -> float:
         """Mean LPIPS between S's and S0's held-out outputs (0 without a perceptual metric)."""
@@ -209,7 +211,15 @@ def fidelity_room(explainability: float) -> float:
     return 1 - 1 / explainability
 
 
-def detail_energy(sr: torch.Tensor, scale: int) -> torch.Tensor:
+def area_detail(sr: torch.Tensor, lr: torch.Tensor, scale: int) -> tuple[float, float]:
+    """``sr``'s detail energy (:func:`_detail_energy`) summed over the areas ``lr``'s HF map calls flat (below FLAT)
+    and textured (above TEXTURED): where copied noise shows, and where the model's texture lives."""
+    w = F.interpolate(hf_weight_map(lr), scale_factor=scale, mode="nearest")
+    energy = _detail_energy(sr, scale)
+    return float((energy * (w < FLAT).float()).sum()), float((energy * (w > TEXTURED).float()).sum())
+
+
+def _detail_energy(sr: torch.Tensor, scale: int) -> torch.Tensor:
     """Per-pixel energy (summed over channels) of what lies above the LR's Nyquist frequency: the SR image minus
     its area-downsampled-then-upsampled self, i.e. the detail the SR model adds beyond what the LR holds."""
     coarse = F.interpolate(F.avg_pool2d(sr, scale), scale_factor=scale, mode="nearest")
