@@ -4,7 +4,10 @@
     .venv/bin/python bench/adapt_speed.py --device cuda --profile gpu       # x4plus, batch 6, 128 px, bf16 too
 
 Each variant is an ``AdaptStep`` (lway_engine/adaptation/step.py, what ``adapt`` runs) on its own copy of the
-model with the paper's trainable 65%, the bundled E+R checkpoint and LPIPS-alex. Steps are timed side by side:
+model with the paper's trainable 65%, the bundled E+R checkpoint and LPIPS-alex: the paper's bare step, and (the
+``-default`` variants) the step of ``adapt``'s default candidate, which adds the flat-area anchor (a forward of the
+unadapted model) and the cross-scale pseudo-pair (a second pass of S on crops twice the size, R-degraded to half a
+crop, and LPIPS at twice the crop size). Steps are timed side by side:
 every repeat runs each variant once, in turn, on the same crops, so drifting machine load hits all alike; the
 table reports medians and each variant's ratio to eager. ``compile s`` is the first step's time (tracing, inductor,
 C++/Triton builds; a warm cache in $LWAY_HOME/torch-compile shortens it) minus a warm step's.
@@ -38,6 +41,7 @@ import torch
 from lway_engine.adaptation.loop import AdaptConfig, adapt
 from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
+from lway_engine.adaptation.select import DEFAULT_CANDIDATES
 from lway_engine.adaptation.step import AdaptStep, execution_settings
 from lway_engine.adaptation.trainable import select_trainable
 from lway_engine.hardware import cpu_features
@@ -46,17 +50,22 @@ from lway_engine.models import LoadedModel, load_model
 from lway_engine.reconstruction import LWayReconstruction, load_checkpoint
 from results_dir import results_dir
 
-# variant name -> (compile, amp)
+# variant name -> (compile, amp, terms): terms "paper" is the bare LWay step, "default" adds the terms of adapt's
+# default candidate (select.DEFAULT_CANDIDATES[0]: the flat-area anchor, W = 1, the cross-scale pseudo-pair), what
+# a user's default run pays per step
 PROFILES = {
     # x4plus's stage pieces would add minutes of compiling on 2 cores: its breakdown is left to the GPU profile
     "cpu": dict(models=["rrdb-small", "realesrgan-x4plus"], breakdown=["rrdb-small"], batch=1, crop=32, repeats=10,
-                variants={"eager": (False, None), "compiled": (True, None)}, run_iterations=0),
+                variants={"eager": (False, None, "paper"), "compiled": (True, None, "paper"),
+                          "eager-default": (False, None, "default")}, run_iterations=0),
     # bfloat16 on a CPU with AMX / AVX512_BF16 (issue: CPU bf16), at the size the issue measured
     "cpu-bf16": dict(models=["realesrgan-x4plus"], breakdown=[], batch=2, crop=64, repeats=3,
-                     variants={"eager": (False, None), "eager-bf16": (False, "bf16")}, run_iterations=0),
+                     variants={"eager": (False, None, "paper"), "eager-bf16": (False, "bf16", "paper")},
+                     run_iterations=0),
     "gpu": dict(models=["realesrgan-x4plus"], breakdown=["realesrgan-x4plus"], batch=6, crop=128, repeats=20,
-                variants={"eager": (False, None), "compiled": (True, None), "eager-bf16": (False, "bf16"),
-                          "compiled-bf16": (True, "bf16")}, run_iterations=500),
+                variants={"eager": (False, None, "paper"), "compiled": (True, None, "paper"),
+                          "eager-bf16": (False, "bf16", "paper"), "compiled-bf16": (True, "bf16", "paper"),
+                          "eager-bf16-default": (False, "bf16", "default")}, run_iterations=500),
 }
 
 
@@ -147,7 +156,7 @@ def stage_timer(step: AdaptStep, compiled: bool, device: torch.device) -> Callab
             sr = sr_fn(lr_crops)
             lap("SR forward")
             sr_leaf = sr.detach().requires_grad_()
-            x_hat = r_fn(sr_leaf, picks).float()
+            x_hat = r_fn(sr_leaf, picks, lr_crops).float()
             lap("R forward+backward")
             x_hat_leaf = x_hat.detach().requires_grad_()
             total = loss_fn(x_hat_leaf, lr_crops).total
@@ -178,26 +187,36 @@ def bench_model(label: str, model: LoadedModel, recon: LWayReconstruction, lpips
         encoder_s = time.perf_counter() - started
         styles = recon.reconstructor.prepare(embeddings)  # once per run, as adapt does
 
-    def crops() -> tuple[torch.Tensor, torch.Tensor]:
+    def crops(size: int = crop) -> tuple[torch.Tensor, torch.Tensor]:
         picks = rng.integers(0, len(images), size=batch)
-        tops = rng.integers(0, images[0].shape[-1] - crop + 1, size=(batch, 2))
-        x = torch.stack([images[i][:, t : t + crop, s : s + crop] for i, (t, s) in zip(picks, tops)])
+        tops = rng.integers(0, images[0].shape[-1] - size + 1, size=(batch, 2))
+        x = torch.stack([images[i][:, t : t + size, s : s + size] for i, (t, s) in zip(picks, tops)])
         return x, torch.as_tensor(picks, device=device)  # R's condition: each crop's image index into styles
 
+    def batch_of_crops() -> tuple[torch.Tensor, ...]:
+        """The main crops and the cross-scale term's, twice their size (``AdaptConfig.cross_crop``'s default)."""
+        return (*crops(), *crops(2 * crop))
+
     variants = []
-    for name, (compiled, amp) in profile["variants"].items():
+    for name, (compiled, amp, terms) in profile["variants"].items():
         module = copy.deepcopy(model.module).eval()
         select_trainable(module, 0.65)
         params = [p for p in module.parameters() if p.requires_grad]
-        step = AdaptStep(module, recon.reconstructor, styles, LWayLoss(lpips), params, 1e-6, device, compiled, amp)
-        variants.append(Variant(name, step, stage_timer(step, compiled, device) if breakdown else None, [], []))
+        config, loss_fn = AdaptConfig(), LWayLoss(lpips)
+        if terms == "default":
+            config, loss_fn = DEFAULT_CANDIDATES[0].configure(config, loss_fn)
+        step = AdaptStep(module, recon.reconstructor, styles, loss_fn, params, 1e-6, device, compiled, amp,
+                         anchor=config.anchor, texture=config.texture, detail=config.detail,
+                         cross_scale=config.cross_scale)
+        stages = stage_timer(step, compiled, device) if breakdown and terms == "paper" else None
+        variants.append(Variant(name, step, stages, [], []))
     for variant in variants:  # first step (compilation), then a warm one; the difference is the compile time
         first = []
         for _ in range(2):
-            x, e = crops()
+            x, e, cross_x, cross_e = batch_of_crops()
             sync(device)
             started = time.perf_counter()
-            variant.step(x, e)
+            variant.step(x, e, cross_x, cross_e)
             sync(device)
             first.append(time.perf_counter() - started)
         variant.compile_s = max(0.0, first[0] - first[1])
@@ -206,12 +225,12 @@ def bench_model(label: str, model: LoadedModel, recon: LWayReconstruction, lpips
             variant.stages(*crops())  # compiles the stage pieces
     stage_rows: dict[str, list[dict[str, float]]] = {v.name: [] for v in variants}
     for _ in range(profile["repeats"]):
-        x, e = crops()
+        x, e, cross_x, cross_e = batch_of_crops()
         for variant in variants:
             with peak_memory(device, variant.memory):
                 sync(device)
                 started = time.perf_counter()
-                variant.step(x, e)
+                variant.step(x, e, cross_x, cross_e)
                 sync(device)
                 variant.times.append(time.perf_counter() - started)
             if variant.stages is not None:
@@ -225,7 +244,8 @@ def bench_model(label: str, model: LoadedModel, recon: LWayReconstruction, lpips
         stage_sum = sum(stages.values())
         erl = (stages.get("R forward+backward", 0) + stages.get("loss forward+backward", 0)) / stage_sum \
             if stage_sum else None
-        rows.append({"model": label, "variant": variant.name, "batch": batch, "crop": crop,
+        rows.append({"model": label, "variant": variant.name, "terms": profile["variants"][variant.name][2],
+                     "batch": batch, "crop": crop,
                      "median_step_s": median, "speedup_vs_eager": eager / median, "steps_s": variant.times,
                      "compile_s": variant.compile_s, "peak_memory_mib": max(variant.memory),
                      "stages_s": stages, "r_loss_fraction": erl, "encoder_once_s": encoder_s})
@@ -266,7 +286,7 @@ def main() -> None:
 
     recon = load_checkpoint(DEFAULT_RECONSTRUCTOR, expect_scale=4).to(device).eval().requires_grad_(False)
     lpips = LPIPS("alex").to(device)
-    images = [img.to(device) for img in photos(max(2 * profile["crop"], 64))]
+    images = [img.to(device) for img in photos(max(2 * profile["crop"], 64))]  # holds a cross-scale crop
     rows, runs = [], []
     with tempfile.TemporaryDirectory() as tmp, execution_settings(device, args.deterministic):
         for name in profile["models"]:
@@ -275,7 +295,7 @@ def main() -> None:
                   flush=True)
             rows += bench_model(name, model, recon, lpips, images, profile, device, name in profile["breakdown"])
             if profile["run_iterations"]:
-                for amp in dict.fromkeys(a for _, a in profile["variants"].values()):
+                for amp in dict.fromkeys(a for _, a, _ in profile["variants"].values()):
                     runs.append({"model": name, **timed_run(model, recon, lpips, images, profile, amp)})
 
     stage_names = sorted({k for row in rows for k in row["stages_s"]})
