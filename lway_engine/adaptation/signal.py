@@ -211,12 +211,13 @@ def fidelity_room(explainability: float) -> float:
     return 1 - 1 / explainability
 
 
-def area_detail(sr: torch.Tensor, lr: torch.Tensor, scale: int) -> tuple[float, float]:
-    """``sr``'s detail energy (:func:`_detail_energy`) summed over the areas ``lr``'s HF map calls flat (below FLAT)
-    and textured (above TEXTURED): where copied noise shows, and where the model's texture lives."""
+def area_detail(sr: torch.Tensor, lr: torch.Tensor, scale: int, flat: float = FLAT,
+                textured: float = TEXTURED) -> tuple[float, float]:
+    """``sr``'s detail energy (:func:`_detail_energy`) summed over the areas ``lr``'s HF map calls flat (below
+    ``flat``) and textured (above ``textured``): where copied noise shows, and where the model's texture lives."""
     w = F.interpolate(hf_weight_map(lr), scale_factor=scale, mode="nearest")
     energy = _detail_energy(sr, scale)
-    return float((energy * (w < FLAT).float()).sum()), float((energy * (w > TEXTURED).float()).sum())
+    return float((energy * (w < flat).float()).sum()), float((energy * (w > textured).float()).sum())
 
 
 def _detail_energy(sr: torch.Tensor, scale: int) -> torch.Tensor:
