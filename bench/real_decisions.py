@@ -29,6 +29,7 @@ from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
 from lway_engine.adaptation.select import DEFAULT_CANDIDATES, Candidate, adapt_and_select
 from lway_engine.adaptation.signal import area_detail
 from lway_engine.losses import LPIPS
+from lway_engine.media.images import to_tensor
 from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
 
@@ -37,7 +38,7 @@ def centre(image: np.ndarray, side: int) -> torch.Tensor:
     height, width = image.shape[:2]
     s = min(side, height, width)
     top, left = (height - s) // 2, (width - s) // 2
-    return torch.from_numpy(np.ascontiguousarray(image[top : top + s, left : left + s].transpose(2, 0, 1))).float()
+    return to_tensor(image[top : top + s, left : left + s])[0].float()
 
 
 def flat_detail(module: torch.nn.Module, images: list[torch.Tensor], scale: int) -> float:

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from lway_engine.adaptation.hf_weight import hf_weight_map
 from lway_engine.adaptation.signal import area_detail
-from lway_engine.media.images import Image
+from lway_engine.media.images import Image, to_tensor
 from lway_engine.metrics import lpips_arrays
 from lway_engine.upscale import UpscaleOptions, upscale_image
 
@@ -39,7 +39,7 @@ def pseudo_pairs(model, reconstruction, metric, lr_np: np.ndarray, scale: int = 
     """LPIPS of S(LR degraded once more) against the LR, with R's degradation and with an area downsample."""
     height, width = (s - s % scale for s in lr_np.shape[:2])
     lr_np = np.ascontiguousarray(lr_np[:height, :width])
-    x = torch.from_numpy(lr_np.transpose(2, 0, 1).copy())[None].float()
+    x = to_tensor(lr_np).float()
     with torch.no_grad():
         smaller = {"pseudo_r": reconstruction.reconstructor(x, reconstruction.encoder(x)).clamp(0, 1),
                    "pseudo_area": F.avg_pool2d(x, scale)}
@@ -81,8 +81,7 @@ def quantile_detail(sr: np.ndarray, lr_np: np.ndarray, scale: int = 4) -> dict[s
     (quartiles of its HF map), where the signal's parts use fixed HF-map levels. Why: a defocused LR has a low HF map
     everywhere, so the fixed levels call its real texture flat and count restored sharpness as copied noise
     (defocus_noise kodim02: copying +2.2 while LPIPS fell 0.064)."""
-    x = torch.from_numpy(lr_np.transpose(2, 0, 1).copy())[None].float()
-    y = torch.from_numpy(sr.transpose(2, 0, 1).copy())[None].float()
+    x, y = to_tensor(lr_np).float(), to_tensor(sr).float()
     levels = torch.quantile(hf_weight_map(x).flatten(), torch.tensor([0.25, 0.75])).tolist()
     flat, textured = area_detail(y, x, scale, flat=levels[0], textured=levels[1])
     return {"copy_q": math.log(flat + 1e-12), "texture_q": math.log(textured + 1e-12)}
