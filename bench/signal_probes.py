@@ -9,7 +9,9 @@ evaluation point so that each can be ranked against the true LPIPS change before
   below (log units, radially averaged luma spectrum): natural images continue the law, an over-smoothed output falls
   below it, painted-in noise rises above it. A naturalness prior that needs no reconstructor at all.
 - ``copy_q`` / ``texture_q``: the signal's copying and texture parts with the flat and textured areas taken
-  relative to the image (its HF map's quartiles) instead of at fixed levels (:func:`quantile_detail`).
+  relative to the image (its HF map's quartiles) instead of at fixed levels (:func:`quantile_detail`);
+  ``copy_whole`` / ``texture_whole``: the same parts at the fixed levels over the whole image, not the held-out
+  tiles alone.
 
 On a 30-run design sample (``bench/results/signal_check_probes_design_x86_64_CPU.json``) the gap's fall ranked runs
 by their true LPIPS change at Spearman +0.70, the shipped signal at +0.15; on the pre-registered fresh sample
@@ -66,7 +68,7 @@ def spectral_gap(sr: np.ndarray, scale: int = 4) -> float:
     return float(np.mean(np.log(power[high] + 1e-12) - (offset + slope * np.log(radius[high]))))
 
 
-PROBES = ("pseudo_r", "pseudo_area", "gap", "gap_abs", "copy_q", "texture_q")
+PROBES = ("pseudo_r", "pseudo_area", "gap", "gap_abs", "copy_q", "texture_q", "copy_whole", "texture_whole")
 
 
 def probe(model, reconstruction, metric, lr_np: np.ndarray, sr: np.ndarray) -> dict[str, float]:
@@ -78,13 +80,17 @@ def probe(model, reconstruction, metric, lr_np: np.ndarray, sr: np.ndarray) -> d
 
 def quantile_detail(sr: np.ndarray, lr_np: np.ndarray, scale: int = 4) -> dict[str, float]:
     """Log detail energy above the LR's Nyquist frequency in the image's own flattest and most textured quarter
-    (quartiles of its HF map), where the signal's parts use fixed HF-map levels. Why: a defocused LR has a low HF map
-    everywhere, so the fixed levels call its real texture flat and count restored sharpness as copied noise
-    (defocus_noise kodim02: copying +2.2 while LPIPS fell 0.064)."""
+    (quartiles of its HF map), where the signal's parts use fixed HF-map levels; and at those fixed levels over the
+    whole image (``copy_whole`` / ``texture_whole``), where the signal sees only its held-out tiles (one 16 x 48
+    tile on a 64-px LR): the detail parts are not what the loss fits, so the trained area can count too.
+    Why the quartiles: a defocused LR has a low HF map everywhere, so the fixed levels call its real texture flat
+    and count restored sharpness as copied noise (defocus_noise kodim02: copying +2.2 while LPIPS fell 0.064)."""
     x, y = to_tensor(lr_np).float(), to_tensor(sr).float()
     levels = torch.quantile(hf_weight_map(x).flatten(), torch.tensor([0.25, 0.75])).tolist()
     flat, textured = area_detail(y, x, scale, flat=levels[0], textured=levels[1])
-    return {"copy_q": math.log(flat + 1e-12), "texture_q": math.log(textured + 1e-12)}
+    whole_flat, whole_textured = area_detail(y, x, scale)
+    return {"copy_q": math.log(flat + 1e-12), "texture_q": math.log(textured + 1e-12),
+            "copy_whole": math.log(whole_flat + 1e-12), "texture_whole": math.log(whole_textured + 1e-12)}
 
 
 def probe_changes(point: dict, base: dict) -> dict[str, float]:
