@@ -304,3 +304,22 @@ def test_per_image_gate_answers_to_its_set(tmp_path: Path, fresh_compact, small_
     for d in decisions.values():  # the lower of the two, as the reason prints them
         own, whole = (float(d["reason"].split(key)[1].split()[0].rstrip(")")) for key in ("this image's ", "set's "))
         assert d["explainability"] == pytest.approx(min(own, whole), rel=1e-6)
+
+
+def test_odd_sized_images_pass_the_gate_and_the_default_candidate(fresh_compact, small_reconstruction, lpips_alex,
+                                                                  photo) -> None:
+    """Users' photos have odd sides: the gate's LR statistics (a Haar band of 2x2 blocks) once crashed on them."""
+    from dataclasses import replace
+
+    from lway_engine.reconstruction.error_model import lr_statistics
+
+    images = [image[:, :47, :45] for image in _images(photo, 52)]
+    odd, trimmed = lr_statistics(images[0][None]), lr_statistics(images[0][None, :, :46, :44])
+    torch.testing.assert_close(odd[:, :2], trimmed[:, :2])  # the Haar band's statistics: the odd edge dropped
+    _expecting(small_reconstruction, 1e-9)
+    config = AdaptConfig(iterations=2, lr=1e-3, batch=2, crop=32, eval_every=1)
+    default = replace(DEFAULT_CANDIDATES[0], gate=1.0)
+    _, decision = adapt_and_select(fresh_compact, images, small_reconstruction, LWayLoss(lpips_alex), config,
+                                   (default,), progress=False)
+    assert decision.explainability is not None and decision.explainability > 1.0
+    assert all(math.isfinite(p.value) for p in decision.runs[default.name].signal)

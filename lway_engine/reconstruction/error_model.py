@@ -38,9 +38,11 @@ def sidecar(checkpoint: str | Path) -> Path:
 
 def lr_statistics(lr: Tensor) -> Tensor:
     """(N, 5): noise sigma (MAD of the luma's Haar HH band), mean |HH|, mean gradient, luma std and mean. The
-    embedding is trained to tell degradations apart, not to measure how hard the content is; these say that."""
+    embedding is trained to tell degradations apart, not to measure how hard the content is; these say that. The HH
+    band drops an odd last row or column (a user's photo can have any size; no padding, which would add zeros)."""
     y = lr.mean(1, keepdim=True)
-    hh = (y[..., 0::2, 0::2] - y[..., 0::2, 1::2] - y[..., 1::2, 0::2] + y[..., 1::2, 1::2]) / 2
+    even = y[..., : y.shape[-2] // 2 * 2, : y.shape[-1] // 2 * 2]
+    hh = (even[..., 0::2, 0::2] - even[..., 0::2, 1::2] - even[..., 1::2, 0::2] + even[..., 1::2, 1::2]) / 2
     gradient = (y[..., :, 1:] - y[..., :, :-1]).abs().mean((1, 2, 3)) + (y[..., 1:, :] - y[..., :-1, :]).abs().mean(
         (1, 2, 3))
     flat = hh.flatten(1).abs()
