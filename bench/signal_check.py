@@ -19,7 +19,7 @@ scored against the HR (LPIPS-alex, PSNR-Y). Reports the Spearman rank correlatio
 the true LPIPS change, per run (at the last step) and over all evaluation points, for the signal, the signal without
 the cap, and each part, and the selection outcome as ``adapt`` decides it (the gate, then the best step by the
 signal): the true LPIPS change of the weights it would keep. It also scores the true change on the held-out strip
-alone against the whole image's, a ceiling for any reading that sees only the strip. Writes
+alone against the whole image's: what a perfect reading of the strip would score. Writes
 bench/results/signal_check_<device>.json and a scatter plot beside it.
 """
 
@@ -195,7 +195,7 @@ def area_lpips(metric: LPIPS, sr: np.ndarray, hr: np.ndarray, limit: tuple[int, 
                scale: int) -> tuple[float, float]:
     """LPIPS against the HR on the held-out strip and on the area training crops come from (``limit``: the LR rows
     and columns left for training, ``Holdout.limits``); NaN without a strip. The strip's is the truth a held-out
-    signal can see at best: how well it ranks the whole image's change bounds any held-out reading."""
+    signal can see at best: how well it ranks the whole image's change is what a perfect held-out reading scores."""
     if limit is None or (limit[0] * scale, limit[1] * scale) == sr.shape[:2]:
         return math.nan, math.nan
     rows, cols = limit[0] * scale, limit[1] * scale
@@ -287,7 +287,7 @@ def report(summary: dict) -> None:
     if "explainability" in summary:
         print(f"  explainability (per run): {summary['explainability']['spearman_final']:+.3f}")
     strip = summary["strip_truth"]
-    print(f"  the true change on the held-out strip alone (a ceiling for held-out readings): "
+    print(f"  the true change on the held-out strip alone (a perfect held-out reading): "
           f"{strip['spearman_final']:+.3f}   ({strip['runs']} runs)")
     print(f"\n{'set':<14} runs  gate  signal  LPIPS last  PSNR last  LPIPS kept  adapted")
     for name, row in summary["sets"].items():
