@@ -152,7 +152,7 @@ def main() -> None:
                         sr = upscale_image(model, Image(lr_np, None, 8), UpscaleOptions(tile=512)).pixels
                         scores.append((lpips_arrays(metric, sr, hr_np), psnr_y(sr, hr_np),
                                        *area_lpips(metric, sr, hr_np, holdout.limits[index] if holdout else None,
-                                                  sr.shape[0] // lr_np.shape[0])))
+                                                  model.scale)))
                         if args.probes:
                             probes.append(probe(model, recon, metric, lr_np, sr))
                     lpips, psnr, strip, rest = np.mean(scores, axis=0)
