@@ -18,7 +18,10 @@ evaluation point so that each can be ranked against the true LPIPS change before
 On a 30-run design sample (``bench/results/signal_check_probes_design_x86_64_CPU.json``) the gap's fall ranked runs
 by their true LPIPS change at Spearman +0.70, the shipped signal at +0.15; on the pre-registered fresh sample
 (``bench/results/signal_check_probes_preregistration.md``, ``..._confirm_x86_64_CPU.json``) it scored +0.05
-against the signal's +0.30, so none of these enters ``adapt``.
+against the signal's +0.30. With today's default candidate it scored +0.57, +0.60 and, pre-registered, +0.62 on
+three samples (``copy_lr_frac`` +0.63 on the last), but inside City100 runs both move the wrong way as LPIPS improves
+(``bench/results/signal_check_cross0.3_preregistration.md``): they tell which runs adaptation harms, not when to
+stop, so none of these enters ``adapt`` as the signal.
 
 Each is recorded raw (``raw_<name>``, the mean over a run's images); its change against step 0 is the part that is
 ranked (``gap_abs``: the change of ``|gap|``, how much closer to the law the output moved).
