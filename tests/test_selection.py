@@ -149,6 +149,7 @@ def test_report_states_the_decision_and_plots_the_signal(tmp_path: Path, fresh_c
         assert [p["step"] for p in r["signal"]] == steps
     markdown = (tmp_path / "out" / "report.md").read_text()
     assert decision["reason"] in markdown and "signal.png" in markdown and decision["reason"] in runs["all"].message
+    assert "| amp | fp32 |" in markdown  # no autocast reads as the --amp choice, not "None"
     plot = read_image(tmp_path / "out" / "signal.png")
     assert plot.size[0] > 200 and plot.size[1] > 200
 

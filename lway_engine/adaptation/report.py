@@ -79,6 +79,11 @@ class RunRecords:
         return runs, decisions
 
 
+def _setting(key: str, value: object) -> str:
+    """A setting as report.md shows it: no autocast (``amp`` None) reads "fp32", what ``--amp fp32`` asked for."""
+    return "fp32" if key == "amp" and value is None else str(value)
+
+
 def write_report(outdir: Path, settings: dict, runs: dict[str, AdaptLog], decisions: dict[str, Decision],
                  seconds: float) -> None:
     """Write report.json, report.md and (where a signal was scored) signal.png into ``outdir``."""
@@ -87,7 +92,7 @@ def write_report(outdir: Path, settings: dict, runs: dict[str, AdaptLog], decisi
     lines = ["# LWay adaptation report", ""]
     for name, decision in decisions.items():
         lines.append(f"- **{name}**: {decision.reason}")
-    lines += ["", "| setting | value |", "|---|---|", *[f"| {k} | {v} |" for k, v in settings.items()]]
+    lines += ["", "| setting | value |", "|---|---|", *[f"| {k} | {_setting(k, v)} |" for k, v in settings.items()]]
     lines += ["", "| run | candidate | status | steps | first loss | last loss | best step | signal there | s/step | "
               "note |", "|---|---|---|---|---|---|---|---|---|---|"]
     for name, decision in decisions.items():
