@@ -25,7 +25,7 @@ from lway_engine.losses import LPIPS
 from lway_engine.reconstruction import load_checkpoint
 from lway_engine.reconstruction.checkpoint import read_checkpoint_info
 from lway_engine.reconstruction.error_model import error_samples, fit_features, sidecar
-from lway_engine.training_data import PairSource, find_pairs
+from lway_engine.training.data import PairSource, find_pairs
 
 
 def training_source() -> PairSource:

@@ -109,7 +109,7 @@ def train(out: Path, steps: int, workers: int, device: str, lr: float, lpips_wei
           blur_kernel: int, kernel_weight: float, colour_fit: int, init_from: str) -> None:
     """The training itself (in a child process that ``run`` can stop): the settings of bench/pretrain_broad.sh, and
     the few a later phase changes (``_settings``)."""
-    from lway_engine.pretrain import PretrainConfig, pretrain_files
+    from lway_engine.training.pretrain import PretrainConfig, pretrain_files
     from lway_engine.reconstruction import ReconstructionConfig
 
     data = PACK / "data"
@@ -131,9 +131,9 @@ def _settings(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lpips-weight", type=float, default=1.0)
     parser.add_argument("--real-fraction", type=float, default=0.3)
     parser.add_argument("--blur-kernel", type=int, default=0, help="R's HR blur head (0: none; odd, e.g. 21)")
-    parser.add_argument("--kernel-weight", type=float, default=0.0, help="supervise that head's kernel (pretrain.py)")
+    parser.add_argument("--kernel-weight", type=float, default=0.0, help="supervise that head's kernel (training/pretrain.py)")
     parser.add_argument("--colour-fit", type=int, default=0, choices=(0, 1),
-                        help="1: fit R's colour map to each LR, as adapt does (pretrain.py)")
+                        help="1: fit R's colour map to each LR, as adapt does (training/pretrain.py)")
     parser.add_argument("--init-from", default="", help="a tracked checkpoint whose weights start a fresh run")
 
 

@@ -478,7 +478,7 @@ def pretrain(
     are skipped, greyscale and 16-bit ones converted, with counts. Checkpoints are atomic; --resume continues a
     stopped run bit for bit (under torchrun: at the same number of processes; another number also resumes, with
     other samples drawn)."""
-    from lway_engine.pretrain import PretrainConfig, pretrain_files
+    from lway_engine.training.pretrain import PretrainConfig, pretrain_files
     from lway_engine.reconstruction import ReconstructionConfig
 
     with _launch(device) as (topology, device):

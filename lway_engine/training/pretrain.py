@@ -32,7 +32,7 @@ from lway_engine.atomic import atomic_write
 from lway_engine.distributed import Topology, data_parallel, local_slice, mean_over_ranks, step_rng
 from lway_engine.losses import LPIPS
 from lway_engine.reconstruction import LWayReconstruction, ReconstructionConfig, load_checkpoint, save_checkpoint
-from lway_engine.training_data import PairSource, Sample, find_pairs, image_files
+from lway_engine.training.data import PairSource, Sample, find_pairs, image_files
 
 
 class _StepBatches(torch.utils.data.Dataset):
