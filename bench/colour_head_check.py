@@ -29,7 +29,7 @@ from lway_engine.metrics import lpips_arrays, psnr_y
 from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
 from lway_engine.reconstruction.reconstructor import apply_colour
-from lway_engine.upscale import UpscaleOptions, upscale_image
+from lway_engine.inference.upscale import UpscaleOptions, upscale_image
 
 REAL_SETS = ("RealSR_LR4", "OldPhotos_BOPB", "RNI15", "realsrset")
 

@@ -100,7 +100,7 @@ def upscaler_runner(weights: Path, device: torch.device, backend: str) -> tuple[
     """``Upscaler(weights, backend=backend)`` as an app or ``lway-engine upscale`` opens the checkpoint (``auto``:
     the backend it picks for this processor, named in the row), untiled; uint8-exact image in, float image out."""
     from lway_engine.media.images import Image
-    from lway_engine.runtime import Upscaler
+    from lway_engine.inference.upscaler import Upscaler
 
     upscaler = Upscaler(weights, device=str(device), tile=0, backend=backend)
 

@@ -29,7 +29,7 @@ from lway_engine.media.images import Image, to_tensor
 from lway_engine.losses import LPIPS
 from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
-from lway_engine.upscale import UpscaleOptions, upscale_image
+from lway_engine.inference.upscale import UpscaleOptions, upscale_image
 
 
 def main() -> None:

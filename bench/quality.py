@@ -44,7 +44,7 @@ from lway_engine.metrics import lpips_arrays, psnr_y, ssim_y
 from lway_engine.models import LoadedModel, load_model
 from lway_engine.reconstruction import load_checkpoint
 from lway_engine.reconstruction.colour_fit import fit_colour
-from lway_engine.upscale import UpscaleOptions, upscale_image
+from lway_engine.inference.upscale import UpscaleOptions, upscale_image
 from results_dir import results_dir
 from training_split import CITY100, CITY100_TRAINING, SUN, SUN_TRAINING
 

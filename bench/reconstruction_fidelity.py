@@ -50,7 +50,7 @@ from lway_engine.losses import LPIPS
 from lway_engine.metrics.perceptual import lpips_batch
 from lway_engine.models import load_model
 from lway_engine.reconstruction import Styles, load_checkpoint
-from lway_engine.upscale import UpscaleOptions, upscale_image
+from lway_engine.inference.upscale import UpscaleOptions, upscale_image
 
 BORDER = 2  # LR pixels left out of PSNR: R's and the degradations' padding differ at the edges
 

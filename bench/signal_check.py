@@ -51,7 +51,7 @@ from lway_engine.media.images import Image
 from lway_engine.metrics import lpips_arrays, psnr_y
 from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
-from lway_engine.upscale import UpscaleOptions, upscale_image
+from lway_engine.inference.upscale import UpscaleOptions, upscale_image
 
 PARTS = ("value", "uncapped", "fidelity", "copying", "texture", "coarse", "departure", *PROBES)
 

@@ -46,7 +46,7 @@ def export_command(
     sha256, lway-engine version and, for adapted weights, the adaptation settings as metadata, and is only written
     once ONNX Runtime reproduces PyTorch on real photo crops at two sizes (max abs error <= 1e-3; 5e-3 with --fp16).
     Engines are cached by ONNX sha256, shape profile, precision, TensorRT version and GPU, so an identical request
-    reuses the cached engine instead of rebuilding. Run the result with lway_engine.runtime.Upscaler.
+    reuses the cached engine instead of rebuilding. Run the result with lway_engine.Upscaler.
     """
     from lway_engine.export.onnx import OnnxExportError, OnnxVerificationError, export_onnx
     from lway_engine.export.tensorrt import (

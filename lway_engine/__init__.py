@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 __all__ = ["AdaptResult", "Adapter", "Image", "Upscaler", "read_image", "write_image"]
 
 _PUBLIC = {"Adapter": "lway_engine.adaptation.adapter", "AdaptResult": "lway_engine.adaptation.adapter",
-           "Upscaler": "lway_engine.runtime", "Image": "lway_engine.media.images",
+           "Upscaler": "lway_engine.inference.upscaler", "Image": "lway_engine.media.images",
            "read_image": "lway_engine.media.images", "write_image": "lway_engine.media.images"}
 
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from lway_engine.distributed import Topology
     from lway_engine.media.upscale_video import VideoJob
     from lway_engine.models import LoadedModel
-    from lway_engine.upscale import Outcome, UpscaleOptions
+    from lway_engine.inference.upscale import Outcome, UpscaleOptions
 
 app = typer.Typer(
     help="Self-supervised test-time adaptation of super-resolution models (LWay, CVPR 2024).",
@@ -172,8 +172,8 @@ def upscale(
     from lway_engine.media.upscale_video import VideoJob
     from lway_engine.media.video import is_video_job
     from lway_engine.models import ModelLoadError
-    from lway_engine.runtime import Upscaler
-    from lway_engine.upscale import UpscaleOptions, upscale_files
+    from lway_engine.inference.upscaler import Upscaler
+    from lway_engine.inference.upscale import UpscaleOptions, upscale_files
     from lway_engine.weights import WeightsUnavailable
 
     if ext not in ("auto", "png", "tif", "webp", "jpg") or alpha_mode not in ("model", "bicubic") or tile < 0 \
@@ -304,7 +304,7 @@ def _adaptation_files(inputs: list[Path], output: Path, frames: int | None) -> l
     it, written to OUTDIR/frames/; images and folders are taken as they are."""
     from lway_engine.media.sampling import write_sampled_frames
     from lway_engine.media.video import VIDEO_SUFFIXES, probe
-    from lway_engine.upscale import collect_inputs
+    from lway_engine.inference.upscale import collect_inputs
 
     sampled, images = [], []
     for item in inputs:

@@ -34,7 +34,7 @@ WORKER = """
 import os, signal, sys
 from pathlib import Path
 
-import lway_engine.upscale as upscale
+import lway_engine.inference.upscale as upscale
 from lway_engine.adaptation.report import RunRecords
 
 LOG, KILL_AFTER = Path(os.environ["LWAY_TEST_COMPLETIONS"]), int(os.environ.get("LWAY_TEST_KILL_AFTER", "0"))

@@ -33,7 +33,7 @@ from lway_engine.export.tensorrt import (
 from lway_engine.export.ort_winograd import cpu_supported, library_path
 from lway_engine.media.images import Image
 from lway_engine.models import ModelLoadError
-from lway_engine.runtime import Upscaler
+from lway_engine.inference.upscaler import Upscaler
 from lway_engine.weights.cache import sha256_file
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lway_engine.inference import upscale_tensor
+from lway_engine.inference.tiles import upscale_tensor
 from lway_engine.models import ModelLoadError, load_model
 
 

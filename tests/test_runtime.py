@@ -28,8 +28,8 @@ from lway_engine.backends.openvino_convert import (
     conversion_cost_note,
     evict,
 )
-from lway_engine.runtime import OpenVinoFallbackWarning, Upscaler
-from lway_engine.upscale import ImageTooSmall
+from lway_engine.inference.upscaler import OpenVinoFallbackWarning, Upscaler
+from lway_engine.inference.upscale import ImageTooSmall
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ from lway_engine.atomic import remove_stale_parts
 from lway_engine.cli import app
 from lway_engine.demo import resize
 from lway_engine.media.images import Image, read_image, write_image
-from lway_engine.inference import upscale_tensor
-from lway_engine.upscale import ImageTooSmall, UpscaleOptions, upscale_image
+from lway_engine.inference.tiles import upscale_tensor
+from lway_engine.inference.upscale import ImageTooSmall, UpscaleOptions, upscale_image
 
 
 def _nchw(img: np.ndarray) -> torch.Tensor:

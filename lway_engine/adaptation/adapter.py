@@ -97,7 +97,7 @@ class AdaptResult:
 
     def upscaler(self, tile: int = 512, tile_pad: int = 64, precision: str = "auto") -> Any:
         """An ``Upscaler`` running these weights, without writing a file."""
-        from lway_engine.runtime import Upscaler
+        from lway_engine.inference.upscaler import Upscaler
 
         return Upscaler.from_model(replace(self._model, module=self.module), tile=tile, tile_pad=tile_pad,
                                    precision=precision)

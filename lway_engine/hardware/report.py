@@ -31,7 +31,7 @@ def _fast_paths() -> dict[str, Any]:
     """Each optional accelerated path and whether it is active here (with the reason when it is not)."""
     from lway_engine.export.ort_winograd import cpu_supported, library_path
     from lway_engine.ext import build_info, extension_available
-    from lway_engine.runtime import choose_backend
+    from lway_engine.inference.upscaler import choose_backend
 
     try:
         import tensorrt  # noqa: F401

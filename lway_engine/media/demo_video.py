@@ -118,7 +118,7 @@ def run_video_demo(model_name: str, outdir: Path, config: AdaptConfig, frames: i
     from lway_engine.media.sampling import write_sampled_frames
     from lway_engine.models import load_model
     from lway_engine.reconstruction import load_checkpoint
-    from lway_engine.runtime import Upscaler
+    from lway_engine.inference.upscaler import Upscaler
 
     model = load_model(model_name, device=device)
     recon = load_checkpoint(DEFAULT_RECONSTRUCTOR, expect_scale=model.scale)

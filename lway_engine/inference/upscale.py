@@ -27,7 +27,7 @@ from lway_engine.media.images import (
     read_image,
     write_image,
 )
-from lway_engine.inference import upscale_tensor
+from lway_engine.inference.tiles import upscale_tensor
 from lway_engine.models import LoadedModel
 
 
@@ -107,7 +107,7 @@ def collect_inputs(inputs: Sequence[Path]) -> list[tuple[Path, Path]]:
 def _network(model: LoadedModel, batch: np.ndarray, options: UpscaleOptions, bf16: bool, progress: bool
              ) -> np.ndarray:
     """The network on (N, H, W, 3) float RGB: (N, H * scale, W * scale, 3), tiled as ``options`` say."""
-    parameter = next(model.module.parameters(), None)  # None: a runtime module (ONNX Runtime, TensorRT, see runtime.py)
+    parameter = next(model.module.parameters(), None)  # None: a runtime module (ONNX Runtime, TensorRT: upscaler.py)
     device = parameter.device if parameter is not None else torch.device("cpu")
     dtype = torch.float16 if options.fp16 else torch.float32
     layout = torch.channels_last if bf16 else torch.contiguous_format

@@ -23,7 +23,7 @@ from lway_engine.export.ort_winograd import RewriteReport
 from lway_engine.hardware import cpu_features, inference_bf16
 from lway_engine.media.images import Image, read_image, write_image
 from lway_engine.models import LoadedModel, load_model
-from lway_engine.upscale import UpscaleOptions, upscale_image
+from lway_engine.inference.upscale import UpscaleOptions, upscale_image
 
 if TYPE_CHECKING:
     from lway_engine.media.upscale_video import VideoJob, VideoOutcome
