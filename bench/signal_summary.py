@@ -40,7 +40,8 @@ SAMPLES = (
 
 
 def final(runs: list[dict], key: str, sign: float = 1.0) -> float:
-    """Spearman of ``key`` at each run's last step against the true LPIPS change, over the runs that record it."""
+    """Spearman of ``key`` at each run's last step against the true LPIPS change, over the runs that record it;
+    NaN where fewer than half do (a few runs of a sample would stand for all of it in the table)."""
     have = [r for r in runs if math.isfinite(r["points"][-1].get(key, math.nan))]
     if len(have) < len(runs) // 2:
         return math.nan
