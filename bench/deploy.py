@@ -99,8 +99,8 @@ def openvino_runner(path: Path, bf16: bool) -> Runner:
 def upscaler_runner(weights: Path, device: torch.device, backend: str) -> tuple[str, Runner]:
     """``Upscaler(weights, backend=backend)`` as an app or ``lway-engine upscale`` opens the checkpoint (``auto``:
     the backend it picks for this processor, named in the row), untiled; uint8-exact image in, float image out."""
-    from lway_engine.media.images import Image
     from lway_engine.inference.upscaler import Upscaler
+    from lway_engine.media.images import Image
 
     upscaler = Upscaler(weights, device=str(device), tile=0, backend=backend)
 

@@ -109,8 +109,8 @@ def train(out: Path, steps: int, workers: int, device: str, lr: float, lpips_wei
           blur_kernel: int, kernel_weight: float, colour_fit: int, init_from: str) -> None:
     """The training itself (in a child process that ``run`` can stop): the settings of bench/pretrain_broad.sh, and
     the few a later phase changes (``_settings``)."""
-    from lway_engine.training.pretrain import PretrainConfig, pretrain_files
     from lway_engine.reconstruction import ReconstructionConfig
+    from lway_engine.training.pretrain import PretrainConfig, pretrain_files
 
     data = PACK / "data"
     hr = [data / folder for folder in (*HR_FOLDERS, SUN)]

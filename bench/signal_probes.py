@@ -37,9 +37,9 @@ import torch.nn.functional as F
 
 from lway_engine.adaptation.hf_weight import hf_weight_map
 from lway_engine.adaptation.signal import FLAT, area_detail
+from lway_engine.inference.upscale import UpscaleOptions, upscale_image
 from lway_engine.media.images import Image, to_tensor
 from lway_engine.metrics import lpips_arrays
-from lway_engine.inference.upscale import UpscaleOptions, upscale_image
 
 
 def pseudo_pairs(model, reconstruction, metric, lr_np: np.ndarray, scale: int = 4) -> dict[str, float]:

@@ -31,11 +31,11 @@ from pathlib import Path
 import torch
 
 from lway_engine.hardware import cpu_features
+from lway_engine.inference.upscale import upscale_image
+from lway_engine.inference.upscaler import Upscaler
 from lway_engine.media.demo_video import ITERATIONS, make_demo_clip, run_video_demo
 from lway_engine.media.images import Image
 from lway_engine.media.video import probe, read_frames
-from lway_engine.inference.upscaler import Upscaler
-from lway_engine.inference.upscale import upscale_image
 from results_dir import results_dir
 
 

@@ -32,8 +32,8 @@ from torch import nn
 
 from lway_engine import __version__
 from lway_engine.atomic import atomic_write
-from lway_engine.media.images import LUMA
 from lway_engine.inference.tiles import _padding
+from lway_engine.media.images import LUMA
 from lway_engine.models import LoadedModel, SizeRequirements, load_model
 
 VERIFY_SIZES = ((64, 48), (40, 72))  # (height, width): non-square, both orientations

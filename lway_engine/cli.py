@@ -16,9 +16,9 @@ from lway_engine.export.command import export_command
 
 if TYPE_CHECKING:
     from lway_engine.distributed import Topology
+    from lway_engine.inference.upscale import Outcome, UpscaleOptions
     from lway_engine.media.upscale_video import VideoJob
     from lway_engine.models import LoadedModel
-    from lway_engine.inference.upscale import Outcome, UpscaleOptions
 
 app = typer.Typer(
     help="Self-supervised test-time adaptation of super-resolution models (LWay, CVPR 2024).",
@@ -168,12 +168,12 @@ def upscale(
     --resume."""
     from lway_engine.backends import OpenVinoUnavailable
     from lway_engine.export.tensorrt import TensorRTUnavailable
+    from lway_engine.inference.upscale import UpscaleOptions, upscale_files
+    from lway_engine.inference.upscaler import Upscaler
     from lway_engine.media.encode import EncodeSettings
     from lway_engine.media.upscale_video import VideoJob
     from lway_engine.media.video import is_video_job
     from lway_engine.models import ModelLoadError
-    from lway_engine.inference.upscaler import Upscaler
-    from lway_engine.inference.upscale import UpscaleOptions, upscale_files
     from lway_engine.weights import WeightsUnavailable
 
     if ext not in ("auto", "png", "tif", "webp", "jpg") or alpha_mode not in ("model", "bicubic") or tile < 0 \
@@ -302,9 +302,9 @@ def demo(
 def _adaptation_files(inputs: list[Path], output: Path, frames: int | None) -> list[Path]:
     """The image files to adapt on: a video (or, with ``frames``, a numbered frame folder) gives frames sampled from
     it, written to OUTDIR/frames/; images and folders are taken as they are."""
+    from lway_engine.inference.upscale import collect_inputs
     from lway_engine.media.sampling import write_sampled_frames
     from lway_engine.media.video import VIDEO_SUFFIXES, probe
-    from lway_engine.inference.upscale import collect_inputs
 
     sampled, images = [], []
     for item in inputs:
@@ -478,8 +478,8 @@ def pretrain(
     are skipped, greyscale and 16-bit ones converted, with counts. Checkpoints are atomic; --resume continues a
     stopped run bit for bit (under torchrun: at the same number of processes; another number also resumes, with
     other samples drawn)."""
-    from lway_engine.training.pretrain import PretrainConfig, pretrain_files
     from lway_engine.reconstruction import ReconstructionConfig
+    from lway_engine.training.pretrain import PretrainConfig, pretrain_files
 
     with _launch(device) as (topology, device):
         config = PretrainConfig(steps=steps, batch=batch, crop=crop, lr=lr, checkpoint_every=checkpoint_every,

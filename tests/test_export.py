@@ -31,9 +31,9 @@ from lway_engine.export.tensorrt import (
     optimisation_profile,
 )
 from lway_engine.export.ort_winograd import cpu_supported, library_path
+from lway_engine.inference.upscaler import Upscaler
 from lway_engine.media.images import Image
 from lway_engine.models import ModelLoadError
-from lway_engine.inference.upscaler import Upscaler
 from lway_engine.weights.cache import sha256_file
 
 

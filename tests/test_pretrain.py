@@ -13,9 +13,9 @@ from safetensors.torch import load_file
 
 from lway_engine.losses import LPIPS
 from lway_engine.media.images import Image, write_image
-from lway_engine.training.pretrain import PretrainConfig, pretrain, pretrain_files, validation_loss
 from lway_engine.reconstruction import LWayReconstruction, ReconstructionConfig, load_checkpoint
 from lway_engine.training.data import PairSource, Sample, find_pairs
+from lway_engine.training.pretrain import PretrainConfig, pretrain, pretrain_files, validation_loss
 
 SMALL = ReconstructionConfig(scale=4, embed_dim=16, encoder_width=8, reconstructor_width=8, num_blocks=1)
 
@@ -107,8 +107,8 @@ def test_bad_training_files_are_skipped_or_converted_with_counts(tmp_path: Path,
 
 
 def test_warm_start_adds_a_head_as_the_identity_and_refuses_other_shapes(tmp_path: Path) -> None:
-    from lway_engine.training.pretrain import warm_start
     from lway_engine.reconstruction import save_checkpoint
+    from lway_engine.training.pretrain import warm_start
 
     source = LWayReconstruction(SMALL)
     with torch.no_grad():

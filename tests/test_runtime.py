@@ -12,14 +12,14 @@ import onnx
 import pytest
 from typer.testing import CliRunner
 
+from lway_engine.backends import ArtefactError, onnx_providers, openvino_installed
 from lway_engine.cli import app
 from lway_engine.export.onnx import OnnxVerificationError, export_onnx
 from lway_engine.export.ort_winograd import cpu_supported, library_path
 from lway_engine.export.tensorrt import ShapeOutsideProfile, TensorRTUnavailable
+from lway_engine.hardware import cpu_features
 from lway_engine.media.images import LUMA, Image, read_image, write_image
 from lway_engine.models import ModelLoadError
-from lway_engine.backends import ArtefactError, onnx_providers, openvino_installed
-from lway_engine.hardware import cpu_features
 from lway_engine.backends.openvino_convert import (
     STALE_STAGING_S,
     OpenVinoConversionError,
@@ -28,8 +28,8 @@ from lway_engine.backends.openvino_convert import (
     conversion_cost_note,
     evict,
 )
-from lway_engine.inference.upscaler import OpenVinoFallbackWarning, Upscaler
 from lway_engine.inference.upscale import ImageTooSmall
+from lway_engine.inference.upscaler import OpenVinoFallbackWarning, Upscaler
 
 
 @pytest.fixture(scope="module")

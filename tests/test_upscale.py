@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 from lway_engine.atomic import remove_stale_parts
 from lway_engine.cli import app
 from lway_engine.demo import resize
-from lway_engine.media.images import Image, read_image, write_image
 from lway_engine.inference.tiles import upscale_tensor
 from lway_engine.inference.upscale import ImageTooSmall, UpscaleOptions, upscale_image
+from lway_engine.media.images import Image, read_image, write_image
 
 
 def _nchw(img: np.ndarray) -> torch.Tensor:

@@ -12,12 +12,12 @@ import av
 import numpy as np
 import pytest
 
+from lway_engine.inference.upscale import ImageTooSmall, UpscaleOptions
 from lway_engine.media.clip import write_clip
 from lway_engine.media.encode import EncodeSettings
 from lway_engine.media.segments import ResumeMismatch
 from lway_engine.media.upscale_video import VideoJob, upscale_video
 from lway_engine.media.video import VideoReadError, probe, read_frames
-from lway_engine.inference.upscale import ImageTooSmall, UpscaleOptions
 
 OPTIONS = UpscaleOptions(tile=0)
 FAST = VideoJob(EncodeSettings(preset="ultrafast"), segment_frames=4)
@@ -76,8 +76,8 @@ def test_upscaler_api_upscales_a_video(clip: Path, tmp_path: Path) -> None:
 
 def test_frames_match_the_image_path(compact, clip: Path, tmp_path: Path) -> None:
     """A video frame is upscaled like the same picture as an image (within the encoders' losses)."""
-    from lway_engine.media.images import Image
     from lway_engine.inference.upscale import upscale_image
+    from lway_engine.media.images import Image
 
     dest = tmp_path / "x4.mkv"
     upscale_video(compact, clip, dest, OPTIONS, VideoJob(EncodeSettings(crf=0, preset="ultrafast",

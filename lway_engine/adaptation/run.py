@@ -32,10 +32,10 @@ from lway_engine.adaptation.step import amp_dtype
 from lway_engine.atomic import remove_stale_parts
 from lway_engine.compiled import DynamicSizeNetwork
 from lway_engine.distributed import Topology, gather_lists, local_slice, shard
+from lway_engine.inference.upscale import UpscaleOptions, upscale_image
 from lway_engine.media.images import Image, read_image, write_image
 from lway_engine.models import LoadedModel
 from lway_engine.reconstruction import LWayReconstruction
-from lway_engine.inference.upscale import UpscaleOptions, upscale_image
 
 DEFAULT_RECONSTRUCTOR = Path(__file__).resolve().parent.parent / "assets" / "lway-er-x4.safetensors"
 OPTIONS = UpscaleOptions(tile=512)  # the before/after inference

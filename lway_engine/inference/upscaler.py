@@ -21,9 +21,9 @@ from lway_engine.backends import engine_model, onnx_model, openvino_installed, o
 from lway_engine.backends.openvino_convert import OpenVinoConversionError, conversion_cost_note, openvino_checkpoint
 from lway_engine.export.ort_winograd import RewriteReport
 from lway_engine.hardware import cpu_features, inference_bf16
+from lway_engine.inference.upscale import UpscaleOptions, upscale_image
 from lway_engine.media.images import Image, read_image, write_image
 from lway_engine.models import LoadedModel, load_model
-from lway_engine.inference.upscale import UpscaleOptions, upscale_image
 
 if TYPE_CHECKING:
     from lway_engine.media.upscale_video import VideoJob, VideoOutcome

@@ -114,11 +114,11 @@ def run_video_demo(model_name: str, outdir: Path, config: AdaptConfig, frames: i
     """Make the clip, adapt on ``frames`` sampled frames with ``config`` (an ``AdaptConfig``), upscale the clip
     with the weights before and after, and score both against the HR frames."""
     from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR, run_adaptation
+    from lway_engine.inference.upscaler import Upscaler
     from lway_engine.losses import LPIPS
     from lway_engine.media.sampling import write_sampled_frames
     from lway_engine.models import load_model
     from lway_engine.reconstruction import load_checkpoint
-    from lway_engine.inference.upscaler import Upscaler
 
     model = load_model(model_name, device=device)
     recon = load_checkpoint(DEFAULT_RECONSTRUCTOR, expect_scale=model.scale)

@@ -30,11 +30,11 @@ from lway_engine.media.encode import (
     join_segments,
     segment_suffix,
 )
+from lway_engine.inference.upscale import ImageTooSmall, UpscaleOptions, prepare_model, upscale_images
 from lway_engine.media.images import Image
 from lway_engine.media.segments import SegmentStore
 from lway_engine.media.video import DEFAULT_SEQUENCE_RATE, VIDEO_SUFFIXES, VideoSource, probe, read_frames
 from lway_engine.models import LoadedModel
-from lway_engine.inference.upscale import ImageTooSmall, UpscaleOptions, prepare_model, upscale_images
 
 
 @dataclass(frozen=True)
