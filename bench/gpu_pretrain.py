@@ -131,7 +131,8 @@ def _settings(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lpips-weight", type=float, default=1.0)
     parser.add_argument("--real-fraction", type=float, default=0.3)
     parser.add_argument("--blur-kernel", type=int, default=0, help="R's HR blur head (0: none; odd, e.g. 21)")
-    parser.add_argument("--kernel-weight", type=float, default=0.0, help="supervise that head's kernel (training/pretrain.py)")
+    parser.add_argument("--kernel-weight", type=float, default=0.0,
+                        help="supervise that head's kernel (training/pretrain.py)")
     parser.add_argument("--colour-fit", type=int, default=0, choices=(0, 1),
                         help="1: fit R's colour map to each LR, as adapt does (training/pretrain.py)")
     parser.add_argument("--init-from", default="", help="a tracked checkpoint whose weights start a fresh run")

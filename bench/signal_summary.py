@@ -39,26 +39,22 @@ SAMPLES = (
 )
 
 
-def final(runs: list[dict], key: str, sign: float = 1.0) -> float:
-    """Spearman of ``key`` at each run's last step against the true LPIPS change, over the runs that record it;
-    NaN where fewer than half do (a few runs of a sample would stand for all of it in the table)."""
-    have = [r for r in runs if math.isfinite(r["points"][-1].get(key, math.nan))]
-    if len(have) < len(runs) // 2:
-        return math.nan
-    return spearman([sign * r["points"][-1][key] for r in have], [r["points"][-1]["lpips_change"] for r in have])
+def recorded(summary: dict, reading: str, runs: int, sign: float = 1.0) -> float:
+    """``summarise``'s Spearman of ``reading`` at the last step (times ``sign``), or NaN where fewer than half of the
+    ``runs`` record it (a few runs of a sample would stand for all of it in the table)."""
+    entry = summary[reading]
+    return sign * entry["spearman_final"] if entry["runs"] >= runs // 2 else math.nan
 
 
 def row(runs: list[dict]) -> dict:
     """One table row: the rank correlations and the decision, re-scored with today's rules."""
     summary = summarise(runs)
-    truth = [r["points"][-1]["lpips_change"] for r in runs]
-    set_mean = {s: np.mean([t for t, r in zip(truth, runs, strict=True) if r["set"] == s]) for s in
-                {r["set"] for r in runs}}
+    set_mean = {name: s["lpips_change_last"] for name, s in summary["sets"].items()}
     selection = summary["selection"]
     return {"runs": len(runs), "candidate": sorted({r["candidate"] for r in runs}),
-            "signal": summary["value"]["spearman_final"], "minus_gap": final(runs, "gap", -1.0),
-            "strip_truth": final(runs, "lpips_strip_change"),
-            "set_oracle": spearman([set_mean[r["set"]] for r in runs], truth),
+            "signal": summary["value"]["spearman_final"], "minus_gap": recorded(summary, "gap", len(runs), -1.0),
+            "strip_truth": recorded(summary, "strip_truth", len(runs)),
+            "set_oracle": spearman([set_mean[r["set"]] for r in runs], [r["points"][-1]["lpips_change"] for r in runs]),
             "adapted": selection["adapted_chosen"], "kept_lpips_change": selection["mean_lpips_change_chosen"],
             "kept_worse": selection["worse_than_unadapted_chosen"]}
 
