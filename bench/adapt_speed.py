@@ -45,7 +45,7 @@ from lway_engine.adaptation.select import DEFAULT_CANDIDATES
 from lway_engine.adaptation.step import AdaptStep, execution_settings
 from lway_engine.adaptation.trainable import select_trainable
 from lway_engine.hardware import cpu_features
-from lway_engine.losses import LPIPS
+from lway_engine.metrics.lpips_net import LPIPS
 from lway_engine.models import LoadedModel, load_model
 from lway_engine.reconstruction import LWayReconstruction, load_checkpoint
 from results_dir import results_dir

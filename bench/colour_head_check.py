@@ -24,9 +24,9 @@ from quality import DATA, city100, colour_matched, family_set
 from results_dir import results_dir
 
 from lway_engine.inference.upscale import UpscaleOptions, upscale_image
-from lway_engine.losses import LPIPS
 from lway_engine.media.images import Image, read_image, to_tensor
 from lway_engine.metrics import lpips_arrays, psnr_y
+from lway_engine.metrics.lpips_net import LPIPS
 from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
 from lway_engine.reconstruction.reconstructor import apply_colour

@@ -21,7 +21,7 @@ from results_dir import results_dir
 from training_split import city100_hr_files, hr_files
 
 from lway_engine.adaptation.loss import LWayLoss
-from lway_engine.losses import LPIPS
+from lway_engine.metrics.lpips_net import LPIPS
 from lway_engine.reconstruction import load_checkpoint
 from lway_engine.reconstruction.checkpoint import read_checkpoint_info
 from lway_engine.reconstruction.error_model import error_samples, fit_features, sidecar

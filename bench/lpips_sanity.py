@@ -18,9 +18,9 @@ from skimage import data
 from lway_engine.demo import resize
 from lway_engine.hardware import cpu_features
 from lway_engine.inference.upscale import UpscaleOptions, upscale_image
-from lway_engine.losses import LPIPS
 from lway_engine.media.images import Image
 from lway_engine.metrics import lpips_arrays
+from lway_engine.metrics.lpips_net import LPIPS
 from lway_engine.models import load_model
 
 

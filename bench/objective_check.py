@@ -26,8 +26,8 @@ from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
 from lway_engine.degradations import EVALUATION_FAMILIES
 from lway_engine.hardware import cpu_features
 from lway_engine.inference.upscale import UpscaleOptions, upscale_image
-from lway_engine.losses import LPIPS
 from lway_engine.media.images import Image, to_tensor
+from lway_engine.metrics.lpips_net import LPIPS
 from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
 

@@ -39,9 +39,9 @@ from lway_engine.adaptation.step import above_lr_band
 from lway_engine.degradations import EVALUATION_FAMILIES, UNSEEN_FAMILIES, degrade
 from lway_engine.hardware import cpu_features, resolve_amp
 from lway_engine.inference.upscale import UpscaleOptions, upscale_image
-from lway_engine.losses import LPIPS
 from lway_engine.media.images import Image, read_image, to_array, to_tensor
 from lway_engine.metrics import lpips_arrays, psnr_y, ssim_y
+from lway_engine.metrics.lpips_net import LPIPS
 from lway_engine.models import LoadedModel, load_model
 from lway_engine.reconstruction import load_checkpoint
 from lway_engine.reconstruction.colour_fit import fit_colour

@@ -28,8 +28,8 @@ from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
 from lway_engine.adaptation.select import DEFAULT_CANDIDATES, Candidate, adapt_and_select
 from lway_engine.adaptation.signal import area_detail
-from lway_engine.losses import LPIPS
 from lway_engine.media.images import to_tensor
+from lway_engine.metrics.lpips_net import LPIPS
 from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
 

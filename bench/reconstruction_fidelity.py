@@ -46,8 +46,8 @@ from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
 from lway_engine.degradations import EVALUATION_FAMILIES, UNSEEN_FAMILIES, apply_plan, noise_free, plan
 from lway_engine.hardware import cpu_features
 from lway_engine.inference.upscale import UpscaleOptions, upscale_image
-from lway_engine.losses import LPIPS
 from lway_engine.media.images import Image, to_tensor
+from lway_engine.metrics.lpips_net import LPIPS
 from lway_engine.metrics.perceptual import lpips_batch
 from lway_engine.models import load_model
 from lway_engine.reconstruction import Styles, load_checkpoint

@@ -150,7 +150,7 @@ def bench_step(recon: LWayReconstruction, rounds: int, device: torch.device) -> 
     from lway_engine.adaptation.loss import LWayLoss
     from lway_engine.adaptation.step import AdaptStep
     from lway_engine.adaptation.trainable import select_trainable
-    from lway_engine.losses import LPIPS
+    from lway_engine.metrics.lpips_net import LPIPS
     from lway_engine.models import load_model
 
     model = load_model("realesrgan-x4plus", device=str(device))

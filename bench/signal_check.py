@@ -47,9 +47,9 @@ from lway_engine.adaptation.signal import SignalPoint, combine
 from lway_engine.degradations import EVALUATION_FAMILIES, UNSEEN_FAMILIES
 from lway_engine.hardware import cpu_features, resolve_amp
 from lway_engine.inference.upscale import UpscaleOptions, upscale_image
-from lway_engine.losses import LPIPS
 from lway_engine.media.images import Image
 from lway_engine.metrics import lpips_arrays, psnr_y
+from lway_engine.metrics.lpips_net import LPIPS
 from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
 

@@ -28,8 +28,8 @@ from results_dir import results_dir
 
 from lway_engine.adaptation.select import DEFAULT_CANDIDATES
 from lway_engine.adaptation.trainable import select_trainable
-from lway_engine.losses import LPIPS
 from lway_engine.media.images import to_tensor
+from lway_engine.metrics.lpips_net import LPIPS
 from lway_engine.models import load_model
 
 

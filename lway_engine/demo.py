@@ -18,8 +18,8 @@ from lway_engine.adaptation.loop import AdaptConfig
 from lway_engine.adaptation.run import run_adaptation
 from lway_engine.degradations import degrade
 from lway_engine.media.images import Image, read_image, to_array, to_tensor, write_image
-from lway_engine.losses import LPIPS
 from lway_engine.metrics import lpips_arrays, psnr_y
+from lway_engine.metrics.lpips_net import LPIPS
 from lway_engine.models import LoadedModel
 from lway_engine.reconstruction import LWayReconstruction
 

@@ -41,7 +41,7 @@ def compact(lway_home: Path):
 
 @pytest.fixture(scope="session")
 def lpips_alex(lway_home: Path):
-    from lway_engine.losses import LPIPS
+    from lway_engine.metrics.lpips_net import LPIPS
 
     return LPIPS("alex")
 

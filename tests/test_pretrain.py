@@ -11,8 +11,8 @@ from PIL import Image as PILImage
 from PIL import ImageFilter
 from safetensors.torch import load_file
 
-from lway_engine.losses import LPIPS
 from lway_engine.media.images import Image, write_image
+from lway_engine.metrics.lpips_net import LPIPS
 from lway_engine.reconstruction import LWayReconstruction, ReconstructionConfig, load_checkpoint
 from lway_engine.training.data import PairSource, Sample, find_pairs
 from lway_engine.training.pretrain import PretrainConfig, pretrain, pretrain_files, validation_loss

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from lway_engine.adaptation.hf_weight import hf_weight_map, weighted_l1
-from lway_engine.losses import LPIPS
+from lway_engine.metrics.lpips_net import LPIPS
 
 
 @dataclass

@@ -115,8 +115,8 @@ def run_video_demo(model_name: str, outdir: Path, config: AdaptConfig, frames: i
     with the weights before and after, and score both against the HR frames."""
     from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR, run_adaptation
     from lway_engine.inference.upscaler import Upscaler
-    from lway_engine.losses import LPIPS
     from lway_engine.media.sampling import write_sampled_frames
+    from lway_engine.metrics.lpips_net import LPIPS
     from lway_engine.models import load_model
     from lway_engine.reconstruction import load_checkpoint
 

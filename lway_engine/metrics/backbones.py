@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from lway_engine.losses import load_backbone
+from lway_engine.metrics.lpips_net import load_backbone
 
 _NETS = {"alexnet": "alex", "vgg16": "vgg"}  # torchvision constructor -> LPIPS backbone name in the registry
 

@@ -1,4 +1,4 @@
-"""LPIPS as an evaluation metric: ``lway_engine.losses.LPIPS`` (the ``lpips`` package's v0.1 heads on our
+"""LPIPS as an evaluation metric: ``lway_engine.metrics.lpips_net.LPIPS`` (the ``lpips`` package's v0.1 heads on our
 registry's ImageNet AlexNet/VGG16) applied to batches or arrays.
 
 Convention: RGB in [0, 1] (the network sees [-1, 1]); no quantisation; lower is better, 0 for identical images.
@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from lway_engine.media.images import to_tensor
-from lway_engine.losses import LPIPS
 from lway_engine.metrics.colour import check_pair
+from lway_engine.metrics.lpips_net import LPIPS
 
 
 def lpips_batch(metric: LPIPS, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

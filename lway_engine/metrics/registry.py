@@ -34,7 +34,7 @@ def _ssim(device: torch.device, y_channel: bool) -> MetricFn:
 
 def _lpips(net: str) -> Callable[[torch.device, bool], MetricFn]:
     def build(device: torch.device, y_channel: bool) -> MetricFn:
-        from lway_engine.losses import LPIPS
+        from lway_engine.metrics.lpips_net import LPIPS
         from lway_engine.metrics.perceptual import lpips_batch
 
         model = LPIPS(net).to(device)

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from lway_engine.adaptation.step import amp_dtype
 from lway_engine.atomic import atomic_write
 from lway_engine.distributed import Topology, data_parallel, local_slice, mean_over_ranks, step_rng
-from lway_engine.losses import LPIPS
+from lway_engine.metrics.lpips_net import LPIPS
 from lway_engine.reconstruction import LWayReconstruction, ReconstructionConfig, load_checkpoint, save_checkpoint
 from lway_engine.training.data import PairSource, Sample, find_pairs, image_files
 

@@ -1,4 +1,4 @@
-"""Perceptual losses on real pretrained backbones.
+"""The LPIPS network on real pretrained backbones: the adaptation and pretraining losses and the LPIPS metric share it.
 
 ``LPIPS`` is the ``lpips`` package's network (its shipped v0.1 linear heads) on ImageNet AlexNet/VGG16 weights
 from our registry, so it works offline: the ``lpips`` package itself would download the backbone through

@@ -32,7 +32,7 @@ def test_lpips_alex_orders_real_degradations(lpips_alex, astronaut: Image.Image)
 
 
 def test_lpips_vgg_runs_on_its_own_backbone(astronaut: Image.Image) -> None:
-    from lway_engine.losses import LPIPS
+    from lway_engine.metrics.lpips_net import LPIPS
 
     vgg = LPIPS("vgg")
     x = _tensor(astronaut)
