@@ -1,6 +1,7 @@
 """The explainability gate (``lway_engine/adaptation/gate.py``) on every evaluation set, without adapting.
 
     .venv/bin/python bench/gate_check.py [--reconstructor CKPT]        # ~10 min on one thread
+    .venv/bin/python bench/gate_check.py --hr-crop 512                  # the families at 128-px LRs
 
 For each set, the explainability of each image alone and the gate's value for the set (its median over up to
 8 images, as ``adapt`` computes it). The gate's threshold (2) was read off the images ``bench/quality.py --quick``
@@ -60,6 +61,9 @@ def main() -> None:
     parser.add_argument("--reconstructor", type=Path, default=Path(DEFAULT_RECONSTRUCTOR))
     parser.add_argument("--real", action="store_true", help="the real-world LR sets instead (no HR)")
     parser.add_argument("--limit", type=int, default=24, help="--real: images per set")
+    parser.add_argument("--hr-crop", type=int, default=256,
+                        help="centre crop of the families' Kodak24 HR (256: the 64-px LRs the threshold was read on; "
+                             "512: 128-px LRs, where the gate opened on four families in bench/signal_check.py)")
     parser.add_argument("--colour", choices=("fitted", "predicted"), default="fitted",
                         help="R's colour map as adapt would run it (--predict-colour needs an error model fitted "
                              "that way: bench/fit_error_model.py --colour predicted)")
@@ -73,7 +77,7 @@ def main() -> None:
                          f"bench/fit_error_model.py --colour {args.colour} on it first")
     loss = LWayLoss(LPIPS("alex"), hf_weight=False)
     sets = {name: [(stem, lr, None) for stem, lr in items] for name, items in real_sets(args.limit).items()} if (
-        args.real) else evaluation_sets()
+        args.real) else evaluation_sets(args.hr_crop)
     results = {}
     print(f"{'set':<34} {'gate value':>10} {'images >= 2':>12} {'median':>7}  (per image)")
     for name, items in sets.items():
@@ -87,21 +91,24 @@ def main() -> None:
         print(f"{name:<34} {gate_text:>10} {above:>5} of {len(measured):<4} {median:>7}  "
               + " ".join("-" if r is None else f"{r:.2f}" for r in per_image), flush=True)
     colour = "_predicted" if args.colour == "predicted" else ""
-    out = results_dir() / f"gate_check_{'real_' if args.real else ''}{args.reconstructor.stem}{colour}.json"
+    size = "" if args.real or args.hr_crop == 256 else f"_lr{args.hr_crop // 4}"
+    out = results_dir() / f"gate_check_{'real_' if args.real else ''}{args.reconstructor.stem}{colour}{size}.json"
     out.write_text(json.dumps({"reconstructor": str(args.reconstructor), "colour": args.colour,
-                               "threshold": THRESHOLD, "results": results}, indent=1))
+                               "family_hr_crop": None if args.real else args.hr_crop, "threshold": THRESHOLD,
+                               "results": results}, indent=1))
     print(f"written {out}")
 
 
-def evaluation_sets() -> dict[str, list[tuple[str, np.ndarray, np.ndarray | None]]]:
-    """The evaluation sets, split into the images the threshold was read from and the rest (module docstring)."""
+def evaluation_sets(hr_crop: int = 256) -> dict[str, list[tuple[str, np.ndarray, np.ndarray | None]]]:
+    """The evaluation sets, split into the images the threshold was read from and the rest (module docstring); the
+    families' LRs are ``hr_crop`` / 4 px."""
     city = city100(30)
     sets = {"city100 031-038 (chose)": city[:8], "city100 039-060": city[8:]}
     for family in EVALUATION_FAMILIES:
-        items = family_set("Kodak24", family, 24, 256)
+        items = family_set("Kodak24", family, 24, hr_crop)
         sets[f"{family} kodim01-06 (chose)"], sets[f"{family} kodim07-24"] = items[:6], items[6:]
     for family in UNSEEN_FAMILIES:
-        sets[f"{family} kodim01-24"] = family_set("Kodak24", family, 24, 256)
+        sets[f"{family} kodim01-24"] = family_set("Kodak24", family, 24, hr_crop)
     sets["demo photos"] = [(name, lr, None) for name, lr in demo_set()]
     return sets
 
