@@ -29,6 +29,7 @@ from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
 from lway_engine.degradations import EVALUATION_FAMILIES, UNSEEN_FAMILIES
 from lway_engine.demo import demo_lr, demo_photos
+from lway_engine.hardware import AMP_CHOICES, resolve_amp
 from lway_engine.metrics.lpips_net import LPIPS
 from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
@@ -67,7 +68,11 @@ def main() -> None:
     parser.add_argument("--colour", choices=("fitted", "predicted"), default="fitted",
                         help="R's colour map as adapt would run it (--predict-colour needs an error model fitted "
                              "that way: bench/fit_error_model.py --colour predicted)")
+    parser.add_argument("--amp", choices=AMP_CHOICES, default="auto",
+                        help="S0's autocast, as adapt resolves it (auto: bf16 on a CPU with native bf16, else fp32; "
+                             "the recorded JSONs of the broad checkpoint ran bf16)")
     args = parser.parse_args()
+    amp = resolve_amp(args.amp, "cpu")
     torch.manual_seed(0)
     model = load_model("realesrgan-x4plus")
     reconstruction = load_checkpoint(args.reconstructor, expect_scale=4)
@@ -82,8 +87,8 @@ def main() -> None:
     print(f"{'set':<34} {'gate value':>10} {'images >= 2':>12} {'median':>7}  (per image)")
     for name, items in sets.items():
         tensors = [torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1))).float() for _, lr, *_ in items]
-        per_image = [explainability(model, reconstruction, [t], loss, "bf16") for t in tensors]
-        gate = explainability(model, reconstruction, tensors, loss, "bf16")
+        per_image = [explainability(model, reconstruction, [t], loss, amp) for t in tensors]
+        gate = explainability(model, reconstruction, tensors, loss, amp)
         results[name] = {"gate": gate, "images": {stem: r for (stem, *_), r in zip(items, per_image)}}
         measured = [r for r in per_image if r is not None]  # None: an image below E's minimum side
         above = sum(r >= THRESHOLD for r in measured)
@@ -93,7 +98,7 @@ def main() -> None:
     colour = "_predicted" if args.colour == "predicted" else ""
     size = "" if args.real or args.hr_crop == 256 else f"_lr{args.hr_crop // 4}"
     out = results_dir() / f"gate_check_{'real_' if args.real else ''}{args.reconstructor.stem}{colour}{size}.json"
-    out.write_text(json.dumps({"reconstructor": str(args.reconstructor), "colour": args.colour,
+    out.write_text(json.dumps({"reconstructor": str(args.reconstructor), "colour": args.colour, "amp": amp or "fp32",
                                "family_hr_crop": None if args.real else args.hr_crop, "threshold": THRESHOLD,
                                "results": results}, indent=1))
     print(f"written {out}")
