@@ -24,26 +24,26 @@ import torch
 from quality import city100, family_set
 from results_dir import results_dir
 
+from lway_engine.adaptation.gate import unadapted_error
 from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
 from lway_engine.degradations import EVALUATION_FAMILIES, UNSEEN_FAMILIES
+from lway_engine.media.images import to_tensor
 from lway_engine.metrics.lpips_net import LPIPS
 from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
 
 
 def losses(model, reconstruction, loss: LWayLoss, lr: np.ndarray, hr: np.ndarray) -> dict[str, float]:
-    """R's loss from the true HR and from S0's output, and the error model's prediction of the first."""
-    x = torch.from_numpy(lr.transpose(2, 0, 1).copy()).float()[None]
+    """R's loss from S0's output and the error model's prediction, as the gate computes them
+    (``gate.unadapted_error``), beside R's loss from the true HR."""
+    x = to_tensor(lr).float()
     x = x[..., : x.shape[-2] // 4 * 4, : x.shape[-1] // 4 * 4]
-    h = torch.from_numpy(hr.transpose(2, 0, 1).copy()).float()[None, :, : x.shape[-2] * 4, : x.shape[-1] * 4]
+    h = to_tensor(hr).float()[..., : x.shape[-2] * 4, : x.shape[-1] * 4]
+    s0, predicted = unadapted_error(model, reconstruction, x, loss)
     with torch.no_grad():
-        embedding = reconstruction.encoder(x)
-        styles = reconstruction.reconstructor.prepare(embedding)
-        sr = model.module(x).float().clamp(0, 1)
+        styles = reconstruction.reconstructor.prepare(reconstruction.encoder(x))
         true = float(loss(reconstruction.reconstructor(h, styles=styles, reference=x), x).total)
-        s0 = float(loss(reconstruction.reconstructor(sr, styles=styles, reference=x), x).total)
-        predicted = float(reconstruction.error_model.predict(embedding, x)[0])
     return {"true": true, "s0": s0, "predicted": predicted}
 
 

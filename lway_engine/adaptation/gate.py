@@ -55,13 +55,21 @@ def explainability(model: LoadedModel, reconstruction: torch.nn.Module, images: 
         return None
     flat = loss if not loss.hf_weight else LWayLoss(loss.lpips, hf_weight=False, lpips_weight=loss.lpips_weight)
     ratios = []
-    with torch.no_grad():
-        for image in gate_sample(images):
-            lr = _centre(image, GATE_CROP, model.size.multiple_of)[None]
-            with torch.autocast(lr.device.type, torch.bfloat16, enabled=amp == "bf16"):
-                sr = model.module(lr).float().clamp(0, 1)
-            embedding = reconstruction.encoder(lr)
-            lr_hat = reconstruction.reconstructor(sr, styles=reconstruction.reconstructor.prepare(embedding),
-                                                  reference=lr)
-            ratios.append(float(flat(lr_hat, lr).total) / float(error_model.predict(embedding, lr)[0]))
+    for image in gate_sample(images):
+        actual, predicted = unadapted_error(model, reconstruction,
+                                            _centre(image, GATE_CROP, model.size.multiple_of)[None], flat, amp)
+        ratios.append(actual / predicted)
     return statistics.median(ratios)
+
+
+def unadapted_error(model: LoadedModel, reconstruction: torch.nn.Module, lr: torch.Tensor, flat: LWayLoss,
+                    amp: str | None = None) -> tuple[float, float]:
+    """The explainability's two terms for one (1, 3, H, W) LR: R's loss from the unadapted output S0(LR), and the
+    error model's prediction of R's loss from the true HR (``bench/gate_truth.py`` sets them beside the truth)."""
+    with torch.no_grad():
+        with torch.autocast(lr.device.type, torch.bfloat16, enabled=amp == "bf16"):
+            sr = model.module(lr).float().clamp(0, 1)
+        embedding = reconstruction.encoder(lr)
+        lr_hat = reconstruction.reconstructor(sr, styles=reconstruction.reconstructor.prepare(embedding),
+                                              reference=lr)
+        return float(flat(lr_hat, lr).total), float(reconstruction.error_model.predict(embedding, lr)[0])
