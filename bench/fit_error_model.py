@@ -1,10 +1,12 @@
 """Fit R's error model (``lway_engine/reconstruction/error_model.py``) for a checkpoint; writes its sidecar.
 
-    .venv/bin/python bench/fit_error_model.py bench/training/lway-er-x4-broad-l1.safetensors   # ~4 min, 1 thread
+    .venv/bin/python bench/fit_error_model.py lway_engine/assets/lway-er-x4.safetensors   # ~30 min, 2 threads
 
 The samples are the pretraining's: 64 px LR crops from the training split only (Urban100_HR_jpeg, Manga109_HR_jpeg,
 Sun_Hays80 files 1-40, City100 pairs 001-030; as bench/pretrain_broad.sh), synthetic LR from the training mix and
-30% real pairs, seeded. The last 20% of the samples are held out to report R^2 before the final fit on all of them.
+30% real pairs, seeded. Each crop goes through the SR model S0 (x4plus by default: its outputs are what the residual
+features describe, about 1.5 s a crop on the CPU), E, R and LPIPS once. The last 20% of the samples are held out to
+report R^2 before the final fit on all of them.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from quality import DATA
 from results_dir import results_dir
 from training_split import city100_hr_files, hr_files
 
-from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.metrics.lpips_net import LPIPS
+from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
 from lway_engine.reconstruction.checkpoint import read_checkpoint_info
 from lway_engine.reconstruction.error_model import error_samples, fit_features, sidecar
@@ -35,7 +37,8 @@ def training_source() -> PairSource:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path)
-    parser.add_argument("--samples", type=int, default=3000)
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--sr-model", default="realesrgan-x4plus", help="S0: the SR model the gate will judge")
     parser.add_argument("--seed", type=int, default=123)
     parser.add_argument("--colour", choices=("fitted", "predicted"), default="fitted",
                         help="R's colour mode to fit the errors under (adapt's default: fitted to the LR)")
@@ -47,19 +50,20 @@ def main() -> None:
     reconstruction.reconstructor.colour_fit = args.colour == "fitted"
     source, rng = training_source(), np.random.default_rng(args.seed)
     pairs = [source.sample(rng, 64, 0.3)[:2] for _ in range(args.samples)]
-    loss = LWayLoss(LPIPS("alex"), hf_weight=False)
     sha = read_checkpoint_info(args.checkpoint).content_sha256
-    x, y = error_samples(reconstruction, pairs, loss)  # each crop through E, R and LPIPS once
+    sr_model = load_model(args.sr_model)
+    x, y = error_samples(reconstruction, sr_model.module, pairs, LPIPS("alex"))
     cut = int(0.8 * len(pairs))
     colour_fit = reconstruction.reconstructor.colour_fit
-    predicted = torch.log(fit_features(x[:cut], y[:cut], sha, colour_fit).predict_features(x[cut:]).double())
+    predicted = torch.log(fit_features(x[:cut], y[:cut], sha, colour_fit, args.sr_model).predict(x[cut:]).double())
     r2 = 1 - float(torch.mean((predicted - y[cut:]) ** 2) / torch.var(y[cut:], correction=0))
-    model = fit_features(x, y, sha, colour_fit)
+    model = fit_features(x, y, sha, colour_fit, args.sr_model)
     model.save(sidecar(args.checkpoint))
-    print(f"held-out R^2 of log error: {r2:.3f} ({len(pairs) - cut} crops); wrote {sidecar(args.checkpoint)} "
+    print(f"held-out R^2 of log L1 error: {r2:.3f} ({len(pairs) - cut} crops); wrote {sidecar(args.checkpoint)} "
           f"in {time.perf_counter() - started:.0f} s")
     out = results_dir() / f"error_model_{args.checkpoint.stem}.json"
     out.write_text(json.dumps({"checkpoint": str(args.checkpoint), "samples": args.samples, "seed": args.seed,
+                               "sr_model": args.sr_model, "target": "log L1 of R(HR, E(LR)) against the LR",
                                "heldout_r2_log_error": r2, "heldout_samples": len(pairs) - cut}, indent=1))
 
 

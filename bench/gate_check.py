@@ -4,8 +4,10 @@
     .venv/bin/python bench/gate_check.py --hr-crop 512                  # the families at 128-px LRs
 
 For each set, the explainability of each image alone and the gate's value for the set (its median over up to
-8 images, as ``adapt`` computes it). The gate's threshold (2) was read off the images ``bench/quality.py --quick``
-uses (City100 031-038, each family's Kodak24 kodim01-06); the other rows are images it was not chosen on:
+8 images, as ``adapt`` computes it). The gate's threshold (1.5, on the per-tile L1 explainability since
+2026-12-01; 2 on the older whole-image flat loss) was read off the images ``bench/quality.py --quick`` uses
+(City100 031-038, each family's Kodak24 kodim01-06; ``bench/gate_truth.py`` sets it beside the truth); the
+other rows are images it was not chosen on:
 City100 039-060, kodim07-24 per family, the two unseen families, and ``make demo``'s three photos.
 With ``--real``: the real-world LR sets of ``../shared/data`` instead (RealSR_LR4, realsrset, OldPhotos_BOPB,
 RNI15; no HR, so only where ``adapt`` would act on what users bring), written to gate_check_real_<...>.json.
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from gate_setup import THRESHOLD
 from quality import DATA, city100, family_set
 from results_dir import results_dir
 
@@ -34,7 +37,6 @@ from lway_engine.metrics.lpips_net import LPIPS
 from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
 
-THRESHOLD = 2.0
 
 
 def demo_set() -> list[tuple[str, np.ndarray]]:
@@ -84,7 +86,7 @@ def main() -> None:
     sets = {name: [(stem, lr, None) for stem, lr in items] for name, items in real_sets(args.limit).items()} if (
         args.real) else evaluation_sets(args.hr_crop)
     results = {}
-    print(f"{'set':<34} {'gate value':>10} {'images >= 2':>12} {'median':>7}  (per image)")
+    print(f"{'set':<34} {'gate value':>10} {f'images >= {THRESHOLD:g}':>12} {'median':>7}  (per image)")
     for name, items in sets.items():
         tensors = [torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1))).float() for _, lr, *_ in items]
         per_image = [explainability(model, reconstruction, [t], loss, amp) for t in tensors]

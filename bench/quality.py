@@ -234,6 +234,8 @@ def main() -> None:
     parser.add_argument("--no-hf-weight", action="store_true", help="every run with W = 1 (adapt --no-hf-weight)")
     parser.add_argument("--amp", default="fp32", help="adapt --amp (auto, bf16, fp32); fp32 by default so that "
                         "results compare across machines")
+    parser.add_argument("--hr-crop", type=int, help="centre crop of the families' HR (default: the profile's; "
+                        "512 gives 128-px LRs, where the previous gate opened on four families)")
     parser.add_argument("--limit", type=int, help="at most this many images per set (dry runs)")
     parser.add_argument("--only", help="comma-separated subset of runs, e.g. city100,defocus_noise")
     parser.add_argument("--city100-skip", type=int, default=0,
@@ -278,8 +280,8 @@ def main() -> None:
     for family in (*EVALUATION_FAMILIES, *UNSEEN_FAMILIES):
         if not wanted(family):
             continue
-        items = [x for s in profile["sets"] for x in family_set(s, family, profile["per_family"], profile["crop"])
-                 ][:limit]
+        items = [x for s in profile["sets"]
+                 for x in family_set(s, family, profile["per_family"], args.hr_crop or profile["crop"])][:limit]
         runs[family] = (items, False, True)
         if family == EVALUATION_FAMILIES[0]:
             runs[f"{family} --no-hf-weight"] = (items, False, False)
@@ -315,7 +317,8 @@ def main() -> None:
                                "config": config.__dict__,
                                "candidates": [c.name for c in candidates] if config.select else None,
                                "reconstructor": str(args.reconstructor), "colour": args.colour,
-                               "city100_first": f"{CITY100_TRAINING.stop + args.city100_skip:03d}", "results": results},
+                               "city100_first": f"{CITY100_TRAINING.stop + args.city100_skip:03d}",
+                               "family_hr_crop": args.hr_crop or profile["crop"], "results": results},
                               indent=1))
     print(f"written {out}")
 

@@ -192,22 +192,23 @@ def test_error_model_travels_with_its_checkpoint_only(tmp_path: Path, small_reco
                                                       photo, fresh_compact) -> None:
     from lway_engine.reconstruction import load_checkpoint, save_checkpoint
     from lway_engine.reconstruction.checkpoint import CheckpointError, read_checkpoint_info
-    from lway_engine.reconstruction.error_model import fit_error_model, sidecar
+    from lway_engine.reconstruction.error_model import error_samples, fit_error_model, sidecar
 
     path = tmp_path / "er.safetensors"
     save_checkpoint(path, small_reconstruction)
     assert load_checkpoint(path).error_model is None
     pairs = _pairs(photo, 12)
     loss = LWayLoss(lpips_alex, hf_weight=False)
-    model = fit_error_model(small_reconstruction, pairs, loss, read_checkpoint_info(path).content_sha256)
+    model = fit_error_model(small_reconstruction, fresh_compact.module, pairs, lpips_alex,
+                            read_checkpoint_info(path).content_sha256, "compact")
     model.save(sidecar(path))
     loaded = load_checkpoint(path)
     assert loaded.error_model.colour_fit is True  # fitted as adapt runs R: its colour map fitted to the LR
-    lr = torch.stack([lr for _, lr in pairs[:3]])
-    with torch.no_grad():
-        predicted = loaded.error_model.predict(loaded.encoder(lr), lr)
-        assert predicted.shape == (3,) and bool((predicted > 0).all())
-        torch.testing.assert_close(predicted, model.predict(small_reconstruction.encoder(lr), lr))
+    assert loaded.error_model.sr_model == "compact"  # the S0 whose outputs its residual features describe
+    x, _ = error_samples(small_reconstruction, fresh_compact.module, pairs[:3], lpips_alex)
+    predicted = loaded.error_model.predict(x)
+    assert predicted.shape == (3,) and bool((predicted > 0).all())
+    torch.testing.assert_close(predicted, model.predict(x))
     from lway_engine.adaptation.gate import explainability
 
     images = [lr for _, lr in pairs[:2]]
@@ -223,6 +224,40 @@ def test_error_model_travels_with_its_checkpoint_only(tmp_path: Path, small_reco
     save_checkpoint(path, small_reconstruction)
     with pytest.raises(CheckpointError, match="fitted on other weights"):
         load_checkpoint(path)
+    save_checkpoint(path, small_reconstruction)  # a sidecar of the older kind (flat loss, LR features only)
+    from safetensors.torch import save_file
+
+    save_file({"mean": torch.zeros(3)}, str(sidecar(path)), metadata={"colour_fit": "1"})
+    with pytest.raises(CheckpointError, match="another kind .* refit it with bench/fit_error_model.py"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("length", [32, 63, 64, 65, 127, 128, 191, 192])
+def test_gate_tiles_cover_the_crop_at_the_error_models_size(length: int) -> None:
+    """The gate applies the error model to tiles of its fitting size (64 px), whatever the image's size: as few
+    as cover the crop, overlapping evenly, none past its edge; a side under 64 px is one tile."""
+    from lway_engine.adaptation.gate import _starts
+    from lway_engine.reconstruction.error_model import TILE
+
+    starts = _starts(length)
+    side = min(TILE, length)
+    assert starts[0] == 0 and starts[-1] + side == length and len(starts) == max(1, -(-length // TILE))
+    assert all(b - a <= side for a, b in zip(starts, starts[1:]))
+
+
+def test_tile_errors_read_r_from_s0_and_from_the_hr(fresh_compact, small_reconstruction, lpips_alex, photo) -> None:
+    """``gate.tile_errors``: per tile, R's L1 from S0's output, the prediction and (given the HR) the truth, all
+    computed from the same embedding; a 96 x 80 LR is 2 x 2 tiles."""
+    from lway_engine.adaptation.gate import tile_errors
+    from lway_engine.degradations import degrade
+
+    hr = torch.from_numpy(photo("astronaut", 384)[:320].transpose(2, 0, 1).copy())
+    lr = degrade(hr, "defocus_noise", 0, scale=4)[None]
+    _expecting(small_reconstruction, 0.05)
+    tiles = tile_errors(fresh_compact, small_reconstruction, lr, lpips_alex, hr=hr[None])
+    assert len(tiles) == 4 and all(t.predicted == pytest.approx(0.05) for t in tiles)
+    assert all(0 < t.actual < 1 and 0 < t.true < 1 for t in tiles) and len({t.actual for t in tiles}) == 4
+    assert all(t.true is None for t in tile_errors(fresh_compact, small_reconstruction, lr, lpips_alex))
 
 
 def test_gated_candidate_runs_only_past_its_threshold_and_is_judged_by_fidelity(
@@ -230,8 +265,8 @@ def test_gated_candidate_runs_only_past_its_threshold_and_is_judged_by_fidelity(
     from lway_engine.adaptation.signal import fidelity_room
     from lway_engine.reconstruction.error_model import fit_error_model
 
-    small_reconstruction.error_model = fit_error_model(small_reconstruction, _pairs(photo, 12),
-                                                       LWayLoss(lpips_alex, hf_weight=False), "")
+    small_reconstruction.error_model = fit_error_model(small_reconstruction, fresh_compact.module, _pairs(photo, 12),
+                                                       lpips_alex, "", "compact")
     config = AdaptConfig(iterations=4, lr=1e-3, batch=2, crop=32, eval_every=2)
     original = {k: v.clone() for k, v in fresh_compact.module.state_dict().items()}
     never = Candidate(anchor=1.0, flat=True, gate=1e9)

@@ -4,32 +4,39 @@ The texture-keeping candidate (flat loss + anchor, ``select.py``) gave City100 -
 bayer_jpeg, film and the demo photos worse, and the held-out signal could not tell those apart (it reads the
 texture the candidate removes as detail lost, everywhere). What differs is R: adaptation helps where R explains
 the LR much better from the true HR than from S's output, the *signal margin* (per image, Spearman -0.57 with the
-candidate's LPIPS change over 32 images). Its unknown half, R's error from the HR, is predicted from the LR by
+candidate's LPIPS change over 32 images). Its unknown half, R's error from the HR, is predicted by
 ``reconstruction/error_model.py``; the ratio of R's actual error from S's output to that prediction is
 
-    explainability = L(R(S0(LR), E(LR)), LR) / predicted L(R(HR, E(LR)), LR)        (flat LWay loss: L1 + LPIPS)
+    explainability = L1(R(S0(LR), E(LR)), LR) / predicted L1(R(HR, E(LR)), LR)
 
-about 1 where R cannot tell S's output from the truth, and well above 1 where S's output is what R cannot explain.
-Measured with the broad L1 checkpoint, as ``bench/gate_check.py`` computes it: the median over a set's images was
-2.65 for City100 pairs 039-060 (82% of images above 2), and 0.85-1.23 for every synthetic family on Kodak24 crops
-kodim07-24 (the first six images of each chose the threshold), for halftone_scan, gif_palette, and 1.05 for the
-demo photos. A candidate with ``gate`` runs only when the median reaches it; the threshold 2 sits between the two
-groups. The gate says R is right to move S away from its texture; it does not vouch for detail S adds, so a gated
-run's signal still counts that (``signal.combine(added_only=True)``): real noisy photos (RNI15) open the gate too.
+per 64-px LR tile (each with its own embedding: the error model's fitting size), the median over an image's tiles,
+then over the images. About 1 where R cannot tell S's output from the truth, well above 1 where S's output is what R
+cannot explain. With the HR (``bench/gate_truth.py``, 2026-12-01) its true value is 1.88-1.99 on City100 (set
+medians) and 0.79-1.10 on every family, at 64- and 128-px LRs alike; the threshold 1.5 (``select.py``) sits between
+them. The estimate read 1.73 and 1.86 on the two City100 samples and at most 1.44 on a family set (the unseen
+gif_palette; every other family at most 1.19). Until then the gate used the flat LWay loss (L1 + LPIPS) over the
+whole LR, threshold 2: its LPIPS half grew with the LR's size where the prediction did not, and on 128-px family LRs
+it opened on four families, and ``adapt`` kept seven runs that made LPIPS worse. The gate says R is right to move
+S away from its texture; it does not vouch for detail S adds, so a gated run's signal still counts that
+(``signal.combine(added_only=True)``): real noisy photos (RNI15) open the gate too.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
+from dataclasses import dataclass
 
 import torch
 
 from lway_engine.adaptation.loss import LWayLoss
+from lway_engine.metrics.lpips_net import LPIPS
 from lway_engine.models import LoadedModel
 from lway_engine.reconstruction import MIN_LR_SIZE
+from lway_engine.reconstruction.error_model import TILE, features, reconstruct
 
 GATE_IMAGES = 8  # images scored (evenly spaced through the set): the median settles; S0 on each costs seconds
-GATE_CROP = 192  # LR px: centre crops of at most this side, as large as City100's LR where the gate was set
+GATE_CROP = 192  # LR px: centre crops of at most this side (3 x 3 tiles), as large as City100's LR
 
 
 def _centre(image: torch.Tensor, side: int, multiple: int) -> torch.Tensor:
@@ -44,32 +51,61 @@ def gate_sample(images: list) -> list:
     return images[:: max(1, len(images) // GATE_IMAGES)][:GATE_IMAGES]
 
 
+def _starts(length: int) -> list[int]:
+    """Where TILE-px tiles start along a side of ``length`` px: as few as cover it, spread evenly (overlapping)."""
+    count = math.ceil(length / TILE)
+    return sorted({round(i * (length - TILE) / max(1, count - 1)) for i in range(count)}) if length > TILE else [0]
+
+
+@dataclass(frozen=True)
+class TileError:
+    """R's L1 on one LR tile: from S0's output (``actual``), the error model's prediction of it from the HR
+    (``predicted``), and from the true HR where it was given (``true``)."""
+
+    actual: float
+    predicted: float
+    true: float | None = None
+
+
+def tile_errors(model: LoadedModel, reconstruction: torch.nn.Module, lr: torch.Tensor, lpips: LPIPS,
+                amp: str | None = None, hr: torch.Tensor | None = None) -> list[TileError]:
+    """The explainability's terms on each 64-px tile of a (1, 3, H, W) LR (a side under 64 px is one tile); S0
+    runs once on the whole LR, under bf16 autocast when ``amp`` is "bf16", so tiles have no border of their own.
+    ``hr``: the true (1, 3, 4H, 4W) HR, for ``bench/gate_truth.py``."""
+    scale = model.scale
+    out = []
+    with torch.no_grad():
+        with torch.autocast(lr.device.type, torch.bfloat16, enabled=amp == "bf16"):
+            sr = model.module(lr).float().clamp(0, 1)
+        for top in _starts(lr.shape[-2]):
+            for left in _starts(lr.shape[-1]):
+                h, w = min(TILE, lr.shape[-2]), min(TILE, lr.shape[-1])
+                x = lr[..., top : top + h, left : left + w]
+                window = (..., slice(top * scale, (top + h) * scale), slice(left * scale, (left + w) * scale))
+                embedding, lr_hat = reconstruct(reconstruction, x, sr[window])
+                predicted = reconstruction.error_model.predict(features(embedding, x, lr_hat, lpips(lr_hat, x)))
+                true = None
+                if hr is not None:
+                    from_hr = reconstruction.reconstructor(hr[window], styles=reconstruction.reconstructor.prepare(
+                        embedding), reference=x)
+                    true = float((from_hr - x).abs().mean())
+                out.append(TileError(float((lr_hat - x).abs().mean()), float(predicted[0]), true))
+    return out
+
+
 def explainability(model: LoadedModel, reconstruction: torch.nn.Module, images: list[torch.Tensor],
                    loss: LWayLoss, amp: str | None = None) -> float | None:
     """The median explainability over up to GATE_IMAGES of ``images`` ((3, H, W) LR on the model's device), or
     None when ``reconstruction`` has no error model (or one fitted under R's other colour mode, which would misjudge
-    R's error) or no image reaches E's minimum side; S0 runs under bf16 autocast when ``amp`` is "bf16"."""
+    R's error) or no image reaches E's minimum side; ``loss`` lends its LPIPS network; S0 runs under bf16 autocast
+    when ``amp`` is "bf16"."""
     error_model = getattr(reconstruction, "error_model", None)
     images = [image for image in images if min(image.shape[-2:]) >= MIN_LR_SIZE]
     if error_model is None or not error_model.fits(reconstruction.reconstructor.colour_fit) or not images:
         return None
-    flat = loss if not loss.hf_weight else LWayLoss(loss.lpips, hf_weight=False, lpips_weight=loss.lpips_weight)
     ratios = []
     for image in gate_sample(images):
-        actual, predicted = unadapted_error(model, reconstruction,
-                                            _centre(image, GATE_CROP, model.size.multiple_of)[None], flat, amp)
-        ratios.append(actual / predicted)
+        crop = _centre(image, GATE_CROP, model.size.multiple_of)[None]
+        ratios.append(statistics.median(t.actual / t.predicted
+                                        for t in tile_errors(model, reconstruction, crop, loss.lpips, amp)))
     return statistics.median(ratios)
-
-
-def unadapted_error(model: LoadedModel, reconstruction: torch.nn.Module, lr: torch.Tensor, flat: LWayLoss,
-                    amp: str | None = None) -> tuple[float, float]:
-    """The explainability's two terms for one (1, 3, H, W) LR: R's loss from the unadapted output S0(LR), and the
-    error model's prediction of R's loss from the true HR (``bench/gate_truth.py`` sets them beside the truth)."""
-    with torch.no_grad():
-        with torch.autocast(lr.device.type, torch.bfloat16, enabled=amp == "bf16"):
-            sr = model.module(lr).float().clamp(0, 1)
-        embedding = reconstruction.encoder(lr)
-        lr_hat = reconstruction.reconstructor(sr, styles=reconstruction.reconstructor.prepare(embedding),
-                                              reference=lr)
-        return float(flat(lr_hat, lr).total), float(reconstruction.error_model.predict(embedding, lr)[0])

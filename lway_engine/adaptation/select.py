@@ -101,7 +101,8 @@ class Candidate:
 # it (weight 0.5: +1.16 / -0.031), every pair better; the fresh pairs 039-046: +1.32 / -0.035 against +1.52 / -0.015.
 # On noisy real photos it asks S to restore the LR's noise too: on RNI15 crops the signal's copying part read +0.69
 # by step 40 (+0.54 without the term) and refused every step, as on OldPhotos (bench/real_decisions.py).
-DEFAULT_CANDIDATES = (Candidate(anchor=1.0, flat=True, lr_scale=3.0, gate=2.0, cross_scale=0.3),)
+# 2026-12-01 (later): gated at 1.5 on the L1, per-tile explainability (gate.py; 2 was the flat loss's threshold).
+DEFAULT_CANDIDATES = (Candidate(anchor=1.0, flat=True, lr_scale=3.0, gate=1.5, cross_scale=0.3),)
 
 
 @dataclass

@@ -205,7 +205,7 @@ def fidelity_room(explainability: float) -> float:
     """How far the LR loss can fall by making S's output more like the truth: R's error from the unadapted output
     is ``explainability`` times its expected error from the true HR (gate.py), so at most a fraction 1 - 1/x of it
     is S's to remove; the rest is R's own error, and fitting it copies degradation into the output. 0 for x <= 1
-    (R cannot tell S0's output from the truth: every fidelity gain is fitting R), 0.5 at the gate's threshold 2."""
+    (R cannot tell S0's output from the truth: every fidelity gain is fitting R), 1/3 at the gate's threshold 1.5."""
     if not math.isfinite(explainability) or explainability <= 1:
         return 0.0
     return 1 - 1 / explainability

@@ -136,12 +136,16 @@ def load_checkpoint(
 
 def _attach_error_model(model: LWayReconstruction, path: Path, content_sha256: str) -> None:
     """``model.error_model``: R's expected error (``error_model.py``) from the sidecar fitted on these weights, or
-    None (no sidecar; a sidecar of other weights is refused, as its predictions would be meaningless here)."""
+    None (no sidecar; a sidecar of other weights, or of an older kind, is refused, as its predictions would be
+    meaningless here)."""
     from lway_engine.reconstruction.error_model import ErrorModel, sidecar
 
     model.error_model = None
     if sidecar(path).is_file():
-        error_model = ErrorModel.load(sidecar(path))
+        try:
+            error_model = ErrorModel.load(sidecar(path))
+        except ValueError as exc:
+            raise CheckpointError(str(exc)) from exc
         if error_model.checkpoint_sha256 != content_sha256:
             raise CheckpointError(f"{sidecar(path)} was fitted on other weights than {path.name}; refit it with "
                                   "bench/fit_error_model.py or delete it")

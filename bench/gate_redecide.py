@@ -1,0 +1,116 @@
+"""``adapt``'s decisions on the recorded per-image samples of ``bench/signal_check.py``, re-made with today's gate.
+
+    .venv/bin/python bench/gate_redecide.py          # the four samples of today's default candidate (~15 min)
+
+Why: the samples' runs trained the default candidate past the gate and recorded, at every signal evaluation, the
+signal's parts and the true LPIPS change against the HR. The training does not depend on the gate (its value only
+caps the fidelity credit in the signal, which is recomputed from the recorded parts), so the decision ``adapt``
+would make with another gate can be re-made exactly: compute today's explainability for each run's image and for
+its set (the sample's images of that set; ``adapt --per-image`` takes the lower), then apply today's threshold and
+``signal_check.chosen_point``. Prints, per sample and set, what ``adapt`` keeps under the gate the sample ran with
+and under today's, with the true LPIPS change of the kept weights. Writes bench/results/gate_redecide_<device>.json.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import platform
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from gate_setup import THRESHOLD, gate_setup
+from quality import city100, family_set
+from results_dir import results_dir
+from signal_check import chosen_point
+
+from lway_engine.adaptation.gate import GATE_IMAGES, explainability
+from lway_engine.adaptation.loss import LWayLoss
+from lway_engine.metrics.lpips_net import LPIPS
+
+RECORDED = Path(__file__).resolve().parent / "results"
+# (file stem, the families' HR crop): the samples of today's default candidate
+SAMPLES = (("signal_check_per_image_cross0.3", 256), ("signal_check_per_image_cross0.3_fresh", 256),
+           ("signal_check_per_image_cross0.3_next", 256), ("signal_check_per_image_cross0.3_larger_lr", 512))
+WORSE = 0.002  # a kept run worse than the unadapted model by more than this counts as worse (as signal_summary)
+
+
+def lr_of(set_name: str, image: str, hr_crop: int) -> torch.Tensor:
+    """The run's LR, rebuilt as signal_check built it: City100 pair by number, Kodak24 image k with its seed."""
+    if set_name == "city100":
+        (_, lr, _), = city100(1, int(image) - 31)
+    else:
+        (_, lr, _), = family_set("Kodak24", set_name, 1, hr_crop, int(image.removeprefix("kodim")) - 1)
+    return torch.from_numpy(lr.transpose(2, 0, 1).copy())
+
+
+def decide(run: dict, own: float | None, whole: float | None, threshold: float) -> dict:
+    """The point ``adapt`` keeps with these gate values and threshold."""
+    run = copy.deepcopy(run)
+    run.update(explainability=own, set_explainability=whole, gate_threshold=threshold)
+    return chosen_point(run)
+
+
+def tally(rows: list[dict], key: str) -> dict:
+    kept = [r[key] for r in rows if r[key + "_step"] > 0]
+    return {"adapted": len(kept), "kept_lpips_change": sum(r[key] for r in rows) / len(rows),
+            "kept_worse": sum(k > WORSE for k in kept)}
+
+
+def main() -> None:
+    args, model, reconstruction = gate_setup(__doc__)
+    loss = LWayLoss(LPIPS("alex"))
+    out, pooled = {}, defaultdict(list)
+    for stem, hr_crop in SAMPLES:
+        runs = json.loads((RECORDED / f"{stem}_x86_64_CPU.json").read_text())["runs"]
+        own = {(r["set"], r["image"]): explainability(model, reconstruction, [lr_of(r["set"], r["image"], hr_crop)],
+                                                      loss) for r in runs}
+        by_set = defaultdict(list)
+        for (set_name, _), value in own.items():
+            by_set[set_name].append(value)
+        # gate.explainability over a set is the median of its images' values when it has at most GATE_IMAGES
+        assert all(len(v) <= GATE_IMAGES for v in by_set.values())
+        rows = []
+        for r in runs:
+            then, now = chosen_point(copy.deepcopy(r)), decide(r, own[(r["set"], r["image"])],
+                                                               statistics.median(by_set[r["set"]]), THRESHOLD)
+            rows.append({"set": r["set"], "image": r["image"], "then_gate": r["explainability"],
+                         "then_set_gate": r["set_explainability"], "then_threshold": r["gate_threshold"],
+                         "now_gate": own[(r["set"], r["image"])], "now_set_gate": statistics.median(by_set[r["set"]]),
+                         "then": then["lpips_change"], "then_step": then["step"],
+                         "now": now["lpips_change"], "now_step": now["step"]})
+        sets = {}
+        print(f"\n{stem} (families' HR crop {hr_crop}: {hr_crop // 4}-px LRs)\n{'set':<14} {'gate then':>9} "
+              f"{'gate now':>9} {'kept then':>9} {'kept now':>9} {'LPIPS then':>11} {'LPIPS now':>10}")
+        for set_name in dict.fromkeys(r["set"] for r in rows):
+            rs = [r for r in rows if r["set"] == set_name]
+            sets[set_name] = {"then": tally(rs, "then"), "now": tally(rs, "now"),
+                              "set_gate_then": rs[0]["then_set_gate"], "set_gate_now": rs[0]["now_set_gate"]}
+            s = sets[set_name]
+            print(f"{set_name:<14} {s['set_gate_then']:>9.2f} {s['set_gate_now']:>9.2f} {s['then']['adapted']:>9} "
+                  f"{s['now']['adapted']:>9} {s['then']['kept_lpips_change']:>+11.4f} "
+                  f"{s['now']['kept_lpips_change']:>+10.4f}")
+        total = {"then": tally(rows, "then"), "now": tally(rows, "now")}
+        print(f"{'all':<14} {'':>9} {'':>9} {total['then']['adapted']:>9} {total['now']['adapted']:>9} "
+              f"{total['then']['kept_lpips_change']:>+11.4f} {total['now']['kept_lpips_change']:>+10.4f}   kept worse: "
+              f"{total['then']['kept_worse']} then, {total['now']['kept_worse']} now", flush=True)
+        out[stem] = {"hr_crop": hr_crop, "runs": rows, "sets": sets, "all": total}
+        pooled["64" if hr_crop == 256 else "128"] += rows
+    summary = {size: {"then": tally(rows, "then"), "now": tally(rows, "now"), "runs": len(rows)}
+               for size, rows in pooled.items()}
+    for size, s in summary.items():
+        print(f"pooled, {size}-px family LRs ({s['runs']} runs): adapted {s['then']['adapted']} then, "
+              f"{s['now']['adapted']} now; kept LPIPS {s['then']['kept_lpips_change']:+.4f} then, "
+              f"{s['now']['kept_lpips_change']:+.4f} now; kept worse {s['then']['kept_worse']} then, "
+              f"{s['now']['kept_worse']} now")
+    device = f"{platform.machine()}_CPU"
+    path = results_dir() / f"gate_redecide_{device}.json"
+    path.write_text(json.dumps({"device": device, "threshold": THRESHOLD, "reconstructor": str(args.reconstructor),
+                                "samples": out, "pooled": summary}, indent=1))
+    print(f"written {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""What the gate benchmarks share: the default candidate's threshold, and x4plus beside a checkpoint that has an
+error model (``gate_truth.py``, ``gate_redecide.py``)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
+from lway_engine.adaptation.select import DEFAULT_CANDIDATES
+from lway_engine.models import LoadedModel, load_model
+from lway_engine.reconstruction import load_checkpoint
+
+THRESHOLD = max(c.gate for c in DEFAULT_CANDIDATES)  # the default candidate's gate
+
+
+def gate_setup(description: str) -> tuple[argparse.Namespace, LoadedModel, torch.nn.Module]:
+    """Parse ``--reconstructor``, seed, and load x4plus and the checkpoint; exit plainly without an error model."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reconstructor", type=Path, default=Path(DEFAULT_RECONSTRUCTOR))
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    reconstruction = load_checkpoint(args.reconstructor, expect_scale=4)
+    if reconstruction.error_model is None:
+        raise SystemExit(f"{args.reconstructor} has no error model: run bench/fit_error_model.py on it first")
+    return args, load_model("realesrgan-x4plus"), reconstruction
