@@ -55,9 +55,9 @@ def main() -> None:
     x, y = error_samples(reconstruction, sr_model.module, pairs, LPIPS("alex"))
     cut = int(0.8 * len(pairs))
     colour_fit = reconstruction.reconstructor.colour_fit
-    predicted = torch.log(fit_features(x[:cut], y[:cut], sha, colour_fit, args.sr_model).predict(x[cut:]).double())
+    predicted = torch.log(fit_features(x[:cut], y[:cut], sha, colour_fit).predict(x[cut:]).double())
     r2 = 1 - float(torch.mean((predicted - y[cut:]) ** 2) / torch.var(y[cut:], correction=0))
-    model = fit_features(x, y, sha, colour_fit, args.sr_model)
+    model = fit_features(x, y, sha, colour_fit, args.sr_model, sr_model.sha256)
     model.save(sidecar(args.checkpoint))
     print(f"held-out R^2 of log L1 error: {r2:.3f} ({len(pairs) - cut} crops); wrote {sidecar(args.checkpoint)} "
           f"in {time.perf_counter() - started:.0f} s")

@@ -199,12 +199,13 @@ def test_error_model_travels_with_its_checkpoint_only(tmp_path: Path, small_reco
     assert load_checkpoint(path).error_model is None
     pairs = _pairs(photo, 12)
     loss = LWayLoss(lpips_alex, hf_weight=False)
-    model = fit_error_model(small_reconstruction, fresh_compact.module, pairs, lpips_alex,
-                            read_checkpoint_info(path).content_sha256, "compact")
+    model = fit_error_model(small_reconstruction, fresh_compact, "compact", pairs, lpips_alex,
+                            read_checkpoint_info(path).content_sha256)
     model.save(sidecar(path))
     loaded = load_checkpoint(path)
     assert loaded.error_model.colour_fit is True  # fitted as adapt runs R: its colour map fitted to the LR
-    assert loaded.error_model.sr_model == "compact"  # the S0 whose outputs its residual features describe
+    # the S0 whose outputs its residual features describe
+    assert (loaded.error_model.sr_model, loaded.error_model.sr_sha256) == ("compact", fresh_compact.sha256)
     x, _ = error_samples(small_reconstruction, fresh_compact.module, pairs[:3], lpips_alex)
     predicted = loaded.error_model.predict(x)
     assert predicted.shape == (3,) and bool((predicted > 0).all())
@@ -265,8 +266,8 @@ def test_gated_candidate_runs_only_past_its_threshold_and_is_judged_by_fidelity(
     from lway_engine.adaptation.signal import fidelity_room
     from lway_engine.reconstruction.error_model import fit_error_model
 
-    small_reconstruction.error_model = fit_error_model(small_reconstruction, fresh_compact.module, _pairs(photo, 12),
-                                                       lpips_alex, "", "compact")
+    small_reconstruction.error_model = fit_error_model(small_reconstruction, fresh_compact, "compact",
+                                                       _pairs(photo, 12), lpips_alex, "")
     config = AdaptConfig(iterations=4, lr=1e-3, batch=2, crop=32, eval_every=2)
     original = {k: v.clone() for k, v in fresh_compact.module.state_dict().items()}
     never = Candidate(anchor=1.0, flat=True, gate=1e9)
@@ -274,6 +275,11 @@ def test_gated_candidate_runs_only_past_its_threshold_and_is_judged_by_fidelity(
                                      config, (never,), progress=False)
     assert not decision.adapted and decision.runs == {} and "the gated candidate was not tried" in decision.reason
     assert all(torch.equal(v, original[k]) for k, v in fresh_compact.module.state_dict().items())
+    assert "extrapolation" not in decision.reason  # fitted on this very model's outputs
+    small_reconstruction.error_model.sr_sha256 = "0" * 64  # as if fitted on another model's: the reason says so
+    _, decision = adapt_and_select(fresh_compact, _images(photo), small_reconstruction, LWayLoss(lpips_alex),
+                                   config, (never,), progress=False)
+    assert "fitted on compact's outputs, so for this model the value is an extrapolation" in decision.reason
     always = Candidate(anchor=1.0, flat=True, gate=1e-9)
     log, decision = adapt_and_select(fresh_compact, _images(photo), small_reconstruction, LWayLoss(lpips_alex),
                                      config, (always,), progress=False)

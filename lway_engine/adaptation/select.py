@@ -209,9 +209,13 @@ def _gate(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.
     source = "" if set_explainability is None else (f" (the lower of this image's {own:.2f} and its set's "
                                                     f"{set_explainability:.2f})")
     verdict = "tried" if value >= min(gates) else "not tried"
+    # the error model reads R's reconstruction from the SR model's output: fitted on another model's, it extrapolates
+    other = error_model.sr_sha256 and error_model.sr_sha256 != model.sha256
+    caveat = (f" (its error model was fitted on {error_model.sr_model or 'another SR model'}'s outputs, so for "
+              "this model the value is an extrapolation)") if other else ""
     return _Gated(value, f"; explainability {value:.2f}{source} (threshold {min(gates):g}; R explains the "
-                         f"unadapted output's mismatch with the LR {value:.2f}x its own expected error): the gated "
-                         f"candidate was {verdict}")
+                         f"unadapted output's mismatch with the LR {value:.2f}x its own expected error){caveat}: "
+                         f"the gated candidate was {verdict}")
 
 
 def _parts(point: SignalPoint) -> str:

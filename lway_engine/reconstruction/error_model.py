@@ -41,6 +41,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from lway_engine.metrics.lpips_net import LPIPS
+from lway_engine.models import LoadedModel
 
 STATS = 5  # LR statistics beside the embedding (see lr_statistics)
 RESIDUAL_STATS = 5  # statistics of R's reconstruction from S0's output (see residual_statistics)
@@ -113,6 +114,7 @@ class ErrorModel:
     checkpoint_sha256: str
     colour_fit: bool | None = None  # R's colour mode it was fitted under (Reconstructor.colour_fit); None: either
     sr_model: str = ""  # the SR model whose outputs S0 it was fitted with (the residual features describe them)
+    sr_sha256: str = ""  # that model's weights file checksum (LoadedModel.sha256): another model is extrapolation
 
     def fits(self, colour_fit: bool) -> bool:
         """Whether this model describes R run in colour mode ``colour_fit`` (one fitted under the other mode would
@@ -135,7 +137,7 @@ class ErrorModel:
         save_file({"mean": self.mean, "scale": self.scale, "weights": self.weights,
                    "bias": torch.tensor([self.bias], dtype=torch.float64)}, str(path),
                   metadata={"checkpoint_sha256": self.checkpoint_sha256, "colour_fit": colour, "kind": KIND,
-                            "sr_model": self.sr_model})
+                            "sr_model": self.sr_model, "sr_sha256": self.sr_sha256})
 
     @classmethod
     def load(cls, path: Path) -> ErrorModel:
@@ -150,7 +152,7 @@ class ErrorModel:
         t = load_file(str(path))
         colour = {"1": True, "0": False, "any": None}[metadata["colour_fit"]]
         return cls(t["mean"], t["scale"], t["weights"], float(t["bias"][0]), metadata.get("checkpoint_sha256", ""),
-                   colour, metadata.get("sr_model", ""))
+                   colour, metadata.get("sr_model", ""), metadata.get("sr_sha256", ""))
 
 
 def reconstruct(reconstruction: torch.nn.Module, lr: Tensor, hr: Tensor) -> tuple[Tensor, Tensor]:
@@ -175,21 +177,20 @@ def error_samples(reconstruction: torch.nn.Module, upscale: Callable[[Tensor], T
     return torch.stack(rows).double(), torch.log(torch.tensor(targets, dtype=torch.float64))
 
 
-def fit_features(x: Tensor, y: Tensor, checkpoint_sha256: str, colour_fit: bool, sr_model: str,
-                 ridge: float = 30.0) -> ErrorModel:
+def fit_features(x: Tensor, y: Tensor, checkpoint_sha256: str, colour_fit: bool, sr_model: str = "",
+                 sr_sha256: str = "", ridge: float = 30.0) -> ErrorModel:
     """Ridge regression of ``y`` (log error) on ``x``, standardised; ``ridge`` 30 was best among 1-10,000 on
     held-out crops (30 and 100 for the residual features). ``colour_fit``: the R colour mode ``y`` was measured
-    under; ``sr_model``: the S0 of the residual features."""
+    under; ``sr_model`` (``sr_sha256``): the S0 of the residual features."""
     mean, scale = x.mean(0), x.std(0) + 1e-8
     z = (x - mean) / scale
     weights = torch.linalg.solve(z.T @ z + ridge * torch.eye(z.shape[1], dtype=torch.float64), z.T @ (y - y.mean()))
-    return ErrorModel(mean, scale, weights, float(y.mean()), checkpoint_sha256, colour_fit, sr_model)
+    return ErrorModel(mean, scale, weights, float(y.mean()), checkpoint_sha256, colour_fit, sr_model, sr_sha256)
 
 
-def fit_error_model(reconstruction: torch.nn.Module, upscale: Callable[[Tensor], Tensor],
-                    pairs: Iterable[tuple[Tensor, Tensor]], lpips: LPIPS, checkpoint_sha256: str,
-                    sr_model: str) -> ErrorModel:
-    """The error model of ``reconstruction`` fitted on (HR, LR) pairs, with ``upscale`` (named ``sr_model``) as
-    S0."""
-    return fit_features(*error_samples(reconstruction, upscale, pairs, lpips), checkpoint_sha256,
-                        reconstruction.reconstructor.colour_fit, sr_model)
+def fit_error_model(reconstruction: torch.nn.Module, sr: LoadedModel, sr_name: str,
+                    pairs: Iterable[tuple[Tensor, Tensor]], lpips: LPIPS, checkpoint_sha256: str) -> ErrorModel:
+    """The error model of ``reconstruction`` fitted on (HR, LR) pairs, with the SR model ``sr`` (named
+    ``sr_name``) as S0."""
+    return fit_features(*error_samples(reconstruction, sr.module, pairs, lpips), checkpoint_sha256,
+                        reconstruction.reconstructor.colour_fit, sr_name, sr.sha256)
