@@ -180,7 +180,7 @@ def error_samples(reconstruction: torch.nn.Module, upscale: Callable[[Tensor], T
 def fit_features(x: Tensor, y: Tensor, checkpoint_sha256: str, colour_fit: bool, sr_model: str = "",
                  sr_sha256: str = "", ridge: float = 30.0) -> ErrorModel:
     """Ridge regression of ``y`` (log error) on ``x``, standardised; ``ridge`` 30 was best among 1-10,000 on
-    held-out crops (30 and 100 for the residual features). ``colour_fit``: the R colour mode ``y`` was measured
+    held-out crops (with the residual features, 30 still beat 100). ``colour_fit``: the R colour mode ``y`` was measured
     under; ``sr_model`` (``sr_sha256``): the S0 of the residual features."""
     mean, scale = x.mean(0), x.std(0) + 1e-8
     z = (x - mean) / scale
