@@ -61,6 +61,8 @@ def tally(rows: list[dict], key: str) -> dict:
 
 def main() -> None:
     args, model, reconstruction = gate_setup(__doc__)
+    if args.model != "realesrgan-x4plus":
+        raise SystemExit("the recorded samples adapted realesrgan-x4plus: their decisions need its gate")
     loss = LWayLoss(LPIPS("alex"))
     out, pooled = {}, defaultdict(list)
     for stem, hr_crop in SAMPLES:

@@ -1,5 +1,5 @@
-"""What the gate benchmarks share: the default candidate's threshold, and x4plus beside a checkpoint that has an
-error model (``gate_truth.py``, ``gate_redecide.py``)."""
+"""What the gate benchmarks share: the default candidate's threshold, and an SR model (x4plus by default) beside a
+checkpoint that has an error model (``gate_truth.py``, ``gate_redecide.py``)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,14 @@ THRESHOLD = max(c.gate for c in DEFAULT_CANDIDATES)  # the default candidate's g
 
 
 def gate_setup(description: str) -> tuple[argparse.Namespace, LoadedModel, torch.nn.Module]:
-    """Parse ``--reconstructor``, seed, and load x4plus and the checkpoint; exit plainly without an error model."""
+    """Parse ``--reconstructor`` and ``--model``, seed, and load both; exit plainly without an error model."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reconstructor", type=Path, default=Path(DEFAULT_RECONSTRUCTOR))
+    parser.add_argument("--model", default="realesrgan-x4plus", help="the SR model S0 (the bundled error model was "
+                        "fitted on x4plus's outputs; for another model this measures its extrapolation)")
     args = parser.parse_args()
     torch.manual_seed(0)
     reconstruction = load_checkpoint(args.reconstructor, expect_scale=4)
     if reconstruction.error_model is None:
         raise SystemExit(f"{args.reconstructor} has no error model: run bench/fit_error_model.py on it first")
-    return args, load_model("realesrgan-x4plus"), reconstruction
+    return args, load_model(args.model), reconstruction

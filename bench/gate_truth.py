@@ -13,7 +13,8 @@ threshold). Sets:
   images), where the threshold was chosen;
 - held out: City100 051-056, kodim21-24 at 64- and 128-px LRs (``--hr-crop 512``: where the previous gate opened on
   four families, ``bench/results/signal_check_larger_lr_preregistration.md``).
-Writes bench/results/gate_truth_<ckpt>_<device>.json.
+``--model``: another SR model as S0 (the error model's residual features were fitted on x4plus's outputs).
+Writes bench/results/gate_truth_<ckpt>[_<model>]_<device>.json.
 """
 
 from __future__ import annotations
@@ -67,8 +68,10 @@ def main() -> None:
               f"{s['prediction_bias']:>10.2f} {'open' if results[name]['opens'] else 'shut':>6}   "
               + " ".join(f"{r['gate_estimate']:.2f}" for r in rows), flush=True)
     device = f"{platform.machine()}_CPU"
-    out = results_dir() / f"gate_truth_{args.reconstructor.stem}_{device}.json"
-    out.write_text(json.dumps({"reconstructor": str(args.reconstructor), "device": device, "threshold": THRESHOLD,
+    model_tag = "" if args.model == "realesrgan-x4plus" else f"_{args.model}"
+    out = results_dir() / f"gate_truth_{args.reconstructor.stem}{model_tag}_{device}.json"
+    out.write_text(json.dumps({"reconstructor": str(args.reconstructor), "model": args.model, "device": device,
+                               "threshold": THRESHOLD,
                                "error_model_sr_model": reconstruction.error_model.sr_model,
                                "cpu": cpu_features().as_dict(), "args": vars(args), "results": results},
                               indent=1, default=str))
