@@ -82,13 +82,10 @@ def tile_errors(model: LoadedModel, reconstruction: torch.nn.Module, lr: torch.T
                 h, w = min(TILE, lr.shape[-2]), min(TILE, lr.shape[-1])
                 x = lr[..., top : top + h, left : left + w]
                 window = (..., slice(top * scale, (top + h) * scale), slice(left * scale, (left + w) * scale))
-                embedding, lr_hat = reconstruct(reconstruction, x, sr[window])
+                embedding, (lr_hat, *from_hr) = reconstruct(reconstruction, x, sr[window],
+                                                             *([] if hr is None else [hr[window]]))
                 predicted = reconstruction.error_model.predict(features(embedding, x, lr_hat, lpips(lr_hat, x)))
-                true = None
-                if hr is not None:
-                    from_hr = reconstruction.reconstructor(hr[window], styles=reconstruction.reconstructor.prepare(
-                        embedding), reference=x)
-                    true = float((from_hr - x).abs().mean())
+                true = float((from_hr[0] - x).abs().mean()) if from_hr else None
                 out.append(TileError(float((lr_hat - x).abs().mean()), float(predicted[0]), true))
     return out
 

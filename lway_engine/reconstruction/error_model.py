@@ -155,11 +155,12 @@ class ErrorModel:
                    colour, metadata.get("sr_model", ""), metadata.get("sr_sha256", ""))
 
 
-def reconstruct(reconstruction: torch.nn.Module, lr: Tensor, hr: Tensor) -> tuple[Tensor, Tensor]:
-    """(E(lr), R(hr, E(lr))) for (N, 3, h, w) LR tiles and their (N, 3, 4h, 4w) high-resolution counterparts."""
+def reconstruct(reconstruction: torch.nn.Module, lr: Tensor, *highs: Tensor) -> tuple[Tensor, list[Tensor]]:
+    """(E(lr), [R(x, E(lr)) for x in highs]) for (N, 3, h, w) LR tiles and (N, 3, 4h, 4w) high-resolution inputs
+    (S0's output, the HR), the embedding and R's styles computed once for all of them."""
     embedding = reconstruction.encoder(lr)
-    return embedding, reconstruction.reconstructor(hr, styles=reconstruction.reconstructor.prepare(embedding),
-                                                   reference=lr)
+    styles = reconstruction.reconstructor.prepare(embedding)
+    return embedding, [reconstruction.reconstructor(x, styles=styles, reference=lr) for x in highs]
 
 
 def error_samples(reconstruction: torch.nn.Module, upscale: Callable[[Tensor], Tensor],
@@ -170,9 +171,8 @@ def error_samples(reconstruction: torch.nn.Module, upscale: Callable[[Tensor], T
     with torch.no_grad():
         for hr, lr in pairs:
             hr, lr = hr[None], lr[None]
-            embedding, lr_hat = reconstruct(reconstruction, lr, upscale(lr).float().clamp(0, 1))
-            styles = reconstruction.reconstructor.prepare(embedding)
-            targets.append(float((reconstruction.reconstructor(hr, styles=styles, reference=lr) - lr).abs().mean()))
+            embedding, (lr_hat, from_hr) = reconstruct(reconstruction, lr, upscale(lr).float().clamp(0, 1), hr)
+            targets.append(float((from_hr - lr).abs().mean()))
             rows.append(features(embedding, lr, lr_hat, lpips(lr_hat, lr))[0])
     return torch.stack(rows).double(), torch.log(torch.tensor(targets, dtype=torch.float64))
 
