@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import time
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from quality import DATA
 from results_dir import results_dir
 from training_split import city100_hr_files, hr_files
 
+from lway_engine.hardware import cpu_features
 from lway_engine.metrics.lpips_net import LPIPS
 from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
@@ -64,6 +66,7 @@ def main() -> None:
     out = results_dir() / f"error_model_{args.checkpoint.stem}.json"
     out.write_text(json.dumps({"checkpoint": str(args.checkpoint), "samples": args.samples, "seed": args.seed,
                                "sr_model": args.sr_model, "target": "log L1 of R(HR, E(LR)) against the LR",
+                               "device": f"{platform.machine()}_CPU", "cpu": cpu_features().as_dict(),
                                "heldout_r2_log_error": r2, "heldout_samples": len(pairs) - cut}, indent=1))
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import statistics
 from pathlib import Path
 
@@ -32,11 +33,10 @@ from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
 from lway_engine.degradations import EVALUATION_FAMILIES, UNSEEN_FAMILIES
 from lway_engine.demo import demo_lr, demo_photos
-from lway_engine.hardware import AMP_CHOICES, resolve_amp
+from lway_engine.hardware import AMP_CHOICES, cpu_features, resolve_amp
 from lway_engine.metrics.lpips_net import LPIPS
 from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
-
 
 
 def demo_set() -> list[tuple[str, np.ndarray]]:
@@ -100,7 +100,8 @@ def main() -> None:
     colour = "_predicted" if args.colour == "predicted" else ""
     size = "" if args.real or args.hr_crop == 256 else f"_lr{args.hr_crop // 4}"
     out = results_dir() / f"gate_check_{'real_' if args.real else ''}{args.reconstructor.stem}{colour}{size}.json"
-    out.write_text(json.dumps({"reconstructor": str(args.reconstructor), "colour": args.colour, "amp": amp or "fp32",
+    out.write_text(json.dumps({"reconstructor": str(args.reconstructor), "device": f"{platform.machine()}_CPU",
+                               "cpu": cpu_features().as_dict(), "colour": args.colour, "amp": amp or "fp32",
                                "family_hr_crop": None if args.real else args.hr_crop, "threshold": THRESHOLD,
                                "results": results}, indent=1))
     print(f"written {out}")
