@@ -43,7 +43,7 @@ from lway_engine.adaptation.loop import AdaptConfig, adapt
 from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
 from lway_engine.adaptation.select import DEFAULT_CANDIDATES, MIN_GAIN, Candidate, selection_holdout
-from lway_engine.adaptation.signal import SignalPoint, combine
+from lway_engine.adaptation.signal import SignalPoint, combine, fidelity_room
 from lway_engine.degradations import EVALUATION_FAMILIES, UNSEEN_FAMILIES
 from lway_engine.hardware import cpu_features, resolve_amp
 from lway_engine.inference.upscale import UpscaleOptions, upscale_image
@@ -53,7 +53,9 @@ from lway_engine.metrics.lpips_net import LPIPS
 from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
 
-PARTS = ("value", "uncapped", "fidelity", "copying", "texture", "coarse", "departure", *PROBES)
+GATE = next(c.gate for c in DEFAULT_CANDIDATES if c.gate > 0)  # the default candidate's explainability threshold
+PARTS = ("value", "uncapped", "fidelity", "copying", "texture", "coarse", "departure", "movement", "expected",
+         *PROBES)
 
 
 def spearman(x: list[float], y: list[float]) -> float:
@@ -123,11 +125,9 @@ def main() -> None:
     metric = LPIPS("alex")
     loss_fn = LWayLoss(metric)
     amp = resolve_amp(args.amp, "cpu")
-    sets = {"city100": city100(args.city100, args.offset)}
-    for family in (*EVALUATION_FAMILIES, *UNSEEN_FAMILIES):
-        sets[family] = family_set(args.hr_set, family, args.per_set, args.hr_crop, args.offset)
-    if args.only:
-        sets = {k: v for k, v in sets.items() if k in args.only.split(",")}
+    names = args.only.split(",") if args.only else ["city100", *EVALUATION_FAMILIES, *UNSEEN_FAMILIES]
+    sets = {name: city100(args.city100, args.offset) if name == "city100"
+            else family_set(args.hr_set, name, args.per_set, args.hr_crop, args.offset) for name in names}
     runs, started = [], time.perf_counter()
     for set_name, items in sets.items():
         model.module.load_state_dict(original)
@@ -211,11 +211,22 @@ def _short(candidate: Candidate) -> str:
 
 def rescore(run: dict) -> None:
     """Recompute each point's ``value`` (and ``uncapped``: without the explainability cap) from its recorded parts
-    with the current ``combine``, so a changed combination can be scored on old runs (``--from``)."""
+    with the current ``combine``, so a changed combination can be scored on old runs (``--from``); and, where the
+    run recorded the ``movement``, the reading ``expected`` (:func:`expected_change`)."""
     added_only, gate = run.get("added_only", False), effective_gate(run)
     for p in run["points"]:
         p["value"] = combine(p["fidelity"], p["copying"], p["texture"], added_only=added_only, explainability=gate)
         p["uncapped"] = combine(p["fidelity"], p["copying"], p["texture"], added_only=added_only)
+        if "movement" in p and gate is not None:
+            p["expected"] = expected_change(p["movement"], gate, run.get("gate_threshold") or GATE)
+
+
+def expected_change(movement: float, gate: float, threshold: float) -> float:
+    """A candidate reading (pre-registered in ``signal_check_movement_preregistration.md``): how far the trained
+    area moved perceptually, signed and scaled by what the gate says R can explain. Where R explains nothing
+    (``fidelity_room`` 0) every move counts as harm; at the gate's threshold the sign turns; above it moving is
+    credited. 0 at the unadapted model, as the signal is."""
+    return movement * (1 - fidelity_room(gate) / fidelity_room(threshold))
 
 
 def effective_gate(run: dict) -> float | None:

@@ -36,6 +36,10 @@ def test_holdout_strips_are_never_cropped_for_training() -> None:
         tile = set(images[i][0, top : top + h, left : left + w].flatten().long().tolist())
         assert not tile & seen[i]  # no held-out pixel ever reached a training crop
         assert h % 4 == 0 and w % 4 == 0 and h <= 24 and w <= 24
+    assert [box[0] for box in holdout.seen] == [0, 1, 2]  # one tile per image inside the area crops come from
+    for i, top, left, h, w in holdout.seen:
+        assert 0 <= top and top + h <= holdout.limits[i][0] and 0 <= left and left + w <= holdout.limits[i][1]
+        assert h % 4 == 0 and w % 4 == 0 and h <= 24 and w <= 24
     assert hold_out([(20, 20)], crop=24, multiple_of=4) is None
 
 
@@ -49,6 +53,7 @@ def test_signal_is_zero_at_the_start_and_tracks_drift(fresh_compact, small_recon
     assert log.signal[0].value == 0.0 and all(math.isfinite(p.value) for p in log.signal)
     assert any(abs(p.fidelity) > 1e-4 for p in log.signal[1:])  # the weights moved and the signal saw it
     assert log.signal[0].departure == 0.0 and any(p.departure > 1e-4 for p in log.signal[1:])  # LPIPS(S, S0) too
+    assert log.signal[0].movement == 0.0 and any(p.movement > 1e-4 for p in log.signal[1:])  # and where it trained
     assert log.best_step in (0, 2, 4, 6) and log.best.value == min(p.value for p in log.signal)
 
 

@@ -221,7 +221,7 @@ def _gate(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.
 def _parts(point: SignalPoint) -> str:
     """The signal's parts as the console and the report state them."""
     return (f"LR fidelity {point.fidelity:+.1%}, copying {point.copying:+.3f}, texture {point.texture:+.3f}, "
-            f"perceptual departure {point.departure:.4f}")
+            f"perceptual departure {point.departure:.4f} (held out), {point.movement:.4f} (trained area)")
 
 
 def _no_help(runs: dict[str, AdaptLog]) -> str:

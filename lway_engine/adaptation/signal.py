@@ -17,6 +17,11 @@ trades its texture for fidelity. So the signal watches the model on LR regions t
   and +0.31 (30 fresh runs) alone; counted where textured detail fell, in place of the detail terms, it ranked the
   fresh runs at +0.36 against this signal's +0.64 and let a film image through at +0.107 LPIPS, so it stays a
   reading in the report, not a term (``bench/signal_check.py``).
+- ``movement`` (recorded, not in the signal): the same LPIPS between S's and S0's outputs, on tiles of the area
+  training crops come from. Adaptation changes that area most: over 66 forced family runs of
+  ``bench/signal_check.py`` the true LPIPS change on the held-out strip was +0.007 to +0.024 on average against
+  +0.034 to +0.058 on the rest, and the rest's change ranks the whole image's at +0.90 to +0.98. Where R cannot
+  explain the images (``gate.py``), how far the fitted area moved is what the harm scales with.
 
 The signal is ``fidelity + COPY_WEIGHT * |copying| + TEXTURE_WEIGHT * |texture|``: 0 at S0, lower is better. Why
 the absolute values, measured (``bench/signal_check.py``, 42 runs with the first checkpoint): a better-explained LR
@@ -57,6 +62,7 @@ class Holdout:
 
     limits: list[tuple[int, int]]
     tiles: list[tuple[int, int, int, int, int]]
+    seen: list[tuple[int, int, int, int, int]] = field(default_factory=list)  # tiles inside the training areas
 
 
 def hold_out(shapes: list[tuple[int, int]], crop: int, multiple_of: int, fraction: float = 0.25,
@@ -65,7 +71,8 @@ def hold_out(shapes: list[tuple[int, int]], crop: int, multiple_of: int, fractio
     least one ``crop``-sized training crop; None where no image can spare one (too small: no signal).
 
     Up to ``max_tiles`` tiles in all, each at most ``crop`` square and a multiple of ``multiple_of``, spread over
-    the images' strips: a fixed, cheap sample scored at every evaluation.
+    the images' strips: a fixed, cheap sample scored at every evaluation. ``seen`` holds one tile of the same
+    bound at the centre of each image's training area (up to ``max_tiles``), where the ``movement`` reading looks.
     """
     limits, strips = [], []
     for index, (height, width) in enumerate(shapes):
@@ -80,6 +87,10 @@ def hold_out(shapes: list[tuple[int, int]], crop: int, multiple_of: int, fractio
                                                                                      height, strip))
     if not strips:
         return None
+    seen = []
+    for index, (height, width) in enumerate(limits[:max_tiles]):
+        th, tw = _fit(height, crop, multiple_of), _fit(width, crop, multiple_of)
+        seen.append((index, (height - th) // 2, (width - tw) // 2, th, tw))
     tiles = []
     per_strip = max(1, max_tiles // len(strips))
     for index, top, left, height, width in strips:
@@ -88,7 +99,7 @@ def hold_out(shapes: list[tuple[int, int]], crop: int, multiple_of: int, fractio
         boxes = [(index, top + r * th, left + c * tw, th, tw) for r in range(rows) for c in range(cols)]
         step = max(1, len(boxes) // per_strip)
         tiles += boxes[::step][:per_strip]
-    return Holdout(limits, tiles[:max_tiles] if len(tiles) > max_tiles else tiles)
+    return Holdout(limits, tiles[:max_tiles] if len(tiles) > max_tiles else tiles, seen)
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -111,6 +122,7 @@ class SignalPoint:
     texture: float
     coarse: float = 0.0
     departure: float = 0.0
+    movement: float = 0.0
 
 
 @dataclass
@@ -132,9 +144,11 @@ class QualityMonitor:
     _reference_coarse: float = field(default=0.0, repr=False)
     _reference_sr: list[torch.Tensor] = field(default_factory=list, repr=False)
     _reference_detail: tuple[float, float] = field(default=(0.0, 0.0), repr=False)  # (flat, textured) areas
+    _reference_seen: list[torch.Tensor] = field(default_factory=list, repr=False)  # S0 on the training-area tiles
 
-    def _tiles(self) -> list[tuple[int, torch.Tensor]]:
-        return [(i, self.images[i][:, top : top + h, left : left + w]) for i, top, left, h, w in self.holdout.tiles]
+    def _tiles(self, boxes: list[tuple[int, int, int, int, int]] | None = None) -> list[tuple[int, torch.Tensor]]:
+        return [(i, self.images[i][:, top : top + h, left : left + w])
+                for i, top, left, h, w in (self.holdout.tiles if boxes is None else boxes)]
 
     def _measure(self, module: nn.Module) -> tuple[list[float], list[float], list[torch.Tensor]]:
         losses, coarse, outputs = [], [], []
@@ -153,7 +167,8 @@ class QualityMonitor:
         losses, coarse, self._reference_sr = self._measure(module)
         self._reference_loss, self._reference_coarse = sum(losses), sum(coarse)
         self._reference_detail = self._detail(self._reference_sr)
-        return SignalPoint(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        self._reference_seen = self._seen_outputs(module)
+        return SignalPoint(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
     def evaluate(self, module: nn.Module, step: int) -> SignalPoint:
         losses, coarse, outputs = self._measure(module)
@@ -164,7 +179,9 @@ class QualityMonitor:
         texture = math.log((tex_now + _EPS) / (tex_then + _EPS)) if tex_then > 0 else 0.0
         value = combine(fidelity, copying, texture, self.copy_weight, self.texture_weight, self.added_only,
                         self.explainability)
-        return SignalPoint(step, value, fidelity, copying, texture, coarse_change, self._departure(outputs))
+        return SignalPoint(step, value, fidelity, copying, texture, coarse_change,
+                           self._departure(outputs, self._reference_sr),
+                           self._departure(self._seen_outputs(module), self._reference_seen))
 
     def _detail(self, outputs: list[torch.Tensor]) -> tuple[float, float]:
         """The held-out outputs' detail energy summed over flat and over textured areas (:func:`area_detail`)."""
@@ -174,13 +191,20 @@ class QualityMonitor:
             flat, textured = flat + tile_flat, textured + tile_textured
         return flat, textured
 
-    def _departure(self, outputs: list[torch.Tensor]) -> float:
-        """Mean LPIPS between S's and S0's held-out outputs (0 without a perceptual metric)."""
+    def _seen_outputs(self, module: nn.Module) -> list[torch.Tensor]:
+        """S's outputs on the training-area tiles (none without a perceptual metric to compare them by)."""
         if self.perceptual is None:
+            return []
+        with torch.no_grad():
+            return [module(tile[None]).float().clamp(0, 1) for _, tile in self._tiles(self.holdout.seen)]
+
+    def _departure(self, outputs: list[torch.Tensor], references: list[torch.Tensor]) -> float:
+        """Mean LPIPS between S's and S0's outputs on the same tiles (0 without a perceptual metric or tiles)."""
+        if self.perceptual is None or not outputs:
             return 0.0
         with torch.no_grad():
             return sum(float(self.perceptual(now, then).mean())
-                       for now, then in zip(outputs, self._reference_sr, strict=True)) / len(outputs)
+                       for now, then in zip(outputs, references, strict=True)) / len(outputs)
 
 
 def combine(fidelity: float, copying: float, texture: float, copy_weight: float = COPY_WEIGHT,
