@@ -55,7 +55,7 @@ from lway_engine.reconstruction import load_checkpoint
 
 GATE = next(c.gate for c in DEFAULT_CANDIDATES if c.gate > 0)  # the default candidate's explainability threshold
 PARTS = ("value", "uncapped", "fidelity", "copying", "texture", "coarse", "departure", "movement", "expected",
-         *PROBES)
+         "hybrid", *PROBES)
 
 
 def spearman(x: list[float], y: list[float]) -> float:
@@ -212,13 +212,16 @@ def _short(candidate: Candidate) -> str:
 def rescore(run: dict) -> None:
     """Recompute each point's ``value`` (and ``uncapped``: without the explainability cap) from its recorded parts
     with the current ``combine``, so a changed combination can be scored on old runs (``--from``); and, where the
-    run recorded the ``movement``, the reading ``expected`` (:func:`expected_change`)."""
+    run recorded the ``movement``, the readings ``expected`` (:func:`expected_change`) and ``hybrid`` (the signal
+    where the gate opens, ``expected`` where it stays shut)."""
     added_only, gate = run.get("added_only", False), effective_gate(run)
     for p in run["points"]:
         p["value"] = combine(p["fidelity"], p["copying"], p["texture"], added_only=added_only, explainability=gate)
         p["uncapped"] = combine(p["fidelity"], p["copying"], p["texture"], added_only=added_only)
         if "movement" in p and gate is not None:
-            p["expected"] = expected_change(p["movement"], gate, run.get("gate_threshold") or GATE)
+            threshold = run.get("gate_threshold") or GATE
+            p["expected"] = expected_change(p["movement"], gate, threshold)
+            p["hybrid"] = p["value"] if gate >= threshold else p["expected"]
 
 
 def expected_change(movement: float, gate: float, threshold: float) -> float:
