@@ -37,6 +37,7 @@ SAMPLES = (
     ("signal_check_per_image_cross0.3_fresh", "City100 039-044, kodim09-12"),
     ("signal_check_per_image_cross0.3_next", "City100 045-050, kodim15-18"),
     ("signal_check_per_image_cross0.3_larger_lr", "City100 051-056, kodim21-24 (128-px family LRs)"),
+    ("signal_check_per_image_cross0.3_movement", "City100 057-060, CBSD68 29-33 (records the movement)"),
 )
 
 
