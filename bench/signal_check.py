@@ -225,10 +225,10 @@ def rescore(run: dict) -> None:
 
 
 def expected_change(movement: float, gate: float, threshold: float) -> float:
-    """A candidate reading (pre-registered in ``signal_check_movement_preregistration.md``): how far the trained
-    area moved perceptually, signed and scaled by what the gate says R can explain. Where R explains nothing
-    (``fidelity_room`` 0) every move counts as harm; at the gate's threshold the sign turns; above it moving is
-    credited. 0 at the unadapted model, as the signal is."""
+    """A candidate reading (pre-registered in ``signal_check_movement_preregistration.md``, where it failed:
+    +0.39): how far the trained area moved perceptually, signed and scaled by what the gate says R can explain.
+    Where R explains nothing (``fidelity_room`` 0) every move counts as harm; at the gate's threshold the sign
+    turns; above it moving is credited. 0 at the unadapted model, as the signal is."""
     return movement * (1 - fidelity_room(gate) / fidelity_room(threshold))
 
 

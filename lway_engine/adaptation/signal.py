@@ -20,8 +20,10 @@ trades its texture for fidelity. So the signal watches the model on LR regions t
 - ``movement`` (recorded, not in the signal): the same LPIPS between S's and S0's outputs, on tiles of the area
   training crops come from. Adaptation changes that area most: over 66 forced family runs of
   ``bench/signal_check.py`` the true LPIPS change on the held-out strip was +0.007 to +0.024 on average against
-  +0.034 to +0.058 on the rest, and the rest's change ranks the whole image's at +0.90 to +0.98. Where R cannot
-  explain the images (``gate.py``), how far the fitted area moved is what the harm scales with.
+  +0.034 to +0.058 on the rest, and the rest's change ranks the whole image's at +0.90 to +0.98. Counted as harm
+  below the gate it ranked a fresh pre-registered sample at +0.39 (the signal: +0.40; the movement alone +0.11):
+  among the families' small changes of both signs, how far the fitted area moved does not say which way it went
+  (``bench/results/signal_check_movement_preregistration.md``), so it stays a reading in the report.
 
 The signal is ``fidelity + COPY_WEIGHT * |copying| + TEXTURE_WEIGHT * |texture|``: 0 at S0, lower is better. Why
 the absolute values, measured (``bench/signal_check.py``, 42 runs with the first checkpoint): a better-explained LR
