@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from gate_setup import THRESHOLD
 from quality import city100, family_set
 from signal_probes import PROBES, probe, probe_changes
 
@@ -53,7 +54,6 @@ from lway_engine.metrics.lpips_net import LPIPS
 from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
 
-GATE = next(c.gate for c in DEFAULT_CANDIDATES if c.gate > 0)  # the default candidate's explainability threshold
 PARTS = ("value", "uncapped", "fidelity", "copying", "texture", "coarse", "departure", "movement", "expected",
          "hybrid", *PROBES)
 
@@ -219,7 +219,7 @@ def rescore(run: dict) -> None:
         p["value"] = combine(p["fidelity"], p["copying"], p["texture"], added_only=added_only, explainability=gate)
         p["uncapped"] = combine(p["fidelity"], p["copying"], p["texture"], added_only=added_only)
         if "movement" in p and gate is not None:
-            threshold = run.get("gate_threshold") or GATE
+            threshold = run.get("gate_threshold") or THRESHOLD
             p["expected"] = expected_change(p["movement"], gate, threshold)
             p["hybrid"] = p["value"] if gate >= threshold else p["expected"]
 
