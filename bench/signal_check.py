@@ -8,6 +8,7 @@
         anchor=0,flat=1,lr_scale=3,gate=2 gate=2         # 35 whole-set runs (7 sets x 5 settings), ~2 h
     .venv/bin/python bench/signal_check.py --offset 6 --city100 6 --per-set 4   # a fresh sample: 037-042, kodim07-10
     .venv/bin/python bench/signal_check.py --probes ...    # also record bench/signal_probes.py's candidate readings
+    .venv/bin/python bench/signal_check.py --probes niqe ...   # only its NIQE-style ones (bench/naturalness.py)
 
 Runs: per-image adaptations of Real-ESRGAN x4plus with the default candidate (``select.DEFAULT_CANDIDATES``) on
 City100 pairs 031-... and on Kodak24 crops of every evaluation family and the two unseen families (the LR images
@@ -37,7 +38,7 @@ import numpy as np
 import torch
 from gate_setup import THRESHOLD
 from quality import city100, family_set
-from signal_probes import PROBES, probe, probe_changes
+from signal_probes import PROBE_GROUPS, PROBES, probe, probe_changes
 
 from lway_engine.adaptation.gate import explainability
 from lway_engine.adaptation.loop import AdaptConfig, adapt
@@ -100,7 +101,8 @@ def main() -> None:
     parser.add_argument("--hr-crop", type=int, default=256,
                         help="centre crop of the family images' HR (default 256: a 64-px LR, whose held-out strip "
                              "is one 16 x 48 tile; larger crops give the signal more to see and cost more per run)")
-    parser.add_argument("--probes", action="store_true", help="also record bench/signal_probes.py's readings")
+    parser.add_argument("--probes", nargs="*", choices=tuple(PROBE_GROUPS),
+                        help="also record bench/signal_probes.py's readings of these groups (none named: detail)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--from", dest="sources", type=Path, nargs="+",
                         help="merge and re-score JSONs of earlier runs with the current combination, no adaptation")
@@ -150,11 +152,13 @@ def main() -> None:
                     scores, probes = [], []
                     for index, (_, lr_np, hr_np) in enumerate(group):
                         sr = upscale_image(model, Image(lr_np, None, 8), UpscaleOptions(tile=512)).pixels
+                        areas = split_strip(sr, hr_np, holdout.limits[index] if holdout else None, model.scale)
                         scores.append((lpips_arrays(metric, sr, hr_np), psnr_y(sr, hr_np),
-                                       *area_lpips(metric, sr, hr_np, holdout.limits[index] if holdout else None,
-                                                  model.scale)))
-                        if args.probes:
-                            probes.append(probe(model, recon, metric, lr_np, sr))
+                                       *([lpips_arrays(metric, *pair) for pair in areas] if areas else
+                                         [math.nan, math.nan])))
+                        if args.probes is not None:
+                            probes.append(probe(model, recon, metric, lr_np, sr, tuple(args.probes or ["detail"]),
+                                                areas[0][0] if areas else None))
                     lpips, psnr, strip, rest = np.mean(scores, axis=0)
                     raw = {f"raw_{k}": float(np.mean([p[k] for p in probes])) for k in probes[0]} if probes else {}
                     points.append({**asdict(point), "lpips": float(lpips), "psnr": float(psnr),
@@ -191,16 +195,16 @@ def main() -> None:
     print(f"written {out} and {out.with_suffix('.png')}")
 
 
-def area_lpips(metric: LPIPS, sr: np.ndarray, hr: np.ndarray, limit: tuple[int, int] | None,
-               scale: int) -> tuple[float, float]:
-    """LPIPS against the HR on the held-out strip and on the area training crops come from (``limit``: the LR rows
-    and columns left for training, ``Holdout.limits``); NaN without a strip. The strip's is the truth a held-out
-    signal can see at best: how well it ranks the whole image's change is what a perfect held-out reading scores."""
+def split_strip(sr: np.ndarray, hr: np.ndarray, limit: tuple[int, int] | None,
+                scale: int) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None:
+    """(SR, HR) on the held-out strip and on the area training crops come from (``limit``: the LR rows and columns
+    left for training, ``Holdout.limits``); None without a strip. LPIPS on the strip is the truth a held-out signal
+    can see at best: how well it ranks the whole image's change is what a perfect held-out reading scores."""
     if limit is None or (limit[0] * scale, limit[1] * scale) == sr.shape[:2]:
-        return math.nan, math.nan
+        return None
     rows, cols = limit[0] * scale, limit[1] * scale
     strip = (sr[rows:], hr[rows:]) if rows < sr.shape[0] else (sr[:, cols:], hr[:, cols:])
-    return lpips_arrays(metric, *strip), lpips_arrays(metric, sr[:rows, :cols], hr[:rows, :cols])
+    return strip, (sr[:rows, :cols], hr[:rows, :cols])
 
 
 def _short(candidate: Candidate) -> str:

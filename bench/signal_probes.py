@@ -23,6 +23,10 @@ three samples (``copy_lr_frac`` +0.63 on the last), but inside City100 runs both
 (``bench/results/signal_check_cross0.3_preregistration.md``): they tell which runs adaptation harms, not when to
 stop, so none of these enters ``adapt`` as the signal.
 
+- ``niqe`` / ``niqe_strip`` (the ``niqe`` group; the others are the ``detail`` group): the NIQE-style distance of
+  the SR output from the statistics of sharp training photos (``bench/naturalness.py``), over the whole image and
+  over the held-out strip alone. Pre-registered in ``bench/results/signal_check_niqe_preregistration.md``.
+
 Each is recorded raw (``raw_<name>``, the mean over a run's images); its change against step 0 is the part that is
 ranked (``gap_abs``: the change of ``|gap|``, how much closer to the law the output moved).
 """
@@ -30,10 +34,12 @@ ranked (``gap_abs``: the change of ``|gap|``, how much closer to the law the out
 from __future__ import annotations
 
 import math
+from functools import cache
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from naturalness import load_pristine, naturalness_distance
 
 from lway_engine.adaptation.hf_weight import hf_weight_map
 from lway_engine.adaptation.signal import FLAT, area_detail
@@ -73,15 +79,31 @@ def spectral_gap(sr: np.ndarray, scale: int = 4) -> float:
     return float(np.mean(np.log(power[high] + 1e-12) - (offset + slope * np.log(radius[high]))))
 
 
-PROBES = ("pseudo_r", "pseudo_area", "gap", "gap_abs", "copy_q", "texture_q", "copy_whole", "texture_whole",
-          "copy_lr", "copy_lr_frac")
+PROBE_GROUPS = {"detail": ("pseudo_r", "pseudo_area", "gap", "gap_abs", "copy_q", "texture_q", "copy_whole",
+                            "texture_whole", "copy_lr", "copy_lr_frac"),
+                "niqe": ("niqe", "niqe_strip")}
+PROBES = tuple(name for names in PROBE_GROUPS.values() for name in names)
 
 
-def probe(model, reconstruction, metric, lr_np: np.ndarray, sr: np.ndarray) -> dict[str, float]:
-    """Every raw reading for one image (``sr``: the model's output for ``lr_np``, already computed)."""
-    gap = spectral_gap(sr)
-    return {**pseudo_pairs(model, reconstruction, metric, lr_np), "gap": gap, "gap_abs": abs(gap),
-            **quantile_detail(sr, lr_np), **lr_copying(sr, lr_np)}
+def probe(model, reconstruction, metric, lr_np: np.ndarray, sr: np.ndarray, groups: tuple[str, ...] = ("detail",),
+          strip: np.ndarray | None = None) -> dict[str, float]:
+    """The raw readings of ``groups`` for one image (``sr``: the model's output for ``lr_np``, already computed;
+    ``strip``: its held-out strip at SR size, None without one)."""
+    readings: dict[str, float] = {}
+    if "detail" in groups:
+        gap = spectral_gap(sr)
+        readings |= {**pseudo_pairs(model, reconstruction, metric, lr_np), "gap": gap, "gap_abs": abs(gap),
+                     **quantile_detail(sr, lr_np), **lr_copying(sr, lr_np)}
+    if "niqe" in groups:
+        pristine = _pristine()
+        readings["niqe"] = naturalness_distance(sr, pristine)
+        readings["niqe_strip"] = math.nan if strip is None else naturalness_distance(strip, pristine)
+    return readings
+
+
+@cache
+def _pristine() -> dict[str, np.ndarray]:
+    return load_pristine()
 
 
 def quantile_detail(sr: np.ndarray, lr_np: np.ndarray, scale: int = 4) -> dict[str, float]:
