@@ -74,10 +74,11 @@ def _centre(img: np.ndarray, side: int) -> np.ndarray:
     return img[top : top + side, left : left + side]
 
 
-def city100(n: int, skip: int = 0) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """City100 evaluation pairs 031+skip ... (those after the training pairs, bench/training_split.py)."""
+def city100(n: int, skip: int = 0, first: int = CITY100_TRAINING.stop) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """City100 pairs ``first``+skip ...: by default the evaluation pairs 031-060 (those after the training pairs,
+    bench/training_split.py); ``first=1`` gives the training pairs, for designs that must not see evaluation images."""
     folder = DATA / CITY100
-    first = CITY100_TRAINING.stop + skip
+    first += skip
     items = []
     for i in range(first, first + n):
         hr = read_image(folder / f"{i:03d}H.png").rgb()

@@ -9,6 +9,7 @@
     .venv/bin/python bench/signal_check.py --offset 6 --city100 6 --per-set 4   # a fresh sample: 037-042, kodim07-10
     .venv/bin/python bench/signal_check.py --probes ...    # also record bench/signal_probes.py's candidate readings
     .venv/bin/python bench/signal_check.py --probes niqe ...   # only its NIQE-style ones (bench/naturalness.py)
+    .venv/bin/python bench/signal_check.py --split training ...  # design runs on training images (City100 001-)
 
 Runs: per-image adaptations of Real-ESRGAN x4plus with the default candidate (``select.DEFAULT_CANDIDATES``) on
 City100 pairs 031-... and on Kodak24 crops of every evaluation family and the two unseen families (the LR images
@@ -39,6 +40,7 @@ import torch
 from gate_setup import THRESHOLD
 from quality import city100, family_set
 from signal_probes import PROBE_GROUPS, PROBES, probe, probe_changes
+from training_split import CITY100_TRAINING, HR_FOLDERS
 
 from lway_engine.adaptation.gate import explainability
 from lway_engine.adaptation.loop import AdaptConfig, adapt
@@ -86,7 +88,8 @@ def main() -> None:
                         help="one run per set and setting on all its images (adapt's default mode), scored by the "
                              "mean over the images; default: one run per image")
     parser.add_argument("--points", type=int, default=8, help="signal evaluations per run (default 8)")
-    parser.add_argument("--city100", type=int, default=6, help="City100 pairs, from 031 (default 6)")
+    parser.add_argument("--city100", type=int, default=6,
+                        help="City100 pairs, from 031 (--split training: from 001) (default 6)")
     parser.add_argument("--per-set", type=int, default=5, help="Kodak24 images per family (default 5: 36 runs)")
     parser.add_argument("--offset", type=int, default=0,
                         help="skip the first N images of every set: a fresh sample (City100 from 031+N)")
@@ -96,8 +99,13 @@ def main() -> None:
     parser.add_argument("--amp", choices=("auto", "bf16", "fp32"), default="auto",
                         help="autocast of adaptation and the gate (auto: bf16 on a CPU with native bf16)")
     parser.add_argument("--only", help="comma-separated subset of sets")
-    parser.add_argument("--hr-set", default="Kodak24", help="the HR images the families degrade (an evaluation "
-                        "set: Kodak24, CBSD68, Set14)")
+    parser.add_argument("--split", choices=("evaluation", "training"), default="evaluation",
+                        help="evaluation images (default; City100 031-060) or the training split's (City100 "
+                             "001-030, families on Urban100 or Manga109): a design sample that leaves every "
+                             "evaluation image fresh. R and the gate's error model were fitted on these images, so "
+                             "they read them better than fresh ones")
+    parser.add_argument("--hr-set", help="the HR images the families degrade (evaluation: Kodak24 (default), CBSD68, "
+                        "Set14; training: Urban100_HR_jpeg (default), Manga109_HR_jpeg)")
     parser.add_argument("--hr-crop", type=int, default=256,
                         help="centre crop of the family images' HR (default 256: a 64-px LR, whose held-out strip "
                              "is one 16 x 48 tile; larger crops give the signal more to see and cost more per run)")
@@ -127,9 +135,14 @@ def main() -> None:
     metric = LPIPS("alex")
     loss_fn = LWayLoss(metric)
     amp = resolve_amp(args.amp, "cpu")
+    training = args.split == "training"
+    hr_set = args.hr_set or (HR_FOLDERS[0] if training else "Kodak24")
+    if (hr_set in HR_FOLDERS) != training:
+        parser.error(f"--hr-set {hr_set} is not in the {args.split} split (bench/training_split.py)")
     names = args.only.split(",") if args.only else ["city100", *EVALUATION_FAMILIES, *UNSEEN_FAMILIES]
-    sets = {name: city100(args.city100, args.offset) if name == "city100"
-            else family_set(args.hr_set, name, args.per_set, args.hr_crop, args.offset) for name in names}
+    first = CITY100_TRAINING.start if training else CITY100_TRAINING.stop
+    sets = {name: city100(args.city100, args.offset, first) if name == "city100"
+            else family_set(hr_set, name, args.per_set, args.hr_crop, args.offset) for name in names}
     runs, started = [], time.perf_counter()
     for set_name, items in sets.items():
         model.module.load_state_dict(original)
@@ -269,7 +282,8 @@ def summarise(runs: list[dict]) -> dict:
         all_x = [p[part] for r in have for p in r["points"][1:]]
         all_y = [p["lpips_change"] for r in have for p in r["points"][1:]]
         summary[part] = {"spearman_final": spearman(final_x, [r["points"][-1]["lpips_change"] for r in have]),
-                         "spearman_all_points": spearman(all_x, all_y), "runs": len(have)}
+                         "spearman_all_points": spearman(all_x, all_y), "runs": len(have),
+                         **ranked_inside(have, part)}
     strip = [r for r in runs if math.isfinite(r["points"][-1].get("lpips_strip_change", math.nan))]
     summary["strip_truth"] = {"spearman_final": spearman([r["points"][-1]["lpips_strip_change"] for r in strip],
                                                          [r["points"][-1]["lpips_change"] for r in strip]),
@@ -296,11 +310,24 @@ def summarise(runs: list[dict]) -> dict:
     return summary
 
 
+def ranked_inside(runs: list[dict], part: str) -> dict[str, float]:
+    """Spearman of ``part`` at the last step within each set (the mean over sets of 3 or more runs) and over the
+    family runs alone: the within-set ranking a set-level reading cannot give (the set oracle's gap to 1)."""
+    def rho(rs: list[dict]) -> float:
+        return spearman([r["points"][-1][part] for r in rs], [r["points"][-1]["lpips_change"] for r in rs])
+    per_set = [rho(rs) for name in dict.fromkeys(r["set"] for r in runs)
+               if len(rs := [r for r in runs if r["set"] == name]) >= 3]
+    per_set = [v for v in per_set if math.isfinite(v)]
+    return {"spearman_within_sets": float(np.mean(per_set)) if per_set else math.nan,
+            "spearman_families": rho([r for r in runs if r["set"] != "city100"])}
+
+
 def report(summary: dict) -> None:
     print(f"\n{summary['runs']} runs. Spearman rho between each part's change and the true LPIPS change:")
     for part in PARTS:
         s = summary[part]
         print(f"  {part:<9} last step: {s['spearman_final']:+.3f}   all points: {s['spearman_all_points']:+.3f}"
+              f"   within sets: {s['spearman_within_sets']:+.3f}   families: {s['spearman_families']:+.3f}"
               f"   ({s['runs']} runs)")
     if "explainability" in summary:
         print(f"  explainability (per run): {summary['explainability']['spearman_final']:+.3f}")
