@@ -39,7 +39,8 @@ def _seed() -> None:
 
 
 def _max_rel(a: torch.Tensor, ref: torch.Tensor) -> float:
-    return float((a.double() - ref.double()).abs().max() / ref.double().abs().max())
+    a, ref = a.detach().double(), ref.detach().double()
+    return float((a - ref).abs().max() / ref.abs().max())
 
 
 def _norm_rel(a: torch.Tensor, ref: torch.Tensor) -> float:
