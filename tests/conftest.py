@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,20 @@ import pytest
 import torch
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def _load_bench(name: str):
+    """A ``bench/`` script as a module (bench is not a package): its directory is on ``sys.path`` while it imports,
+    because scripts import their neighbours (``signal_check``, ``gate_setup``) by plain name."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(BENCH))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -69,6 +85,12 @@ def _shared_file(relative: str) -> Path:
 def photo():
     """``photo(name, size)``: a scikit-image photo (see ``_photo``)."""
     return _photo
+
+
+@pytest.fixture(scope="session")
+def bench():
+    """``bench(name)``: the ``bench/<name>.py`` script as a module (see ``_load_bench``)."""
+    return _load_bench
 
 
 @pytest.fixture(scope="session")

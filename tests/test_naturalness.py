@@ -3,7 +3,6 @@ distance on real photos against what noise and blur do to them."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -11,14 +10,10 @@ import pytest
 from scipy.ndimage import gaussian_filter
 from scipy.stats import gennorm
 
-_spec = importlib.util.spec_from_file_location(
-    "naturalness", Path(__file__).resolve().parents[1] / "bench" / "naturalness.py")
-naturalness = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(naturalness)
-
 
 @pytest.mark.parametrize("shape", [0.7, 1.0, 2.0, 3.5])
-def test_ggd_fit_recovers_scipy_gennorm(shape: float) -> None:
+def test_ggd_fit_recovers_scipy_gennorm(bench, shape: float) -> None:
+    naturalness = bench("naturalness")
     scale = 0.6
     samples = gennorm.rvs(shape, scale=scale, size=(3, 200_000), random_state=np.random.default_rng(0))
     fitted_shape, variance = naturalness.ggd_fit(samples)
@@ -27,7 +22,8 @@ def test_ggd_fit_recovers_scipy_gennorm(shape: float) -> None:
     assert np.allclose(variance, expected_variance, rtol=0.03)
 
 
-def test_aggd_fit_recovers_side_variances_and_shape() -> None:
+def test_aggd_fit_recovers_side_variances_and_shape(bench) -> None:
+    naturalness = bench("naturalness")
     shape, left, right = 1.3, 0.5, 1.5
     magnitude = np.abs(gennorm.rvs(shape, size=(2, 400_000), random_state=np.random.default_rng(1)))
     sign = np.random.default_rng(2).random(magnitude.shape) < left / (left + right)  # AGGD: mass ∝ side scale
@@ -39,7 +35,8 @@ def test_aggd_fit_recovers_side_variances_and_shape() -> None:
     assert np.all(mean > 0)  # the heavier right side pulls the mean up
 
 
-def test_distance_rises_with_noise_and_blur(photo) -> None:
+def test_distance_rises_with_noise_and_blur(bench, photo) -> None:
+    naturalness = bench("naturalness")
     pristine = naturalness.fit_pristine(photo(name).astype(np.float64) for name in ("astronaut", "chelsea",
                                                                                    "rocket", "immunohistochemistry"))
     clean = photo("coffee", 256).astype(np.float64)
@@ -54,6 +51,7 @@ def test_distance_rises_with_noise_and_blur(photo) -> None:
     assert np.isnan(naturalness.naturalness_distance(clean[:20, :20], pristine))  # no whole patch: no reading
 
 
-def test_missing_pristine_model_says_how_to_fit(tmp_path: Path) -> None:
+def test_missing_pristine_model_says_how_to_fit(bench, tmp_path: Path) -> None:
+    naturalness = bench("naturalness")
     with pytest.raises(FileNotFoundError, match="naturalness.py fit"):
         naturalness.load_pristine(tmp_path / "absent.json")

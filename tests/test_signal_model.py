@@ -3,24 +3,7 @@ cross-validation holds whole sets out, and its decisions stay behind the gate.""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
-
-BENCH = Path(__file__).resolve().parents[1] / "bench"
-
-
-def _load():
-    sys.path.insert(0, str(BENCH))  # the module imports its bench neighbours (signal_check, gate_setup)
-    try:
-        spec = importlib.util.spec_from_file_location("signal_model", BENCH / "signal_model.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCH))
 
 
 def _runs(seed: int, gate: float, sets: tuple[str, ...] = ("city100", "motion", "film")) -> list[dict]:
@@ -41,8 +24,8 @@ def _runs(seed: int, gate: float, sets: tuple[str, ...] = ("city100", "motion", 
     return runs
 
 
-def test_fit_recovers_a_planted_relation_and_scores_fresh_runs() -> None:
-    signal_model = _load()
+def test_fit_recovers_a_planted_relation_and_scores_fresh_runs(bench) -> None:
+    signal_model = bench("signal_model")
     model = signal_model.fit(_runs(0, 2.0) + _runs(1, 1.0), signal_model.FEATURES)
     assert model["runs"] == 24 and model["points"] == 96
     assert model["cv_spearman"][str(model["alpha"])] > 0.8  # held-out sets: the relation is the same in each
@@ -52,8 +35,8 @@ def test_fit_recovers_a_planted_relation_and_scores_fresh_runs() -> None:
     assert all(r["points"][0]["learned"] == 0.0 for r in fresh)  # step 0 is the unadapted model: no change
 
 
-def test_decisions_stay_behind_the_gate() -> None:
-    signal_model = _load()
+def test_decisions_stay_behind_the_gate(bench) -> None:
+    signal_model = bench("signal_model")
     model = signal_model.fit(_runs(0, 2.0) + _runs(1, 1.0), signal_model.FEATURES)
     shut = signal_model.score(model, _runs(3, 1.0), 1.5)
     assert shut["adapted"] == 0 and shut["kept_lpips_change"] == 0.0
@@ -61,8 +44,8 @@ def test_decisions_stay_behind_the_gate() -> None:
     assert opened["adapted"] > 0 and opened["kept_worse"] == 0
 
 
-def test_records_needs_every_raw_reading() -> None:
-    signal_model = _load()
+def test_records_needs_every_raw_reading(bench) -> None:
+    signal_model = bench("signal_model")
     runs = _runs(0, 2.0)
     assert signal_model.records(runs, signal_model.FEATURES)
     assert not signal_model.records(runs, signal_model.EXTENDED)  # no movement or niqe recorded
