@@ -11,10 +11,10 @@ realisation (film grain, sensor noise), S's output keeps part of it and no deter
 so the loss prefers S's output to the HR: film's signal margin is negative on 6 of 8 Kodak24 crops against the LR
 and positive on all 8 against the family's noise-free LR (``bench/reconstruction_fidelity.py``,
 ``margin_noise_free``). A target that keeps a quarter to a half of the noise's amplitude would turn it
-(``margin_probe_noise_fraction``); non-local means, Gaussian low-pass and wavelet shrinkage did not (they take the
-detail of the blurred families with the noise, or remove a twentieth of correlated grain). The broad pipeline yields
-the noise-free twin of every noisy LR (``degradations.noise_free``), so a denoiser can learn the LR's conditional
-mean directly.
+(``margin_probe_noise_fraction``). Non-local means, Gaussian low-pass and wavelet shrinkage did not: they take the
+blurred families' detail with the noise, or remove a twentieth of the correlated grain
+(``bench/training/README.md``). The broad pipeline yields the noise-free twin of every noisy LR
+(``degradations.noise_free``), so a denoiser can learn the LR's conditional mean directly.
 
 Training pairs: a random 256 px crop of a training-split HR (Urban100, Manga109, Sun_Hays80 1-40: never an evaluation
 image), degraded by ``TRAINING_MIX``; the input is the LR, the target its noise-free twin. A quarter of the pairs
@@ -27,10 +27,11 @@ denoiser is the identity. ``--workers`` synthesise batches in other processes an
 after that many seconds, for a GPU call's limit; the GPU command is tested here only as a CPU dry run (``--workers 2
 --budget 20``), as no GPU was lent when it was written.
 
-``score`` reports, per set (8 Kodak24 crops of each synthetic family, City100 031-038, Kodak24 area-downsampled as
-clean LR): the fraction of the noise amplitude removed, ``1 - RMS(D(LR) - NF) / RMS(LR - NF)`` against the noise-free
-LR NF, the PSNR of D(clean) against clean, and the signal margin of today's E+R against the LR, against D(LR) and
-against NF. JSON: bench/results/target_denoiser_<device>.json.
+``score`` reports, per set (8 Kodak24 crops of each synthetic family, City100 031-038, and Kodak24
+bicubic-downsampled as clean LR): the fraction of the noise amplitude removed, ``1 - RMS(D(LR) - NF) / RMS(LR -
+NF)`` against the noise-free LR NF; the PSNR of D(LR) against the LR (on clean LR, how much D changes what it should
+leave alone); and the signal margin of today's E+R against the LR, against D(LR) and against NF.
+JSON: bench/results/target_denoiser_<device>.json.
 """
 
 from __future__ import annotations
