@@ -11,7 +11,8 @@ Spearman at each run's last step; the spectral gap's fall (``-gap``, ``bench/sig
 held-out strip's own true change against the whole image's (a perfect held-out reading) where recorded; the oracle
 that knows each set's mean true change and nothing within sets (a bound for readings that only tell sets apart);
 the City100 oracle, which knows only whether a run is on City100 (the one set where adaptation helps, and the split
-the explainability gate makes by design), so a bound for a gate-like reading; and the decision: runs adapted, mean true LPIPS change of the kept weights, kept runs worse than +0.002.
+the explainability gate makes by design), so a bound for a gate-like reading; and the decision: runs adapted, mean
+true LPIPS change of the kept weights, kept runs worse than +0.002.
 """
 
 from __future__ import annotations
