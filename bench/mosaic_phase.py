@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/mosaic_phase.py train --out DIR [--steps N] [--resume]     # training split only
     .venv/bin/python bench/mosaic_phase.py score --weights DIR/mosaic_phase.pt [--per-family 8]
+    .venv/bin/python bench/mosaic_phase.py detect [--steps 1200]     # the branch alone, supervised by each plan
 
 Why: on bayer_jpeg, a plain area downsample followed by the family's own mosaic, demosaic and JPEG reproduces the
 LR 3 dB better than today's R and turns the signal margin positive on 7 of 8 images, while re-applying the JPEG alone
@@ -29,6 +30,15 @@ bayer_jpeg stayed at 31.94 dB / margin -0.0044 (today's default: 31.91 / -0.0042
 features give the gates almost nothing to tell them by. A detector needs a far longer run, or a target: the plan
 knows each sample's pattern, so a classification loss on the gates (as ``pretrain --kernel-weight`` supervises
 R's blur kernel) is the next design.
+
+``detect`` tries that supervision on the branch alone: a five-way head (no mosaic, or one of the four phases)
+trained with cross-entropy on the training mix, each sample labelled by its own plan (``mosaic_class``), then
+tested on 512 fresh draws and on 24 Kodak24 crops of every family. Outcome (2026-12-02; 1,200 steps of 32 samples,
+13 min; ``bench/results/mosaic_phase_detect_x86_64_CPU.json``): **it learned only the prior.** Its loss settled at
+0.78, the entropy of the classes' frequencies (80% no mosaic, about 5% each phase). It predicted "no mosaic" for all
+512 draws and for every family's 24 crops, bayer_jpeg included. In the training mix the mosaic happens in linear light
+before noise, tone curves, sharpening and JPEG, and on 64 px LRs what it leaves is not enough for this branch to find.
+A phase-aware R would need either far more training or a mix where mosaics survive.
 """
 
 from __future__ import annotations
@@ -46,11 +56,24 @@ import torch.nn.functional as F
 from torch import nn
 from training_split import city100_hr_files, hr_files
 
-from lway_engine.degradations import ops
+from lway_engine.degradations import TRAINING_MIX, degrade_with_plan, ops
+from lway_engine.degradations.camera import BAYER_PATTERNS
 from lway_engine.reconstruction import LWayReconstruction, load_checkpoint
 from lway_engine.reconstruction.colour_fit import fit_colour
 
 PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))  # the RGGB pattern shifted by (rows, columns): RGGB, GRBG, GBRG, BGGR
+assert BAYER_PATTERNS == ("RGGB", "GRBG", "GBRG", "BGGR")  # the same order: pattern index p has phase PHASES[p]
+
+
+def mosaic_class(steps: list) -> int:
+    """0: the plan leaves no mosaic at LR scale; 1 + p: a mosaic in ``BAYER_PATTERNS[p]`` (the evaluation family's
+    ``bayer`` step is RGGB)."""
+    for step in steps:
+        if step.op == "raw_capture" and step.params.get("mosaic"):
+            return 1 + BAYER_PATTERNS.index(step.params["pattern"])
+        if step.op == "bayer":
+            return 1
+    return 0
 
 
 def mosaic_demosaic(z: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
@@ -198,6 +221,85 @@ def score(args: argparse.Namespace) -> None:
     write_results("mosaic_phase", args.out, {"trained": str(args.weights)}, args.per_family, started, results)
 
 
+class MosaicDetector(nn.Module):
+    """The tail's branch (the LR seen phase by phase) with a five-way head: no mosaic, or one of the four phases."""
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        self.branch = MosaicTail(width)
+        self.classes = nn.Linear(width, 1 + len(PHASES))
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        even = lr[..., : lr.shape[-2] // 2 * 2, : lr.shape[-1] // 2 * 2]
+        return self.classes(self.branch.features(F.pixel_unshuffle(even, 2)).mean((2, 3)))
+
+
+def _labelled_batch(hr_images: list[torch.Tensor], rng: np.random.Generator, size: int
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    names = list(TRAINING_MIX)
+    odds = np.array([TRAINING_MIX[n] for n in names])
+    lrs, labels = [], []
+    for _ in range(size):
+        image = hr_images[rng.integers(len(hr_images))]
+        top, left = rng.integers(0, image.shape[1] - 255), rng.integers(0, image.shape[2] - 255)
+        lr, steps = degrade_with_plan(image[:, top : top + 256, left : left + 256].float() / 255,
+                                      names[int(rng.choice(len(names), p=odds / odds.sum()))], rng, scale=4)
+        lrs.append(lr)
+        labels.append(mosaic_class(steps))
+    return torch.stack(lrs), torch.tensor(labels)
+
+
+def detect(args: argparse.Namespace) -> None:
+    """Supervised: can a small CNN tell from the LR alone whether it carries a mosaic, and at which phase? The
+    question behind the tail's unlearned gates, without R in the way."""
+    from quality import family_set
+    from reconstruction_fidelity import write_results
+
+    from lway_engine.degradations import EVALUATION_FAMILIES, UNSEEN_FAMILIES
+    from lway_engine.media.images import to_tensor
+    from lway_engine.training.data import PairSource
+
+    started = time.perf_counter()
+    torch.manual_seed(0)
+    source = PairSource.load(hr_files(args.data), [], 4, min_hr_side=256)
+    detector = MosaicDetector()
+    optimiser = torch.optim.Adam(detector.parameters(), lr=1e-3)
+    log = []
+    for step in range(1, args.steps + 1):
+        lr, labels = _labelled_batch(source.hr_images, np.random.default_rng([args.seed, step]), args.batch)
+        logits = detector(lr)
+        loss = F.cross_entropy(logits, labels)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        log.append({"step": step, "loss": float(loss.detach()), "mosaic_share": float((labels > 0).float().mean()),
+                    "accuracy": float((logits.argmax(1) == labels).float().mean())})
+        if step % 50 == 0:
+            recent = log[-50:]
+            print(f"step {step}: loss {np.mean([r['loss'] for r in recent]):.3f} accuracy "
+                  f"{np.mean([r['accuracy'] for r in recent]):.3f} ({time.perf_counter() - started:.0f} s)", flush=True)
+    detector.eval()
+    results: dict = {"training": log}
+    held_out, truth = _labelled_batch(source.hr_images, np.random.default_rng([args.seed + 1, 0]), 512)
+    with torch.no_grad():
+        predicted = detector(held_out).argmax(1)
+    confusion = np.zeros((5, 5), dtype=int)
+    for t, p in zip(truth.tolist(), predicted.tolist(), strict=True):
+        confusion[t, p] += 1
+    results["training_mix_confusion"] = confusion.tolist()  # rows: truth (none, RGGB, GRBG, GBRG, BGGR)
+    print("training mix, 512 fresh draws (rows truth, columns predicted: none RGGB GRBG GBRG BGGR):")
+    print(confusion)
+    for family in (*EVALUATION_FAMILIES, *UNSEEN_FAMILIES):
+        items = family_set("Kodak24", family, 24, 256)
+        with torch.no_grad():
+            classes = detector(torch.cat([to_tensor(lr) for _, lr, _ in items])).argmax(1)
+        counts = np.bincount(classes.numpy(), minlength=5).tolist()
+        results[family] = counts
+        print(f"{family:<14} predicted none/RGGB/GRBG/GBRG/BGGR: {counts} (truth: "
+              f"{'RGGB' if family == 'bayer_jpeg' else 'none'})", flush=True)
+    write_results("mosaic_phase_detect", args.out, {"detector": "trained here"}, 24, started, results)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(required=True)
@@ -218,6 +320,13 @@ def main() -> None:
     s.add_argument("--only", help="comma-separated subset of sets")
     s.add_argument("--out", type=Path)
     s.set_defaults(func=score)
+    d = sub.add_parser("detect", help="train the branch alone to classify the LR's mosaic phase, then test it")
+    d.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    d.add_argument("--steps", type=int, default=1500)
+    d.add_argument("--batch", type=int, default=32)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--out", type=Path)
+    d.set_defaults(func=detect)
     args = parser.parse_args()
     args.func(args)
 
