@@ -71,8 +71,8 @@ def test_killed_training_resumes_to_the_same_weights_and_a_budget_stops_it(bench
         return argparse.Namespace(out=tmp_path / out, data=data, steps=4, batch=2, lr=1e-3, width=4, seed=0,
                                   checkpoint_every=2, resume=resume, device="cpu", workers=0, budget=budget)
 
-    # In-process batches: a DataLoader worker forked from pytest's process (with ONNX Runtime's and OpenVINO's threads
-    # loaded by other tests) crashed in CI; the script's --workers path is dry-run tested on its own (module docstring).
+    # In-process batches: a DataLoader worker forked from the full suite's pytest process segfaulted in CI (likely the
+    # threads of libraries other tests load); the script's --workers path is dry-run tested on its own (docstring).
     module.train(args("straight", False))
     original = module.batch_for_step
 
