@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import time
 from pathlib import Path
@@ -54,6 +53,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from run_state import resume_run, save_run
 from training_split import city100_hr_files, hr_files
 
 from lway_engine.degradations import TRAINING_MIX, degrade_with_plan, ops
@@ -141,12 +141,9 @@ def train(args: argparse.Namespace) -> None:
     optimiser = torch.optim.Adam(groups, betas=(0.9, 0.99))
     log: dict = {"config": {k: str(v) for k, v in vars(args).items() if k != "func"}, "steps": []}
     start = 0
-    if args.resume and weights.exists():
-        state = torch.load(weights, map_location="cpu")
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        start, log = state["step"], json.loads(log_path.read_text())
-        print(f"resumed at step {start}", flush=True)
+    resumed = resume_run(weights, log_path, model, optimiser) if args.resume else None
+    if resumed:
+        start, log = resumed
     pairs = [(h, h.with_name(h.name.replace("H.png", "L.png"))) for h in city100_hr_files(args.data)]
     source = PairSource.load(hr_files(args.data), pairs, 4, min_hr_side=256)
     print(source.report.summary(), flush=True)
@@ -168,14 +165,10 @@ def train(args: argparse.Namespace) -> None:
             print(f"step {step}: l1 {np.mean([s['l1'] for s in recent]):.4f} total "
                   f"{np.mean([s['total'] for s in recent]):.4f} ({time.perf_counter() - started:.0f} s)", flush=True)
         if step % args.checkpoint_every == 0 or step == args.steps:
-            tmp = weights.with_suffix(".tmp")
-            torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": step}, tmp)
-            tmp.replace(weights)  # a kill mid-write keeps the previous checkpoint
-            log_path.write_text(json.dumps(log))
+            save_run(weights, log_path, model, optimiser, step, log)
 
 
 def score(args: argparse.Namespace) -> None:
-    from quality import family_set
     from reconstruction_fidelity import psnr, sets, write_results
 
     from lway_engine.adaptation.loss import LWayLoss
@@ -189,11 +182,7 @@ def score(args: argparse.Namespace) -> None:
     trained.load_state_dict(torch.load(args.weights, map_location="cpu")["model"])
     default = PhaseAware(_default())  # zero gates: exactly today's R with its colour fitted
     model, loss_fn = load_model("realesrgan-x4plus"), LWayLoss(LPIPS("alex"))
-    data = sets(args.per_family)
-    data["city100"] = data["city100"][: args.per_family]
-    data["clean"] = family_set("Kodak24", "bicubic", args.per_family, 256)
-    if args.only:
-        data = {k: v for k, v in data.items() if k in args.only.split(",")}
+    data = sets(args.per_family, args.only, city100_pairs=args.per_family, clean=True)
     results = {}
     for set_name, items in data.items():
         rows = []

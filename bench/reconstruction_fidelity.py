@@ -89,11 +89,16 @@ def degrade_both(recon: torch.nn.Module, styles: Styles, hr: torch.Tensor, sr: t
             recon.reconstructor(sr, styles=styles, reference=target))
 
 
-def sets(per_family: int) -> dict[str, list[tuple[str, np.ndarray, np.ndarray]]]:
-    items = {"city100": city100(30)}
-    for family in (*EVALUATION_FAMILIES, *UNSEEN_FAMILIES):
-        items[family] = family_set("Kodak24", family, per_family, 256)
-    return items
+def sets(per_family: int, only: str | None = None, city100_pairs: int = 30, clean: bool = False
+         ) -> dict[str, list[tuple[str, np.ndarray, np.ndarray]]]:
+    """The sets R is scored on: City100 pairs from 031 and ``per_family`` Kodak24 crops of every family; ``clean``
+    adds Kodak24 bicubic-downsampled (an LR without noise or blur), and ``only`` (comma-separated names) loads just
+    those sets, in this order."""
+    names = ["city100", *EVALUATION_FAMILIES, *UNSEEN_FAMILIES, *(["clean"] if clean else [])]
+    if only:
+        names = [name for name in names if name in only.split(",")]
+    return {name: city100(city100_pairs) if name == "city100" else
+            family_set("Kodak24", "bicubic" if name == "clean" else name, per_family, 256) for name in names}
 
 
 def _reconstruction(spec: str) -> torch.nn.Module:
@@ -122,9 +127,7 @@ def main() -> None:
     metric = LPIPS("alex")
     loss_fn, flat_loss = LWayLoss(metric), LWayLoss(metric, hf_weight=False)
     recons = {name: _reconstruction(spec) for name, spec in checkpoints.items()}
-    data = sets(args.per_family)
-    if args.only:
-        data = {k: v for k, v in data.items() if k in args.only.split(",")}
+    data = sets(args.per_family, args.only)
     results: dict[str, dict] = {}
     started = time.perf_counter()
     for set_name, items in data.items():

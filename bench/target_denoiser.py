@@ -52,7 +52,6 @@ set in ``bench/results/target_denoiser_x86_64_CPU.json``): **not yet a usable ta
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
@@ -61,6 +60,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from run_state import resume_run, save_run
 from training_split import hr_files
 
 from lway_engine.degradations import TRAINING_MIX, apply_plan, noise_free, plan
@@ -156,13 +156,9 @@ def train(args: argparse.Namespace) -> None:
     optimiser = torch.optim.Adam(model.parameters(), lr=args.lr)
     log: dict = {"config": {k: str(v) for k, v in vars(args).items() if k != "func"}, "steps": []}
     start = 0
-    if args.resume and weights.exists():
-        state = torch.load(weights, map_location="cpu")
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        start = state["step"]
-        log = json.loads(log_path.read_text())
-        print(f"resumed at step {start}", flush=True)
+    resumed = resume_run(weights, log_path, model, optimiser) if args.resume else None
+    if resumed:
+        start, log = resumed
     hr_images = _load_hr(args.data)
     device = torch.device(args.device)
     model.to(device)
@@ -189,11 +185,7 @@ def train(args: argparse.Namespace) -> None:
             print(f"step {step}: mse / identity {ratio:.3f} ({time.perf_counter() - started:.0f} s)", flush=True)
         out_of_time = args.budget and time.perf_counter() - started > args.budget
         if step % args.checkpoint_every == 0 or step == args.steps or out_of_time:
-            tmp = weights.with_suffix(".tmp")
-            torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": step,
-                        "width": args.width}, tmp)
-            tmp.replace(weights)  # a kill mid-write keeps the previous checkpoint
-            log_path.write_text(json.dumps(log))
+            save_run(weights, log_path, model, optimiser, step, log, width=args.width)
         if out_of_time:
             print(f"stopped at step {step}: the {args.budget:.0f} s budget is spent; --resume continues", flush=True)
             break
@@ -211,8 +203,7 @@ def _rms(x: torch.Tensor) -> float:
 
 
 def score(args: argparse.Namespace) -> None:
-    from quality import family_set
-    from reconstruction_fidelity import degrade_both, noise_free_lr, psnr, sets, write_results
+    from reconstruction_fidelity import degrade_both, finite_mean, noise_free_lr, psnr, sets, write_results
 
     from lway_engine.adaptation.loss import LWayLoss
     from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
@@ -226,11 +217,7 @@ def score(args: argparse.Namespace) -> None:
     denoiser = load_denoiser(args.weights)
     model, recon = load_model("realesrgan-x4plus"), load_checkpoint(DEFAULT_RECONSTRUCTOR, expect_scale=4)
     loss_fn = LWayLoss(LPIPS("alex"))
-    data = sets(args.per_family)
-    data["city100"] = data["city100"][: args.per_family]
-    data["clean"] = family_set("Kodak24", "bicubic", args.per_family, 256)  # no noise: D should leave it alone
-    if args.only:
-        data = {k: v for k, v in data.items() if k in args.only.split(",")}
+    data = sets(args.per_family, args.only, city100_pairs=args.per_family, clean=True)  # clean: D should keep it
     results = {}
     for set_name, items in data.items():
         rows = []
@@ -250,7 +237,7 @@ def score(args: argparse.Namespace) -> None:
                         row[f"margin_{name}"] = float(loss_fn(from_sr, target).total - loss_fn(from_hr, target).total)
             rows.append(row)
         keys = [k for k in rows[0] if k != "image"]
-        mean = {k: _mean([r[k] for r in rows]) for k in keys}
+        mean = {k: finite_mean([r[k] for r in rows]) for k in keys}
         positive = {k: sum(1 for r in rows if r[k] is not None and r[k] > 0) for k in keys if k.startswith("margin")}
         results[set_name] = {"mean": mean, "positive": positive, "images": rows}
         cells = "  ".join(f"{k} {_fmt(mean[k])}" + (f" ({positive[k]}/{len(rows)})" if k in positive else "")
@@ -258,11 +245,6 @@ def score(args: argparse.Namespace) -> None:
         print(f"{set_name:<14} {cells}", flush=True)
     used = {"denoiser": str(args.weights), "reconstructor": str(DEFAULT_RECONSTRUCTOR)}
     write_results("target_denoiser", args.out, used, args.per_family, started, results)
-
-
-def _mean(values: list[float | None]) -> float | None:
-    finite = [v for v in values if v is not None]
-    return float(np.mean(finite)) if finite else None
 
 
 def _fmt(value: float | None) -> str:
