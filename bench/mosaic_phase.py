@@ -39,6 +39,10 @@ tested on 512 fresh draws and on 24 Kodak24 crops of every family. Outcome (2026
 512 draws and for every family's 24 crops, bayer_jpeg included. In the training mix the mosaic happens in linear light
 before noise, tone curves, sharpening and JPEG, and on 64 px LRs what it leaves is not enough for this branch to find.
 A phase-aware R would need either far more training or a mix where mosaics survive.
+
+And the phase is not optional: with the family's exact resize and JPEG, every wrong phase and the mean of the four
+leave bayer_jpeg's margin negative; only the true one turns it (``bench/results/margin_probe_phase_x86_64_CPU.json``,
+``bench/training/README.md``).
 """
 
 from __future__ import annotations

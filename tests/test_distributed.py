@@ -163,7 +163,9 @@ def job(tmp_path_factory: pytest.TempPathFactory, photo, lpips_alex) -> Path:
 
 
 def _torchrun(folder: Path, args: list[str], *extra: str, kill_after: int = 0) -> subprocess.CompletedProcess:
-    """The command on 2 local processes (gloo), as a user starts it; completions are logged to completions.log."""
+    """The command on 2 local processes (gloo), as a user starts it; completions are logged to completions.log
+    (emptied first: a test that failed before reading its own log must not hand its lines to the next)."""
+    (folder / "completions.log").unlink(missing_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "LWAY_OFFLINE": "1", "LWAY_TEST_KILL_AFTER": str(kill_after),
            "LWAY_TEST_COMPLETIONS": str(folder / "completions.log")}
     command = [str(TORCHRUN), "--nproc-per-node", "2", "--standalone", *extra, str(folder / "worker.py"), *args]
