@@ -3,10 +3,11 @@
     .venv/bin/python bench/fit_error_model.py lway_engine/assets/lway-er-x4.safetensors   # ~30 min, 2 threads
 
 The samples are the pretraining's: 64 px LR crops from the training split only (Urban100_HR_jpeg, Manga109_HR_jpeg,
-Sun_Hays80 files 1-40, City100 pairs 001-030; as bench/pretrain_broad.sh), synthetic LR from the training mix and
-30% real pairs, seeded. Each crop goes through the SR model S0 (x4plus by default: its outputs are what the residual
-features describe, about 1.5 s a crop on the CPU), E, R and LPIPS once. The last 20% of the samples are held out to
-report R^2 before the final fit on all of them.
+Sun_Hays80 files 1-40, City100 pairs 001-030; as bench/pretrain_broad.sh), synthetic LR from the training mix
+(``--mix``: the one the checkpoint was trained on, as ``pretrain --mix`` takes it) and 30% real pairs, seeded. Each
+crop goes through the SR model S0 (x4plus by default: its outputs are what the residual features describe, about 1.5
+s a crop on the CPU), E, R and LPIPS once. The last 20% of the samples are held out to report R^2 before the final
+fit on all of them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from quality import DATA
 from results_dir import results_dir
 from training_split import city100_hr_files, hr_files
 
+from lway_engine.degradations.catalog import parse_mix
 from lway_engine.hardware import cpu_features
 from lway_engine.metrics.lpips_net import LPIPS
 from lway_engine.models import load_model
@@ -32,8 +34,11 @@ from lway_engine.reconstruction.error_model import error_samples, fit_features, 
 from lway_engine.training.data import PairSource, find_pairs
 
 
-def training_source() -> PairSource:
-    return PairSource.load(hr_files(DATA), find_pairs(city100_hr_files(DATA), 4), 4, min_hr_side=256)
+def training_source(mix: dict[str, float] | None = None) -> PairSource:
+    source = PairSource.load(hr_files(DATA), find_pairs(city100_hr_files(DATA), 4), 4, min_hr_side=256)
+    if mix:
+        source.pipelines = dict(mix)
+    return source
 
 
 def main() -> None:
@@ -44,13 +49,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=123)
     parser.add_argument("--colour", choices=("fitted", "predicted"), default="fitted",
                         help="R's colour mode to fit the errors under (adapt's default: fitted to the LR)")
+    parser.add_argument("--mix", type=parse_mix, metavar="NAME=ODDS,...",
+                        help="synthetic pipelines and odds the checkpoint was trained on (default: TRAINING_MIX)")
     args = parser.parse_args()
     started = time.perf_counter()
     torch.manual_seed(0)
     sidecar(args.checkpoint).unlink(missing_ok=True)  # a stale one would be refused by load_checkpoint
     reconstruction = load_checkpoint(args.checkpoint, expect_scale=4)
     reconstruction.reconstructor.colour_fit = args.colour == "fitted"
-    source, rng = training_source(), np.random.default_rng(args.seed)
+    source, rng = training_source(args.mix), np.random.default_rng(args.seed)
     pairs = [source.sample(rng, 64, 0.3)[:2] for _ in range(args.samples)]
     sha = read_checkpoint_info(args.checkpoint).content_sha256
     sr_model = load_model(args.sr_model)
@@ -65,7 +72,8 @@ def main() -> None:
           f"in {time.perf_counter() - started:.0f} s")
     out = results_dir() / f"error_model_{args.checkpoint.stem}.json"
     out.write_text(json.dumps({"checkpoint": str(args.checkpoint), "samples": args.samples, "seed": args.seed,
-                               "sr_model": args.sr_model, "target": "log L1 of R(HR, E(LR)) against the LR",
+                               "sr_model": args.sr_model, "mix": args.mix,
+                               "target": "log L1 of R(HR, E(LR)) against the LR",
                                "device": f"{platform.machine()}_CPU", "cpu": cpu_features().as_dict(),
                                "heldout_r2_log_error": r2, "heldout_samples": len(pairs) - cut}, indent=1))
 

@@ -29,6 +29,7 @@ from results_dir import results_dir
 
 from lway_engine.adaptation.gate import tile_errors
 from lway_engine.degradations import EVALUATION_FAMILIES, UNSEEN_FAMILIES
+from lway_engine.degradations.catalog import CONTROLS
 from lway_engine.hardware import cpu_features
 from lway_engine.media.images import to_tensor
 from lway_engine.metrics.lpips_net import LPIPS
@@ -52,7 +53,7 @@ def main() -> None:
     args, model, reconstruction = gate_setup(__doc__)
     lpips = LPIPS("alex")
     sets = {"design: city100 031-038": city100(8, 0), "held out: city100 051-056": city100(6, 20)}
-    for family in (*EVALUATION_FAMILIES, *UNSEEN_FAMILIES):
+    for family in (*EVALUATION_FAMILIES, *UNSEEN_FAMILIES, *CONTROLS):
         sets[f"design: {family} @64px"] = family_set("Kodak24", family, 6, 256, 0)
         for crop in (256, 512):
             sets[f"held out: {family} @{crop // 4}px"] = family_set("Kodak24", family, 4, crop, 20)

@@ -4,11 +4,12 @@
     .venv/bin/python bench/quality.py --medium  # CPU profile: more steps, larger crops (about 2 hours)
     .venv/bin/python bench/quality.py --full --device cuda
 
-(a) City100 (real lens blur, Nikon D5500): LR4 = area-downsample(NNNL, 4), compared with NNNH. Only pairs 031-060
-    are used: 001-030 trained the bundled E+R checkpoint. (b) Clean HR sets under the evaluation families and the
-    two unseen families (never used for training; Sun_Hays80 only from its second half, the first half trained
-    E+R). PSNR/SSIM on Y with a 4-px border crop, LPIPS-alex on RGB. Ablations: --no-hf-weight and per-image vs
-    whole-set adaptation. Adaptation is ``adapt``'s default: automatic selection by the no-HR signal
+(a) City100 (real lens blur, Nikon D5500): LR4 = area-downsample(NNNL, 4), compared with NNNH. Only pairs
+    031-060 are used: 001-030 trained the bundled E+R checkpoint. (b) Clean HR sets under the evaluation families
+    and the two unseen families (never used for training; Sun_Hays80 only from its second half, the first half
+    trained E+R), and the control ``bicubic``: the same crops only bicubic-downsampled, a plainly downscaled image.
+    PSNR/SSIM on Y with a 4-px border crop, LPIPS-alex on RGB. Ablations: --no-hf-weight and per-image vs whole-set
+    adaptation. Adaptation is ``adapt``'s default: automatic selection by the no-HR signal
     (``lway_engine/adaptation/select.py``), which may keep the unadapted model; ``--no-select`` runs the fixed
     schedule with ``--anchor``/``--texture``.
 Prints a table per set and writes
@@ -37,6 +38,7 @@ from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
 from lway_engine.adaptation.select import DEFAULT_CANDIDATES, Candidate, adapt_and_select
 from lway_engine.adaptation.step import above_lr_band
 from lway_engine.degradations import EVALUATION_FAMILIES, UNSEEN_FAMILIES, degrade
+from lway_engine.degradations.catalog import CONTROLS
 from lway_engine.hardware import cpu_features, resolve_amp
 from lway_engine.inference.upscale import UpscaleOptions, upscale_image
 from lway_engine.media.images import Image, read_image, to_array, to_tensor
@@ -278,7 +280,7 @@ def main() -> None:
     if wanted("city100"):
         runs["city100"] = (city100(min(profile["city100"], limit), args.city100_skip), False, True)
         runs["city100 --no-hf-weight"] = (runs["city100"][0], False, False)
-    for family in (*EVALUATION_FAMILIES, *UNSEEN_FAMILIES):
+    for family in (*EVALUATION_FAMILIES, *UNSEEN_FAMILIES, *CONTROLS):  # bicubic: a plainly downscaled image
         if not wanted(family):
             continue
         items = [x for s in profile["sets"]

@@ -4,7 +4,8 @@
     .venv/bin/python bench/reconstruction_fidelity.py --checkpoint old=OLD.safetensors --checkpoint new=NEW.safetensors
 
 Per set (City100 pairs 031-060; every evaluation family and the two unseen families on Kodak24 crops, the LR
-images of ``bench/quality.py``), for each checkpoint:
+images of ``bench/quality.py``; and ``clean``, the same crops bicubic-downsampled and nothing else: a downscaled web
+image), for each checkpoint:
 
 - PSNR (RGB, 8-bit, 2-px border crop) and LPIPS-alex of ``R(HR, E(LR))`` against the LR: can R, told the LR's
   embedding, produce that LR from the true HR? The ``area`` column is the plain area downsample of the HR, R's
@@ -127,7 +128,7 @@ def main() -> None:
     metric = LPIPS("alex")
     loss_fn, flat_loss = LWayLoss(metric), LWayLoss(metric, hf_weight=False)
     recons = {name: _reconstruction(spec) for name, spec in checkpoints.items()}
-    data = sets(args.per_family, args.only)
+    data = sets(args.per_family, args.only, clean=True)
     results: dict[str, dict] = {}
     started = time.perf_counter()
     for set_name, items in data.items():
@@ -137,7 +138,7 @@ def main() -> None:
             sr = to_tensor(upscale_image(model, Image(lr_np, None, 8), UpscaleOptions(tile=512)).pixels)
             area = F.avg_pool2d(hr, 4)
             row = {"image": stem, "area": {"psnr": psnr(area, lr), "lpips": lpips(metric, area, lr)}}
-            ceiling = None if set_name == "city100" else noise_free_lr(set_name, index, hr)
+            ceiling = None if set_name in ("city100", "clean") else noise_free_lr(set_name, index, hr)
             if ceiling is not None:
                 row["noise-free"] = {"psnr": psnr(ceiling, lr), "lpips": lpips(metric, ceiling, lr)}
             with torch.no_grad():

@@ -46,6 +46,16 @@ def _amp(amp: str, device: str) -> str | None:
         raise typer.BadParameter(str(exc)) from exc
 
 
+def _mix(mix: str | None) -> dict[str, float] | None:
+    """``--mix`` as {pipeline: odds}, or a clear usage error."""
+    from lway_engine.degradations.catalog import parse_mix
+
+    try:
+        return None if mix is None else parse_mix(mix)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
 @contextmanager
 def _launch(device: str) -> Iterator[tuple[Topology, str]]:
     """This process's place in a torchrun job (one process without torchrun) and its device (``cuda`` becomes the
@@ -466,6 +476,10 @@ def pretrain(
     colour_fit: Annotated[bool, typer.Option(
         help="Fit R's colour map to each training LR by least squares, as adapt does, so the rest of R learns "
              "what adapt will use; the colour head is frozen (kept for adapt --predict-colour).")] = False,
+    mix: Annotated[Optional[str], typer.Option(
+        metavar="NAME=ODDS,...",
+        help="Synthetic pipelines and their odds, e.g. broad=0.45,bsrgan=0.15,realesrgan=0.15,resize=0.25 (names: "
+             "lway-engine degrade --help); default: broad=0.6,bsrgan=0.2,realesrgan=0.2.")] = None,
     checkpoint_every: Annotated[int, typer.Option(help="Write checkpoint + resume state every N steps.")] = 250,
     workers: Annotated[int, typer.Option(help="Processes synthesising batches ahead of training.")] = 1,
     device: Annotated[str, typer.Option(help="torch device (a CPU run resumes on CUDA and back).")] = "cpu",
@@ -486,7 +500,8 @@ def pretrain(
                                 val_every=checkpoint_every, seed=seed, workers=workers,
                                 real_fraction=real_fraction, lpips_weight=lpips_weight, kernel_weight=kernel_weight,
                                 colour_fit=colour_fit, device=device,
-                                amp=_amp(amp, device), init_from=None if init_from is None else str(init_from))
+                                amp=_amp(amp, device), init_from=None if init_from is None else str(init_from),
+                                mix=_mix(mix))
         echo = typer.echo if topology.leader else (lambda message: None)
         try:
             model_config = ReconstructionConfig(scale=scale, embed_dim=embed_dim, reconstructor_width=width,

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image as PILImage
 
-from lway_engine.degradations import camera, kernels, ops, optics, plan, printing, resample
+from lway_engine.degradations import apply_plan, camera, degrade, kernels, ops, optics, plan, printing, resample
 from lway_engine.degradations.broad import STAGES, stages_markdown
 
 
@@ -162,3 +162,14 @@ def test_broad_space_uses_every_stage_and_table_documents_it() -> None:
     modes = {step.params["mode"] for seed in range(100) for step in plan((256, 256), "broad", seed)
              if step.op == "resize"}
     assert modes == set(ops.ALL_RESIZE_MODES)
+
+
+def test_resize_pipeline_is_the_broad_resize_chain_alone(hr: torch.Tensor) -> None:
+    """Only resizes, ending at the LR size, every mode drawn; seeded like every pipeline."""
+    plans = [plan((256, 192), "resize", seed) for seed in range(200)]
+    assert all(step.op == "resize" for steps in plans for step in steps)
+    assert all(steps[-1].params["size"] == (64, 48) for steps in plans)
+    assert {len(steps) for steps in plans} == {1, 2, 3}  # 0-2 intermediate sizes, then the LR size
+    assert {step.params["mode"] for steps in plans for step in steps} == set(ops.ALL_RESIZE_MODES)
+    one = plan(tuple(hr.shape[-2:]), "resize", 3)
+    assert torch.equal(apply_plan(hr, one), degrade(hr, "resize", 3))

@@ -55,7 +55,7 @@ def high_pass_std(img: torch.Tensor) -> float:
 
 
 def test_pipeline_names() -> None:
-    assert TRAINING_PIPELINES == ("bsrgan", "realesrgan", "broad")
+    assert TRAINING_PIPELINES == ("bsrgan", "realesrgan", "broad", "resize")
     assert EVALUATION_FAMILIES == ("defocus_noise", "motion", "bayer_jpeg", "film")
     assert UNSEEN_FAMILIES == ("halftone_scan", "gif_palette")
     assert set(PIPELINES) == {"bicubic", *TRAINING_PIPELINES, *EVALUATION_FAMILIES, *UNSEEN_FAMILIES}

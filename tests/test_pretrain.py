@@ -176,3 +176,33 @@ def test_colour_fit_pretraining_fits_the_map_and_freezes_the_head(data, tmp_path
     trained = load_checkpoint(tmp_path / "c.safetensors", expect_scale=4)
     assert not trained.reconstructor.colour.weight.any() and not trained.reconstructor.colour.bias.any()
     assert trained.reconstructor.conv_out.weight.any()  # the rest of R did train
+
+
+def test_mix_draws_only_the_pipelines_it_names_and_bad_mixes_are_refused(data, tmp_path: Path) -> None:
+    """``pretrain --mix``: a mix of the resize pipeline alone gives plain downsamples of the HR (no noise, JPEG or
+    blur), the config records it, and a mix with an unknown name, bad odds or nothing to draw is a usage error."""
+    from typer.testing import CliRunner
+
+    from lway_engine.cli import app
+    from lway_engine.degradations.catalog import parse_mix
+
+    assert parse_mix("broad=3, resize=1") == {"broad": 3.0, "resize": 1.0}
+    for bad, why in (("broad", "NAME=ODDS"), ("blurry=1", "not a training pipeline"), ("broad=x", "a number"),
+                     ("broad=-1", ">= 0"), ("broad=nan", ">= 0"), ("broad=1,broad=2", "twice"),
+                     ("resize=0", "above 0")):
+        with pytest.raises(ValueError, match=why):
+            parse_mix(bad)
+    hr_files, _ = data
+    source = PairSource.load(hr_files, [], 4)
+    source.pipelines = parse_mix("resize=1")
+    hr, lr, _ = source.batch(np.random.default_rng(0), 4, 24, real_fraction=0.0)
+    area = torch.nn.functional.avg_pool2d(hr, 4)
+    assert float((lr - area).abs().mean()) < 0.02  # a resize of the crop, nothing else: close to its area mean
+    out = tmp_path / "mix.safetensors"
+    config = PretrainConfig(steps=1, batch=2, crop=32, checkpoint_every=1, val_every=1, val_samples=2,
+                            mix=parse_mix("resize=1,bsrgan=1"))
+    log = pretrain_files([hr_files[0].parent], [], out, config, SMALL)
+    assert log["config"]["mix"] == {"resize": 1.0, "bsrgan": 1.0}
+    result = CliRunner().invoke(app, ["pretrain", "-o", str(tmp_path / "x.safetensors"), "--hr",
+                                      str(hr_files[0].parent), "--mix", "resize=1,noise=2"])
+    assert result.exit_code != 0 and "'noise' is not a training pipeline" in result.output

@@ -21,7 +21,7 @@ import torch
 from scipy.signal import convolve2d
 
 from lway_engine.degradations import kernels, ops
-from lway_engine.degradations.broad import plan_broad
+from lway_engine.degradations.broad import plan_broad, plan_resize
 from lway_engine.degradations.catalog import (
     CONTROLS,
     DESCRIPTIONS,
@@ -291,6 +291,7 @@ _PLANNERS: dict[str, Planner] = {
     "bsrgan": _plan_bsrgan,
     "realesrgan": _plan_realesrgan,
     "broad": plan_broad,
+    "resize": plan_resize,
     "defocus_noise": _plan_defocus_noise,
     "motion": _plan_motion,
     "bayer_jpeg": _plan_bayer_jpeg,

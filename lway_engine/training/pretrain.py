@@ -81,6 +81,7 @@ class PretrainConfig:
     val_samples: int = 48
     seed: int = 0
     init_from: str | None = None  # a checkpoint whose weights start a fresh run (heads it lacks start as identity)
+    mix: dict[str, float] | None = None  # synthetic pipelines and their odds (None: degradations.TRAINING_MIX)
 
 
 def _loss(model: LWayReconstruction, lpips: LPIPS, batch: Sample, config: PretrainConfig,
@@ -245,6 +246,8 @@ def pretrain_files(hr: list[Path], pairs: list[Path], out: Path, config: Pretrai
     min_side = config.crop * model_config.scale
     train = PairSource.load(hr_train, pairs_train, model_config.scale, min_hr_side=min_side)
     val = PairSource.load(hr_val, pairs_val, model_config.scale, min_hr_side=min_side)
+    if config.mix:
+        train.pipelines, val.pipelines = dict(config.mix), dict(config.mix)
     if not train.hr_images and not train.real_pairs:
         raise ValueError(f"no usable training images or pairs after holding out the last {holdout:.0%} of each "
                          f"folder for validation ({train.report.summary()}); give more, or lower --holdout")
