@@ -60,10 +60,11 @@ from torch import nn
 from run_state import resume_run, save_run
 from training_split import city100_hr_files, hr_files
 
-from lway_engine.degradations import TRAINING_MIX, degrade_with_plan, ops
+from lway_engine.degradations import degrade_with_plan, ops
 from lway_engine.degradations.camera import BAYER_PATTERNS
 from lway_engine.reconstruction import LWayReconstruction, load_checkpoint
 from lway_engine.reconstruction.colour_fit import fit_colour
+from lway_engine.training.data import draw_pipeline
 
 PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))  # the RGGB pattern shifted by (rows, columns): RGGB, GRBG, GBRG, BGGR
 assert BAYER_PATTERNS == ("RGGB", "GRBG", "GBRG", "BGGR")  # the same order: pattern index p has phase PHASES[p]
@@ -229,14 +230,12 @@ class MosaicDetector(nn.Module):
 
 def _labelled_batch(hr_images: list[torch.Tensor], rng: np.random.Generator, size: int
                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    names = list(TRAINING_MIX)
-    odds = np.array([TRAINING_MIX[n] for n in names])
     lrs, labels = [], []
     for _ in range(size):
         image = hr_images[rng.integers(len(hr_images))]
         top, left = rng.integers(0, image.shape[1] - 255), rng.integers(0, image.shape[2] - 255)
         lr, steps = degrade_with_plan(image[:, top : top + 256, left : left + 256].float() / 255,
-                                      names[int(rng.choice(len(names), p=odds / odds.sum()))], rng, scale=4)
+                                      draw_pipeline(rng), rng, scale=4)
         lrs.append(lr)
         labels.append(mosaic_class(steps))
     return torch.stack(lrs), torch.tensor(labels)

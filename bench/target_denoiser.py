@@ -63,8 +63,8 @@ from torch import nn
 from run_state import resume_run, save_run
 from training_split import hr_files
 
-from lway_engine.degradations import TRAINING_MIX, apply_plan, noise_free, plan
-from lway_engine.training.data import PairSource
+from lway_engine.degradations import apply_plan, noise_free, plan
+from lway_engine.training.data import PairSource, draw_pipeline
 
 CROP = 64  # LR side of a training pair
 SCALE = 4
@@ -109,9 +109,7 @@ def training_pair(hr_images: list[torch.Tensor], rng: np.random.Generator) -> tu
     size = CROP * SCALE
     top, left = rng.integers(0, image.shape[1] - size + 1), rng.integers(0, image.shape[2] - size + 1)
     hr = image[:, top : top + size, left : left + size].float() / 255
-    names = list(TRAINING_MIX)
-    odds = np.array([TRAINING_MIX[n] for n in names])
-    steps = plan((size, size), names[int(rng.choice(len(names), p=odds / odds.sum()))], rng, SCALE)
+    steps = plan((size, size), draw_pipeline(rng), rng, SCALE)
     clean = apply_plan(hr, noise_free(steps))
     noisy = clean if rng.random() < CLEAN_SHARE else apply_plan(hr, steps)
     if rng.random() < 0.5:  # flips and transposes: the noise has no orientation, so the pairs' symmetries are free

@@ -100,6 +100,13 @@ class Sample(NamedTuple):
         return Sample(*(torch.stack(parts) for parts in zip(*samples)))
 
 
+def draw_pipeline(rng: np.random.Generator, mix: dict[str, float] = TRAINING_MIX) -> str:
+    """One synthetic pipeline's name, drawn from ``mix`` ({name: odds}, normalised here): the pretraining's draw,
+    shared by the bench experiments that synthesise pairs as pretraining does."""
+    names = list(mix)
+    return names[int(rng.choice(len(names), p=np.array(list(mix.values())) / sum(mix.values())))]
+
+
 @dataclass
 class PairSource:
     """HR images (for synthetic LR) and real (HR, LR) pairs, held in memory as uint8."""
@@ -148,9 +155,7 @@ class PairSource:
         size = crop * s
         top, left = rng.integers(0, hr.shape[1] - size + 1), rng.integers(0, hr.shape[2] - size + 1)
         patch = hr[:, top : top + size, left : left + size].float() / 255
-        names = list(self.pipelines)
-        pipeline = names[int(rng.choice(len(names), p=np.array(list(self.pipelines.values())) / sum(
-            self.pipelines.values())))]
+        pipeline = draw_pipeline(rng, self.pipelines)
         lr, steps = degrade_with_plan(patch, pipeline, rng, scale=s)
         kernel = torch.from_numpy(optics_kernel(steps, k).astype(np.float32)) if k else torch.zeros(0, 0)
         return Sample(patch, lr, kernel)
