@@ -35,10 +35,7 @@ from lway_engine.training.data import PairSource, find_pairs
 
 
 def training_source(mix: dict[str, float] | None = None) -> PairSource:
-    source = PairSource.load(hr_files(DATA), find_pairs(city100_hr_files(DATA), 4), 4, min_hr_side=256)
-    if mix:
-        source.pipelines = dict(mix)
-    return source
+    return PairSource.load(hr_files(DATA), find_pairs(city100_hr_files(DATA), 4), 4, min_hr_side=256, pipelines=mix)
 
 
 def main() -> None:

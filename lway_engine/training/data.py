@@ -120,9 +120,9 @@ class PairSource:
 
     @classmethod
     def load(cls, hr_files: list[Path], pair_files: list[tuple[Path, Path]], scale: int,
-             min_hr_side: int = 0) -> PairSource:
+             min_hr_side: int = 0, pipelines: dict[str, float] | None = None) -> PairSource:
         """Read the files, skipping (and reporting) unreadable ones and those whose HR cannot hold a
-        ``min_hr_side`` square crop."""
+        ``min_hr_side`` square crop; ``pipelines``: the synthetic mix (default ``TRAINING_MIX``)."""
         report = LoadReport()
 
         def big_enough(path: Path, hr: torch.Tensor) -> bool:
@@ -141,7 +141,8 @@ class PairSource:
             h, w = lr.shape[-2:]
             real.append((hr[:, : h * scale, : w * scale], lr))
         images = [(p, _load(p, report)) for p in hr_files]
-        return cls(scale, [img for p, img in images if img is not None and big_enough(p, img)], real, report)
+        return cls(scale, [img for p, img in images if img is not None and big_enough(p, img)], real, report,
+                   dict(pipelines or TRAINING_MIX))
 
     def sample(self, rng: np.random.Generator, crop: int, real_fraction: float) -> Sample:
         """One HR (3, crop*s, crop*s), LR (3, crop, crop) float pair in [0, 1], with its kernel."""

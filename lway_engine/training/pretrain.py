@@ -244,10 +244,8 @@ def pretrain_files(hr: list[Path], pairs: list[Path], out: Path, config: Pretrai
     hr_train, hr_val = _split(hr_files, lambda p: p.parent, holdout)
     pairs_train, pairs_val = _split(pair_files, lambda pair: pair[0].parent, holdout)
     min_side = config.crop * model_config.scale
-    train = PairSource.load(hr_train, pairs_train, model_config.scale, min_hr_side=min_side)
-    val = PairSource.load(hr_val, pairs_val, model_config.scale, min_hr_side=min_side)
-    if config.mix:
-        train.pipelines, val.pipelines = dict(config.mix), dict(config.mix)
+    train = PairSource.load(hr_train, pairs_train, model_config.scale, min_hr_side=min_side, pipelines=config.mix)
+    val = PairSource.load(hr_val, pairs_val, model_config.scale, min_hr_side=min_side, pipelines=config.mix)
     if not train.hr_images and not train.real_pairs:
         raise ValueError(f"no usable training images or pairs after holding out the last {holdout:.0%} of each "
                          f"folder for validation ({train.report.summary()}); give more, or lower --holdout")
