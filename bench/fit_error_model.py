@@ -6,8 +6,11 @@ The samples are the pretraining's: 64 px LR crops from the training split only (
 Sun_Hays80 files 1-40, City100 pairs 001-030; as bench/pretrain_broad.sh), synthetic LR from the training mix
 (``--mix``: the one the checkpoint was trained on, as ``pretrain --mix`` takes it) and 30% real pairs, seeded. Each
 crop goes through the SR model S0 (x4plus by default: its outputs are what the residual features describe, about 1.5
-s a crop on the CPU), E, R and LPIPS once. The last 20% of the samples are held out to report R^2 before the final
-fit on all of them.
+s a crop on the CPU), E, R and LPIPS once. ``--outliers`` more samples (300 by default) carry a defect that no
+training pipeline makes (``lway_engine/degradations/outliers.py``: impulse noise, banding, scratches), so that the
+model also learns what R's error looks like where R fails; without them it predicted R's usual small error on the
+unseen gif_palette and the gate opened there. The last 20% of each kind of sample are held out to report R^2 before
+the final fit on all of them.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from results_dir import results_dir
 from training_split import city100_hr_files, hr_files
 
 from lway_engine.degradations.catalog import parse_mix
+from lway_engine.degradations.outliers import OUTLIERS, add_outlier
 from lway_engine.hardware import cpu_features
 from lway_engine.metrics.lpips_net import LPIPS
 from lway_engine.models import load_model
@@ -38,11 +42,28 @@ def training_source(mix: dict[str, float] | None = None) -> PairSource:
     return PairSource.load(hr_files(DATA), find_pairs(city100_hr_files(DATA), 4), 4, min_hr_side=256, pipelines=mix)
 
 
+def outlier_pairs(source: PairSource, count: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``count`` training samples whose LR also carries one of the OUTLIERS defects, in turn; seeded apart from
+    the plain samples, so adding them leaves those unchanged."""
+    rng, kinds = np.random.default_rng([seed, 1]), list(OUTLIERS)
+    pairs = []
+    for i in range(count):
+        hr, lr = source.sample(rng, 64, 0.3)[:2]
+        pairs.append((hr, add_outlier(lr, kinds[i % len(kinds)], rng)))
+    return pairs
+
+
+def r_squared(predicted: torch.Tensor, target: torch.Tensor) -> float:
+    return 1 - float(torch.mean((predicted - target) ** 2) / torch.var(target, correction=0))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--sr-model", default="realesrgan-x4plus", help="S0: the SR model the gate will judge")
+    parser.add_argument("--outliers", type=int, default=300,
+                        help="samples more whose LR carries a defect R never saw (impulse, banding, scratches)")
     parser.add_argument("--seed", type=int, default=123)
     parser.add_argument("--colour", choices=("fitted", "predicted"), default="fitted",
                         help="R's colour mode to fit the errors under (adapt's default: fitted to the LR)")
@@ -56,23 +77,34 @@ def main() -> None:
     reconstruction.reconstructor.colour_fit = args.colour == "fitted"
     source, rng = training_source(args.mix), np.random.default_rng(args.seed)
     pairs = [source.sample(rng, 64, 0.3)[:2] for _ in range(args.samples)]
+    pairs += outlier_pairs(source, args.outliers, args.seed)
     sha = read_checkpoint_info(args.checkpoint).content_sha256
     sr_model = load_model(args.sr_model)
     x, y = error_samples(reconstruction, sr_model.module, pairs, LPIPS("alex"))
-    cut = int(0.8 * len(pairs))
+    parts = {"plain": torch.arange(args.samples), "outliers": torch.arange(args.samples, len(pairs))}
+    held = {name: rows[int(0.8 * len(rows)):] for name, rows in parts.items()}
+    fitted = torch.cat([rows[: int(0.8 * len(rows))] for rows in parts.values()])
     colour_fit = reconstruction.reconstructor.colour_fit
-    predicted = torch.log(fit_features(x[:cut], y[:cut], sha, colour_fit).predict(x[cut:]).double())
-    r2 = 1 - float(torch.mean((predicted - y[cut:]) ** 2) / torch.var(y[cut:], correction=0))
+    trial = fit_features(x[fitted], y[fitted], sha, colour_fit)
+    heldout = {}
+    for name, rows in held.items():
+        if len(rows):
+            predicted = torch.log(trial.predict(x[rows]).double())
+            heldout[name] = {"r2_log_error": r_squared(predicted, y[rows]), "samples": len(rows),
+                             "mean_log_bias": float((y[rows] - predicted).mean())}
     model = fit_features(x, y, sha, colour_fit, args.sr_model, sr_model.sha256)
     model.save(sidecar(args.checkpoint))
-    print(f"held-out R^2 of log L1 error: {r2:.3f} ({len(pairs) - cut} crops); wrote {sidecar(args.checkpoint)} "
-          f"in {time.perf_counter() - started:.0f} s")
+    print("held-out R^2 of log L1 error: " + ", ".join(f"{r['r2_log_error']:.3f} on {r['samples']} {name} crops"
+                                                       for name, r in heldout.items())
+          + f"; wrote {sidecar(args.checkpoint)} in {time.perf_counter() - started:.0f} s")
     out = results_dir() / f"error_model_{args.checkpoint.stem}.json"
-    out.write_text(json.dumps({"checkpoint": str(args.checkpoint), "samples": args.samples, "seed": args.seed,
+    out.write_text(json.dumps({"checkpoint": str(args.checkpoint), "samples": args.samples,
+                               "outliers": args.outliers, "outlier_kinds": list(OUTLIERS), "seed": args.seed,
                                "sr_model": args.sr_model, "mix": args.mix,
                                "target": "log L1 of R(HR, E(LR)) against the LR",
                                "device": f"{platform.machine()}_CPU", "cpu": cpu_features().as_dict(),
-                               "heldout_r2_log_error": r2, "heldout_samples": len(pairs) - cut}, indent=1))
+                               "heldout_r2_log_error": heldout["plain"]["r2_log_error"], "heldout": heldout},
+                              indent=1))
 
 
 if __name__ == "__main__":

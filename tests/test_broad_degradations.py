@@ -10,6 +10,7 @@ from PIL import Image as PILImage
 
 from lway_engine.degradations import apply_plan, camera, degrade, kernels, ops, optics, plan, printing, resample
 from lway_engine.degradations.broad import STAGES, stages_markdown
+from lway_engine.degradations.outliers import OUTLIERS, add_outlier
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +151,32 @@ def test_palette_limits_colours(hr: torch.Tensor) -> None:
         assert len(torch.unique(out.reshape(3, -1), dim=1).T) <= colours
     with pytest.raises(ValueError):
         printing.palette(hr, 1, True)
+
+
+@pytest.mark.parametrize("kind", list(OUTLIERS))
+def test_outlier_defects_are_seeded_8bit_and_change_the_lr(hr: torch.Tensor, kind: str) -> None:
+    lr = torch.round(ops.resize(hr, (32, 32), "area").clamp(0, 1) * 255) / 255
+    out = add_outlier(lr, kind, np.random.default_rng(5))
+    assert torch.equal(out, add_outlier(lr, kind, np.random.default_rng(5)))
+    assert not torch.equal(out, add_outlier(lr, kind, np.random.default_rng(6)))
+    assert not torch.equal(out, lr) and 0 <= float(out.min()) and float(out.max()) <= 1
+    assert torch.equal(out, torch.round(out * 255) / 255)
+
+
+def test_outlier_defects_have_their_shape() -> None:
+    grey = torch.full((3, 64, 64), 128 / 255)
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        hit = (add_outlier(grey, "impulse", rng) != grey).any(0)
+        assert 0 < float(hit.float().mean()) < 0.045  # 0.5-3% of the pixels, black or white in every channel
+        assert set(add_outlier(grey, "impulse", np.random.default_rng(seed))[:, hit].unique().tolist()) <= {0.0, 1.0}
+        band = add_outlier(grey, "banding", rng) - grey
+        assert (band == band[:, :, :1]).all() or (band == band[:, :1, :]).all()  # one offset per row or column
+        scratched = (add_outlier(grey, "scratches", rng) != grey).any(0)
+        lengths = scratched.sum(0)[scratched.any(0)]
+        assert 1 <= len(lengths) <= 4 and (lengths >= 8).any()  # vertical, 1 px wide: rows only at a bottom edge
+    with pytest.raises(ValueError, match="unknown outlier defect 'palette'"):
+        add_outlier(grey, "palette", np.random.default_rng(0))
 
 
 def test_broad_space_uses_every_stage_and_table_documents_it() -> None:

@@ -206,3 +206,20 @@ def test_mix_draws_only_the_pipelines_it_names_and_bad_mixes_are_refused(data, t
     result = CliRunner().invoke(app, ["pretrain", "-o", str(tmp_path / "x.safetensors"), "--hr",
                                       str(hr_files[0].parent), "--mix", "resize=1,noise=2"])
     assert result.exit_code != 0 and "'noise' is not a training pipeline" in result.output
+
+
+def test_error_model_outlier_samples_are_training_samples_with_a_defect(tmp_path: Path, photo, bench) -> None:
+    """``bench/fit_error_model.py``'s outlier samples: the training sample its own seeded stream draws (the same HR),
+    its LR changed by each defect in turn, reproducibly, and drawn apart from the plain samples' stream."""
+    module = bench("fit_error_model")
+    write_image(tmp_path / "astronaut.png", Image(photo("astronaut", 300), None, 8))
+    source = PairSource.load([tmp_path / "astronaut.png"], [], 4, pipelines={"resize": 1.0})
+    outliers = module.outlier_pairs(source, 3, 7)
+    rng = np.random.default_rng([7, 1])
+    for (hr, lr), kind in zip(outliers, module.OUTLIERS):
+        plain = source.sample(rng, 64, 0.3)
+        assert torch.equal(hr, plain.hr) and not torch.equal(lr, plain.lr) and lr.shape == plain.lr.shape
+        assert torch.equal(lr, module.add_outlier(plain.lr, kind, rng))
+    again = module.outlier_pairs(source, 3, 7)
+    assert all(torch.equal(a[1], b[1]) for a, b in zip(outliers, again))
+    assert not torch.equal(outliers[0][0], source.sample(np.random.default_rng(7), 64, 0.3).hr)
