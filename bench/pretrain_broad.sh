@@ -6,8 +6,8 @@
 #
 # Training data (and only these; everything else in ../shared/data evaluates), listed by bench/training_split.py:
 #   Urban100_HR_jpeg (all), Manga109_HR_jpeg (all), Sun_Hays80 files 1-40 by name, City100 pairs 001-030.
-# Each folder's last 10% by name is held out for validation. Synthetic LR comes from the broad / BSRGAN /
-# Real-ESRGAN mix (lway_engine.degradations.TRAINING_MIX);
+# Each folder's last 10% by name is held out for validation. Synthetic LR comes from the broad / resize / BSRGAN /
+# Real-ESRGAN mix (lway_engine.degradations.TRAINING_MIX; --mix sets another);
 # 30% of the samples are real pairs (--real-fraction 0.3).
 # LWAY_PYTHON (default .venv/bin/python) runs bench/training_split.py; LWAY_ENGINE the pretraining command.
 set -euo pipefail

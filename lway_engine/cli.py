@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from lway_engine.degradations.catalog import TRAINING_MIX
 from lway_engine.degradations.command import degrade_command
 from lway_engine.evaluation.command import evaluate_command
 from lway_engine.export.command import export_command
@@ -478,8 +479,9 @@ def pretrain(
              "what adapt will use; the colour head is frozen (kept for adapt --predict-colour).")] = False,
     mix: Annotated[Optional[str], typer.Option(
         metavar="NAME=ODDS,...",
-        help="Synthetic pipelines and their odds, e.g. broad=0.45,bsrgan=0.15,realesrgan=0.15,resize=0.25 (names: "
-             "lway-engine degrade --help); default: broad=0.6,bsrgan=0.2,realesrgan=0.2.")] = None,
+        help="Synthetic pipelines and their odds, e.g. broad=0.6,bsrgan=0.2,realesrgan=0.2 (names: lway-engine "
+             "degrade --help); default: the bundled checkpoint's, "
+             + ",".join(f"{name}={odds:g}" for name, odds in TRAINING_MIX.items()) + ".")] = None,
     checkpoint_every: Annotated[int, typer.Option(help="Write checkpoint + resume state every N steps.")] = 250,
     workers: Annotated[int, typer.Option(help="Processes synthesising batches ahead of training.")] = 1,
     device: Annotated[str, typer.Option(help="torch device (a CPU run resumes on CUDA and back).")] = "cpu",

@@ -11,10 +11,12 @@ candidate's LPIPS change over 32 images). Its unknown half, R's error from the H
 
 per 64-px LR tile (each with its own embedding: the error model's fitting size), the median over an image's tiles,
 then over the images. About 1 where R cannot tell S's output from the truth, well above 1 where S's output is what R
-cannot explain. With the HR (``bench/gate_truth.py``, 2026-12-01) its true value is 1.66 and 1.88 on two City100
+cannot explain. With the HR (``bench/gate_truth.py``, 2026-12-01) its true value was 1.66 and 1.88 on two City100
 samples (set medians) and 0.79-1.10 on every family, at 64- and 128-px LRs alike; the threshold 1.5 (``select.py``)
 sits between them. The estimate read 1.75 and 1.95 on City100 and at most 1.38 on a family set (the unseen
-gif_palette; every other family at most 1.13). Until then the gate used the flat LWay loss (L1 + LPIPS) over the
+gif_palette; every other family at most 1.13). With the E+R bundled since 2026-12-02 the truth is 1.71 / 1.95 on
+City100 and 0.80-1.11 on every family, the estimate 1.80 / 1.94 there, at most 1.29 on an evaluation family and
+1.48 on an unseen one (its error model saw outlier defects: ``degradations/outliers.py``). Until then the gate used the flat LWay loss (L1 + LPIPS) over the
 whole LR, threshold 2: its LPIPS half grew with the LR's size where the prediction did not, and on 128-px family LRs
 it opened on four families, and ``adapt`` kept seven runs that made LPIPS worse. The gate says R is right to move
 S away from its texture; it does not vouch for detail S adds, so a gated run's signal still counts that

@@ -21,6 +21,12 @@ What it predicts, and on what, are measured choices (2026-12-01, ``bench/gate_tr
   64- and 128-px LRs, and 1.53-1.55 on the unseen gif_palette, whose palette R never saw. They tie the model to
   the SR model it was fitted with (``sr_model``, x4plus for the bundled one): for another SR model the prediction
   is an extrapolation.
+- **Outlier samples** (2026-12-02): fitted on the training mix alone, the model predicted R's usual small error on
+  degradation types R never saw, so for the `resize` checkpoint the gate read 1.59-1.65 on the unseen gif_palette
+  (truth 0.80-0.98) and opened. ``bench/fit_error_model.py`` now adds 300 samples whose LR carries a defect no
+  training pipeline makes (``degradations/outliers.py``: impulse noise, banding, scratches; no palette or screen), so
+  the model sees what R failing looks like; gif_palette then read 1.29-1.48 and halftone_scan 1.29-1.44, both shut,
+  at a cost of 0.013 in held-out R^2 on the plain crops (``bench/results/gate_truth_lway-er-x4_x86_64_CPU.json``).
 
 The model lives beside its checkpoint (``<checkpoint>.error.safetensors``; ``bench/fit_error_model.py`` writes it)
 and ``load_checkpoint`` attaches it as ``reconstruction.error_model`` when present: it is only valid for the E and
