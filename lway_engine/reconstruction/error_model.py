@@ -15,10 +15,11 @@ What it predicts, and on what, are measured choices (2026-12-01, ``bench/gate_tr
 - **Fitted and applied on 64-px LR tiles**: the gate takes the median over tiles of the size the model was fitted
   on, so its estimate does not drift with the user's image size.
 - **S0's reconstruction statistics** (log L1 and LPIPS of ``R(S0(LR), E(LR))`` against the LR, and the shape of
-  that residual): held-out R^2 of log L1 0.93 on 200 of 1,000 training crops (``bench/results/
-  error_model_lway-er-x4.json``; 0.78 without these five in an ad hoc fit on 600 of the crops). On the evaluation
-  images R's true error over the prediction is now 1.04-1.06 on City100, 0.93-1.29 on every evaluation family at
-  64- and 128-px LRs, and 1.53-1.55 on the unseen gif_palette, whose palette R never saw. They tie the model to
+  that residual): held-out R^2 of log L1 0.93 on 200 of 1,000 training crops for the E+R bundled until 2026-12-02
+  (0.78 without these five in an ad hoc fit on 600 of the crops); 0.84 for today's (``bench/results/
+  error_model_lway-er-x4.json``). On the evaluation images R's true error over the prediction was 1.04-1.06 on
+  City100, 0.93-1.29 on every evaluation family at 64- and 128-px LRs, and 1.53-1.55 on the unseen gif_palette,
+  whose palette R never saw; with today's E+R it is 1.02-1.06, 0.93-1.48 and 1.38-1.67 (below). They tie the model to
   the SR model it was fitted with (``sr_model``, x4plus for the bundled one): for another SR model the prediction
   is an extrapolation.
 - **Outlier samples** (2026-12-02): fitted on the training mix alone, the model predicted R's usual small error on
