@@ -19,8 +19,9 @@ City100 and 0.80-1.11 on every family, the estimate 1.80 / 1.94 there, at most 1
 1.48 on an unseen one (its error model saw outlier defects: ``degradations/outliers.py``). Before 2026-12-01 the
 gate used the flat LWay loss (L1 + LPIPS) over the whole LR, threshold 2: its LPIPS half grew with the LR's size
 where the prediction did not, and on 128-px family LRs it opened on four families, and ``adapt`` kept seven runs
-that made LPIPS worse. The gate says R is right to move S away from its texture; it does not vouch for detail S adds, so a gated run's signal still counts that
-(``signal.combine(added_only=True)``): real noisy photos (RNI15) open the gate too.
+that made LPIPS worse. The gate says R is right to move S away from its texture; it does not vouch for detail S
+adds, so a gated run's signal still counts that (``signal.combine(added_only=True)``): real noisy photos (RNI15)
+open the gate too.
 """
 
 from __future__ import annotations
