@@ -34,8 +34,10 @@ from lway_engine.metrics.lpips_net import LPIPS
 from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
 from lway_engine.reconstruction.checkpoint import read_checkpoint_info
-from lway_engine.reconstruction.error_model import error_samples, fit_features, sidecar
+from lway_engine.reconstruction.error_model import TILE, error_samples, fit_features, sidecar
 from lway_engine.training.data import PairSource, find_pairs
+
+REAL_FRACTION = 0.3  # of the samples, real City100 pairs (the rest synthetic from the mix)
 
 
 def training_source(mix: dict[str, float] | None = None) -> PairSource:
@@ -48,7 +50,7 @@ def outlier_pairs(source: PairSource, count: int, seed: int) -> list[tuple[torch
     rng, kinds = np.random.default_rng([seed, 1]), list(OUTLIERS)
     pairs = []
     for i in range(count):
-        hr, lr = source.sample(rng, 64, 0.3)[:2]
+        hr, lr = source.sample(rng, TILE, REAL_FRACTION)[:2]
         pairs.append((hr, add_outlier(lr, kinds[i % len(kinds)], rng)))
     return pairs
 
@@ -76,7 +78,7 @@ def main() -> None:
     reconstruction = load_checkpoint(args.checkpoint, expect_scale=4)
     reconstruction.reconstructor.colour_fit = args.colour == "fitted"
     source, rng = training_source(args.mix), np.random.default_rng(args.seed)
-    pairs = [source.sample(rng, 64, 0.3)[:2] for _ in range(args.samples)]
+    pairs = [source.sample(rng, TILE, REAL_FRACTION)[:2] for _ in range(args.samples)]
     pairs += outlier_pairs(source, args.outliers, args.seed)
     sha = read_checkpoint_info(args.checkpoint).content_sha256
     sr_model = load_model(args.sr_model)

@@ -39,6 +39,11 @@ def clip(img: torch.Tensor) -> torch.Tensor:
     return img.clamp(0.0, 1.0)
 
 
+def to_8bit(img: torch.Tensor) -> torch.Tensor:
+    """Clipped and rounded to the 256 levels a saved 8-bit file holds, still as floats in [0, 1]."""
+    return torch.round(img.clamp(0, 1) * 255) / 255
+
+
 def luma(img: torch.Tensor) -> torch.Tensor:
     """(…, 3, H, W) -> (…, 1, H, W) BT.601 luma."""
     return torch.einsum("...chw,c->...hw", img, LUMA.to(img.dtype)).unsqueeze(-3)

@@ -19,6 +19,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from lway_engine.degradations import ops
+
 
 def impulse(lr: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     """0.5-3% of the pixels set to black or white in every channel."""
@@ -56,4 +58,4 @@ def add_outlier(lr: torch.Tensor, kind: str, rng: np.random.Generator) -> torch.
     """``lr`` ((3, H, W) in [0, 1]) with the defect ``kind`` (a key of OUTLIERS), clipped and quantised to 8 bits."""
     if kind not in OUTLIERS:
         raise ValueError(f"unknown outlier defect {kind!r}; choose from {', '.join(OUTLIERS)}")
-    return torch.round(OUTLIERS[kind](lr, rng).clamp(0, 1) * 255) / 255
+    return ops.to_8bit(OUTLIERS[kind](lr, rng))

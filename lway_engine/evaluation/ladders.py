@@ -22,7 +22,7 @@ def distort(image: torch.Tensor, ladder: str, level: int, seed: int = 0) -> torc
         out = ops.filter2d(image, kernels.gaussian(kernels.fitting_size(3 * sigma), sigma))
     else:
         out = ops.gaussian_noise(image, sigma, grey=False, seed=seed)
-    return torch.round(out.clamp(0, 1) * 255) / 255
+    return ops.to_8bit(out)
 
 
 def ladder(image: torch.Tensor, name: str, seed: int = 0) -> list[torch.Tensor]:
