@@ -16,10 +16,11 @@ What it predicts, and on what, are measured choices (2026-12-01, ``bench/gate_tr
   on, so its estimate does not drift with the user's image size.
 - **S0's reconstruction statistics** (log L1 and LPIPS of ``R(S0(LR), E(LR))`` against the LR, and the shape of
   that residual): held-out R^2 of log L1 0.93 on 200 of 1,000 training crops for the E+R bundled until 2026-12-02
-  (0.78 without these five in an ad hoc fit on 600 of the crops); 0.84 for today's (``bench/results/
+  (0.78 without these five in an ad hoc fit on 600 of the crops); 0.83 for today's (``bench/results/
   error_model_lway-er-x4.json``). On the evaluation images R's true error over the prediction was 1.04-1.06 on
   City100, 0.93-1.29 on every evaluation family at 64- and 128-px LRs, and 1.53-1.55 on the unseen gif_palette,
-  whose palette R never saw; with today's E+R it is 1.02-1.06, 0.93-1.48 and 1.38-1.67 (below). They tie the model to
+  whose palette R never saw; with today's E+R it is 1.00-1.06, 0.88-1.79 (film the highest) and 1.52-1.79
+  (``gate_truth_lway-er-x4_x86_64_CPU.json``). They tie the model to
   the SR model it was fitted with (``sr_model``, x4plus for the bundled one): for another SR model the prediction
   is an extrapolation.
 - **Outlier samples** (2026-12-02): fitted on the training mix alone, the model predicted R's usual small error on
@@ -27,7 +28,10 @@ What it predicts, and on what, are measured choices (2026-12-01, ``bench/gate_tr
   (truth 0.80-0.98) and opened. ``bench/fit_error_model.py`` now adds 300 samples whose LR carries a defect no
   training pipeline makes (``degradations/outliers.py``: impulse noise, banding, scratches; no palette or screen), so
   the model sees what R failing looks like; gif_palette then read 1.29-1.48 and halftone_scan 1.29-1.44, both shut,
-  at a cost of 0.013 in held-out R^2 on the plain crops (``bench/results/gate_truth_lway-er-x4_x86_64_CPU.json``).
+  at a cost of 0.013 in held-out R^2 on the plain crops (``bench/results/
+  gate_truth_lway-er-x4-resize-calibrated_x86_64_CPU.json``). With today's E+R (a further phase of the same run)
+  gif_palette reads 1.38-1.49, but halftone_scan's design sample 1.59 (truth 1.03): the gate opens there, and
+  ``adapt``'s default, kept by the held-out signal, gained +0.59 dB and -0.0015 LPIPS on it.
 
 The model lives beside its checkpoint (``<checkpoint>.error.safetensors``; ``bench/fit_error_model.py`` writes it)
 and ``load_checkpoint`` attaches it as ``reconstruction.error_model`` when present: it is only valid for the E and
