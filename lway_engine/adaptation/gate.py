@@ -14,9 +14,11 @@ then over the images. About 1 where R cannot tell S's output from the truth, wel
 cannot explain. With the HR (``bench/gate_truth.py``, 2026-12-01) its true value was 1.66 and 1.88 on two City100
 samples (set medians) and 0.79-1.10 on every family, at 64- and 128-px LRs alike; the threshold 1.5 (``select.py``)
 sits between them. The estimate read 1.75 and 1.95 on City100 and at most 1.38 on a family set (the unseen
-gif_palette; every other family at most 1.13). With the E+R bundled since 2026-12-02 the truth is 1.71 / 1.95 on
-City100 and 0.80-1.11 on every family, the estimate 1.80 / 1.94 there, at most 1.29 on an evaluation family and
-1.48 on an unseen one (its error model saw outlier defects: ``degradations/outliers.py``). Before 2026-12-01 the
+gif_palette; every other family at most 1.13). With the E+R bundled since 2026-12-02's 23rd session the truth is
+1.76 / 1.98 on City100 and 0.80-1.12 on every family, the estimate 1.89 / 1.96 there and at most 1.44 on an
+evaluation family (its error model saw outlier defects: ``degradations/outliers.py``); on the unseen types it reads
+1.38-1.49, except 1.59 on halftone_scan's design sample (truth 1.03), where the gate is wrong and only the held-out
+signal stands between the user and a worse result (it kept a run that helped: README). Before 2026-12-01 the
 gate used the flat LWay loss (L1 + LPIPS) over the whole LR, threshold 2: its LPIPS half grew with the LR's size
 where the prediction did not, and on 128-px family LRs it opened on four families, and ``adapt`` kept seven runs
 that made LPIPS worse. The gate says R is right to move S away from its texture; it does not vouch for detail S
