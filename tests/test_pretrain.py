@@ -217,9 +217,10 @@ def test_error_model_outlier_samples_are_training_samples_with_a_defect(tmp_path
     outliers = module.outlier_pairs(source, 3, 7)
     rng = np.random.default_rng([7, 1])
     for (hr, lr), kind in zip(outliers, module.OUTLIERS):
-        plain = source.sample(rng, 64, 0.3)
+        plain = source.sample(rng, module.TILE, module.REAL_FRACTION)
         assert torch.equal(hr, plain.hr) and not torch.equal(lr, plain.lr) and lr.shape == plain.lr.shape
         assert torch.equal(lr, module.add_outlier(plain.lr, kind, rng))
     again = module.outlier_pairs(source, 3, 7)
     assert all(torch.equal(a[1], b[1]) for a, b in zip(outliers, again))
-    assert not torch.equal(outliers[0][0], source.sample(np.random.default_rng(7), 64, 0.3).hr)
+    fresh = source.sample(np.random.default_rng(7), module.TILE, module.REAL_FRACTION)
+    assert not torch.equal(outliers[0][0], fresh.hr)
