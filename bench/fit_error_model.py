@@ -71,6 +71,8 @@ def main() -> None:
                         help="R's colour mode to fit the errors under (adapt's default: fitted to the LR)")
     parser.add_argument("--mix", type=parse_mix, metavar="NAME=ODDS,...",
                         help="synthetic pipelines and odds the checkpoint was trained on (default: TRAINING_MIX)")
+    parser.add_argument("--save-samples", type=Path, metavar="NPZ",
+                        help="also write the fitted samples' features and log errors here (keep it outside the repo)")
     args = parser.parse_args()
     started = time.perf_counter()
     torch.manual_seed(0)
@@ -83,6 +85,8 @@ def main() -> None:
     sha = read_checkpoint_info(args.checkpoint).content_sha256
     sr_model = load_model(args.sr_model)
     x, y = error_samples(reconstruction, sr_model.module, pairs, LPIPS("alex"))
+    if args.save_samples:  # the half hour above, kept for refitting variants (bench/gate_uncertainty.py)
+        np.savez(args.save_samples, features=x.numpy(), log_error=y.numpy(), plain=args.samples)
     parts = {"plain": torch.arange(args.samples), "outliers": torch.arange(args.samples, len(pairs))}
     held = {name: rows[int(0.8 * len(rows)):] for name, rows in parts.items()}
     fitted = torch.cat([rows[: int(0.8 * len(rows))] for rows in parts.values()])

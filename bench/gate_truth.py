@@ -27,7 +27,7 @@ from gate_setup import THRESHOLD, gate_setup
 from quality import city100, family_set
 from results_dir import results_dir
 
-from lway_engine.adaptation.gate import tile_errors
+from lway_engine.adaptation.gate import TileError, tile_errors
 from lway_engine.degradations import EVALUATION_FAMILIES, UNSEEN_FAMILIES
 from lway_engine.degradations.catalog import CONTROLS
 from lway_engine.hardware import cpu_features
@@ -35,13 +35,28 @@ from lway_engine.media.images import to_tensor
 from lway_engine.metrics.lpips_net import LPIPS
 
 
-def image_row(model, reconstruction, lpips: LPIPS, stem: str, lr, hr) -> dict:
-    """One image's per-tile medians, as the gate reads them, beside the truth."""
+def truth_sets() -> dict[str, list]:
+    """The sets the gate is checked on (see the module docstring), by name: (stem, LR, HR) items."""
+    sets = {"design: city100 031-038": city100(8, 0), "held out: city100 051-056": city100(6, 20)}
+    for family in (*EVALUATION_FAMILIES, *UNSEEN_FAMILIES, *CONTROLS):
+        sets[f"design: {family} @64px"] = family_set("Kodak24", family, 6, 256, 0)
+        for crop in (256, 512):
+            sets[f"held out: {family} @{crop // 4}px"] = family_set("Kodak24", family, 4, crop, 20)
+    return sets
+
+
+def image_tiles(model, reconstruction, lpips: LPIPS, lr, hr) -> list[TileError]:
+    """The gate's tiles of one (LR, HR) image pair (numpy HWC), with the truth: cropped to a multiple of 4."""
     x = to_tensor(lr).float()
     x = x[..., : x.shape[-2] // 4 * 4, : x.shape[-1] // 4 * 4]
     h = to_tensor(hr).float()[..., : x.shape[-2] * 4, : x.shape[-1] * 4]
-    tiles = tile_errors(model, reconstruction, x, lpips, hr=h)
-    return {"image": stem, "size": list(x.shape[-2:]), "tiles": len(tiles),
+    return tile_errors(model, reconstruction, x, lpips, hr=h)
+
+
+def image_row(model, reconstruction, lpips: LPIPS, stem: str, lr, hr) -> dict:
+    """One image's per-tile medians, as the gate reads them, beside the truth."""
+    tiles = image_tiles(model, reconstruction, lpips, lr, hr)
+    return {"image": stem, "size": [int(lr.shape[0]) // 4 * 4, int(lr.shape[1]) // 4 * 4], "tiles": len(tiles),
             "true_explainability": statistics.median(t.actual / t.true for t in tiles),
             "gate_estimate": statistics.median(t.actual / t.predicted for t in tiles),
             "prediction_bias": statistics.median(t.true / t.predicted for t in tiles),
@@ -52,11 +67,7 @@ def image_row(model, reconstruction, lpips: LPIPS, stem: str, lr, hr) -> dict:
 def main() -> None:
     args, model, reconstruction = gate_setup(__doc__)
     lpips = LPIPS("alex")
-    sets = {"design: city100 031-038": city100(8, 0), "held out: city100 051-056": city100(6, 20)}
-    for family in (*EVALUATION_FAMILIES, *UNSEEN_FAMILIES, *CONTROLS):
-        sets[f"design: {family} @64px"] = family_set("Kodak24", family, 6, 256, 0)
-        for crop in (256, 512):
-            sets[f"held out: {family} @{crop // 4}px"] = family_set("Kodak24", family, 4, crop, 20)
+    sets = truth_sets()
     results = {}
     print(f"gate threshold {THRESHOLD:g}\n{'set':<36} {'true expl.':>10} {'gate est.':>10} {'true/pred':>10} "
           f"{'gate':>6}   per image: estimate")

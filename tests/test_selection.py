@@ -238,6 +238,27 @@ def test_error_model_travels_with_its_checkpoint_only(tmp_path: Path, small_reco
         load_checkpoint(path)
 
 
+def test_gate_uncertainty_spread_is_the_ridge_posterior(bench) -> None:
+    """``bench/gate_uncertainty.py``: the spread's squares over the fitted rows sum to the ridge hat matrix's trace
+    (its degrees of freedom, just under the 5 features), sigma is the noise put in, and a row far off the samples
+    gets a spread many times a fitted row's."""
+    from lway_engine.reconstruction.error_model import fit_features
+
+    module = bench("gate_uncertainty")
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 5, generator=generator, dtype=torch.float64)
+    y = x @ torch.tensor([0.5, -0.3, 0.2, 0.0, 0.1], dtype=torch.float64) + 0.1 * torch.randn(
+        400, generator=generator, dtype=torch.float64)
+    model = fit_features(x, y, "", True)
+    precision, sigma = module.posterior(model, x, y)
+    assert sigma == pytest.approx(0.1, rel=0.15)
+    spreads = torch.tensor([module.spread(model, precision, sigma, row) for row in x])
+    z = (x - model.mean) / model.scale
+    eigen = torch.linalg.eigvalsh(z.T @ z)
+    assert float((spreads / sigma).pow(2).sum()) == pytest.approx(float((eigen / (eigen + 30)).sum()), rel=1e-6)
+    assert module.spread(model, precision, sigma, x[0] + 20) > 10 * float(spreads.median())
+
+
 @pytest.mark.parametrize("length", [32, 63, 64, 65, 127, 128, 191, 192])
 def test_gate_tiles_cover_the_crop_at_the_error_models_size(length: int) -> None:
     """The gate applies the error model to tiles of its fitting size (64 px), whatever the image's size: as few
@@ -263,6 +284,9 @@ def test_tile_errors_read_r_from_s0_and_from_the_hr(fresh_compact, small_reconst
     tiles = tile_errors(fresh_compact, small_reconstruction, lr, lpips_alex, hr=hr[None])
     assert len(tiles) == 4 and all(t.predicted == pytest.approx(0.05) for t in tiles)
     assert all(0 < t.actual < 1 and 0 < t.true < 1 for t in tiles) and len({t.actual for t in tiles}) == 4
+    width = small_reconstruction.error_model.mean.numel()  # the feature row each prediction was made from
+    assert all(t.features.shape == (width,) and torch.isfinite(t.features).all() for t in tiles)
+    assert len({float(t.features[-5]) for t in tiles}) == 4  # per tile: R's log L1 from S0's output differs
     assert all(t.true is None for t in tile_errors(fresh_compact, small_reconstruction, lr, lpips_alex))
 
 

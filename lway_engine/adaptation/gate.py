@@ -65,10 +65,11 @@ def _starts(length: int) -> list[int]:
 @dataclass(frozen=True)
 class TileError:
     """R's L1 on one LR tile: from S0's output (``actual``), the error model's prediction of it from the HR
-    (``predicted``), and from the true HR where it was given (``true``)."""
+    (``predicted``, from the tile's ``features`` row), and from the true HR where it was given (``true``)."""
 
     actual: float
     predicted: float
+    features: torch.Tensor
     true: float | None = None
 
 
@@ -89,9 +90,10 @@ def tile_errors(model: LoadedModel, reconstruction: torch.nn.Module, lr: torch.T
                 window = (..., slice(top * scale, (top + h) * scale), slice(left * scale, (left + w) * scale))
                 embedding, (lr_hat, *from_hr) = reconstruct(reconstruction, x, sr[window],
                                                              *([] if hr is None else [hr[window]]))
-                predicted = reconstruction.error_model.predict(features(embedding, x, lr_hat, lpips(lr_hat, x)))
+                row = features(embedding, x, lr_hat, lpips(lr_hat, x))
                 true = float((from_hr[0] - x).abs().mean()) if from_hr else None
-                out.append(TileError(float((lr_hat - x).abs().mean()), float(predicted[0]), true))
+                out.append(TileError(float((lr_hat - x).abs().mean()),
+                                     float(reconstruction.error_model.predict(row)[0]), row[0], true))
     return out
 
 
