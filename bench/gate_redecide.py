@@ -1,6 +1,6 @@
 """``adapt``'s decisions on the recorded per-image samples of ``bench/signal_check.py``, re-made with today's gate.
 
-    .venv/bin/python bench/gate_redecide.py          # the four samples of today's default candidate (~15 min)
+    .venv/bin/python bench/gate_redecide.py          # the seven samples of today's default candidate (~25 min)
 
 Why: the samples' runs trained the default candidate past the gate and recorded, at every signal evaluation, the
 signal's parts and the true LPIPS change against the HR. The training does not depend on the gate (its value only
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 from gate_setup import THRESHOLD, gate_setup
-from quality import city100, family_set
+from quality import city100, family_set, hr_images
 from results_dir import results_dir
 from signal_check import chosen_point
 
@@ -33,16 +33,22 @@ from lway_engine.metrics.lpips_net import LPIPS
 RECORDED = Path(__file__).resolve().parent / "results"
 # (file stem, the families' HR crop): the samples of today's default candidate
 SAMPLES = (("signal_check_per_image_cross0.3", 256), ("signal_check_per_image_cross0.3_fresh", 256),
-           ("signal_check_per_image_cross0.3_next", 256), ("signal_check_per_image_cross0.3_larger_lr", 512))
+           ("signal_check_per_image_cross0.3_next", 256), ("signal_check_per_image_cross0.3_larger_lr", 512),
+           ("signal_check_per_image_cross0.3_movement", 256), ("signal_check_per_image_cross0.3_niqe", 256),
+           ("signal_check_per_image_cross0.3_resize2", 256))
+FAMILY_HR_SETS = ("Kodak24", "CBSD68")  # where the samples' family images come from (runs record only the stem)
 WORSE = 0.002  # a kept run worse than the unadapted model by more than this counts as worse (as signal_summary)
 
 
 def lr_of(set_name: str, image: str, hr_crop: int) -> torch.Tensor:
-    """The run's LR, rebuilt as signal_check built it: City100 pair by number, Kodak24 image k with its seed."""
+    """The run's LR, rebuilt as signal_check built it: City100 pair by number, a family image (found by its stem in
+    FAMILY_HR_SETS) by its place in its set, which sets its seed."""
     if set_name == "city100":
         (_, lr, _), = city100(1, int(image) - 31)
     else:
-        (_, lr, _), = family_set("Kodak24", set_name, 1, hr_crop, int(image.removeprefix("kodim")) - 1)
+        hr_set, k = next((name, [p.stem for p in hr_images(name)].index(image)) for name in FAMILY_HR_SETS
+                         if image in {p.stem for p in hr_images(name)})
+        (_, lr, _), = family_set(hr_set, set_name, 1, hr_crop, k)
     return torch.from_numpy(lr.transpose(2, 0, 1).copy())
 
 

@@ -93,13 +93,17 @@ def city100(n: int, skip: int = 0, first: int = CITY100_TRAINING.stop) -> list[t
 FAMILY_SEED = 1000  # the k-th image of a family set is degraded with seed FAMILY_SEED + k
 
 
+def hr_images(name: str) -> list[Path]:
+    """The evaluation images of the HR set ``name``, sorted by name (Sun_Hays80: its second half only)."""
+    files = sorted(p for p in (DATA / name).iterdir() if p.suffix.lower() in (".png", ".jpg", ".bmp", ".tif"))
+    return files[SUN_TRAINING:] if name == SUN else files
+
+
 def family_set(name: str, family: str, limit: int, crop: int, skip: int = 0) -> list[tuple[str, np.ndarray,
                                                                                             np.ndarray]]:
     """The first ``limit`` images of ``name`` after ``skip``, centre-cropped and degraded by ``family``; the k-th
     image by name always gets seed FAMILY_SEED + k, so a skipped sample degrades like the full one."""
-    files = sorted(p for p in (DATA / name).iterdir() if p.suffix.lower() in (".png", ".jpg", ".bmp", ".tif"))
-    if name == SUN:
-        files = files[SUN_TRAINING:]
+    files = hr_images(name)
     items = []
     for k, path in enumerate(files[skip : (skip + limit) if limit else None], start=skip):
         hr = _centre(read_image(path).rgb(), crop)
