@@ -14,6 +14,7 @@ and under today's, with the true LPIPS change of the kept weights. Writes bench/
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import platform
 import statistics
@@ -40,14 +41,20 @@ FAMILY_HR_SETS = ("Kodak24", "CBSD68")  # where the samples' family images come 
 WORSE = 0.002  # a kept run worse than the unadapted model by more than this counts as worse (as signal_summary)
 
 
+@functools.cache
+def family_places() -> dict[str, tuple[str, int]]:
+    """Each family image's stem -> (its HR set in FAMILY_HR_SETS, the first that has it; its place there), listed
+    once."""
+    return {path.stem: (name, k) for name in reversed(FAMILY_HR_SETS) for k, path in enumerate(hr_images(name))}
+
+
 def lr_of(set_name: str, image: str, hr_crop: int) -> torch.Tensor:
     """The run's LR, rebuilt as signal_check built it: City100 pair by number, a family image (found by its stem in
     FAMILY_HR_SETS) by its place in its set, which sets its seed."""
     if set_name == "city100":
         (_, lr, _), = city100(1, int(image) - 31)
     else:
-        hr_set, k = next((name, [p.stem for p in hr_images(name)].index(image)) for name in FAMILY_HR_SETS
-                         if image in {p.stem for p in hr_images(name)})
+        hr_set, k = family_places()[image]
         (_, lr, _), = family_set(hr_set, set_name, 1, hr_crop, k)
     return torch.from_numpy(lr.transpose(2, 0, 1).copy())
 

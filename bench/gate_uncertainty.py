@@ -29,15 +29,15 @@ from gate_truth import image_tiles, truth_sets
 from results_dir import results_dir
 
 from lway_engine.metrics.lpips_net import LPIPS
-from lway_engine.reconstruction.error_model import ErrorModel, fit_features
+from lway_engine.reconstruction.error_model import RIDGE, ErrorModel, fit_features
 
 SPREADS = (0, 1, 2, 3)  # k: how many posterior spreads the prediction is raised by
 
 
-def posterior(model: ErrorModel, x: torch.Tensor, y: torch.Tensor, ridge: float = 30.0) -> tuple[torch.Tensor, float]:
-    """((Z^T Z + ridge I)^-1, sigma) of ``model`` refitted on its samples ``x`` (features) and ``y`` (log error)."""
+def posterior(model: ErrorModel, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """((Z^T Z + RIDGE I)^-1, sigma) of ``model`` refitted on its samples ``x`` (features) and ``y`` (log error)."""
     z = (x - model.mean) / model.scale
-    precision = torch.linalg.inv(z.T @ z + ridge * torch.eye(z.shape[1], dtype=torch.float64))
+    precision = torch.linalg.inv(z.T @ z + RIDGE * torch.eye(z.shape[1], dtype=torch.float64))
     residual = y - torch.log(model.predict(x).double())
     return precision, float(residual.std())
 

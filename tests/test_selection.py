@@ -242,7 +242,7 @@ def test_gate_uncertainty_spread_is_the_ridge_posterior(bench) -> None:
     """``bench/gate_uncertainty.py``: the spread's squares over the fitted rows sum to the ridge hat matrix's trace
     (its degrees of freedom, just under the 5 features), sigma is the noise put in, and a row far off the samples
     gets a spread many times a fitted row's."""
-    from lway_engine.reconstruction.error_model import fit_features
+    from lway_engine.reconstruction.error_model import RIDGE, fit_features
 
     module = bench("gate_uncertainty")
     generator = torch.Generator().manual_seed(0)
@@ -255,7 +255,7 @@ def test_gate_uncertainty_spread_is_the_ridge_posterior(bench) -> None:
     spreads = torch.tensor([module.spread(model, precision, sigma, row) for row in x])
     z = (x - model.mean) / model.scale
     eigen = torch.linalg.eigvalsh(z.T @ z)
-    assert float((spreads / sigma).pow(2).sum()) == pytest.approx(float((eigen / (eigen + 30)).sum()), rel=1e-6)
+    assert float((spreads / sigma).pow(2).sum()) == pytest.approx(float((eigen / (eigen + RIDGE)).sum()), rel=1e-6)
     assert module.spread(model, precision, sigma, x[0] + 20) > 10 * float(spreads.median())
 
 

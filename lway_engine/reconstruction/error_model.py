@@ -57,6 +57,7 @@ from lway_engine.models import LoadedModel
 STATS = 5  # LR statistics beside the embedding (see lr_statistics)
 RESIDUAL_STATS = 5  # statistics of R's reconstruction from S0's output (see residual_statistics)
 TILE = 64  # LR px: the crops the model is fitted on, and the tiles the gate applies it to
+RIDGE = 30.0  # the ridge strength fit_features uses (see its docstring)
 KIND = "l1-tiles-s0"  # what a sidecar predicts from which features; sidecars of another kind are refused
 
 
@@ -189,7 +190,7 @@ def error_samples(reconstruction: torch.nn.Module, upscale: Callable[[Tensor], T
 
 
 def fit_features(x: Tensor, y: Tensor, checkpoint_sha256: str, colour_fit: bool, sr_model: str = "",
-                 sr_sha256: str = "", ridge: float = 30.0) -> ErrorModel:
+                 sr_sha256: str = "", ridge: float = RIDGE) -> ErrorModel:
     """Ridge regression of ``y`` (log error) on ``x``, standardised; ``ridge`` 30 was best among 1-10,000 on
     held-out crops (with the residual features, 30 still beat 100). ``colour_fit``: the R colour mode ``y`` was measured
     under; ``sr_model`` (``sr_sha256``): the S0 of the residual features."""
