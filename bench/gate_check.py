@@ -4,11 +4,12 @@
     .venv/bin/python bench/gate_check.py --hr-crop 512                  # the families at 128-px LRs
 
 For each set, the explainability of each image alone and the gate's value for the set (its median over up to
-8 images, as ``adapt`` computes it). The gate's threshold (1.5, on the per-tile L1 explainability since
-2026-12-01; 2 on the older whole-image flat loss) was read off the images ``bench/quality.py --quick`` uses
-(City100 031-038, each family's Kodak24 kodim01-06; ``bench/gate_truth.py`` sets it beside the truth); the
-other rows are images it was not chosen on:
-City100 039-060, kodim07-24 per family, the two unseen families, and ``make demo``'s three photos.
+8 images, as ``adapt`` computes it), and the set value's lower confidence bound that ``adapt`` holds to the
+threshold (``gate.Reading.lower``; images count as above the threshold by theirs). The gate's threshold (1.5, on
+the per-tile L1 explainability since 2026-12-01; 2 on the older whole-image flat loss) was read off the images
+``bench/quality.py --quick`` uses (City100 031-038, each family's Kodak24 kodim01-06; ``bench/gate_truth.py`` sets
+it beside the truth); the other rows are images it was not chosen on: City100 039-060, kodim07-24 per
+family, the two unseen families, and ``make demo``'s three photos.
 With ``--real``: the real-world LR sets of ``../shared/data`` instead (RealSR_LR4, realsrset, OldPhotos_BOPB,
 RNI15; no HR, so only where ``adapt`` would act on what users bring), written to gate_check_real_<...>.json.
 Writes bench/results/gate_check_<reconstructor>.json.
@@ -86,17 +87,19 @@ def main() -> None:
     sets = {name: [(stem, lr, None) for stem, lr in items] for name, items in real_sets(args.limit).items()} if (
         args.real) else evaluation_sets(args.hr_crop)
     results = {}
-    print(f"{'set':<34} {'gate value':>10} {f'images >= {THRESHOLD:g}':>12} {'median':>7}  (per image)")
+    print(f"{'set':<34} {'gate (bound)':>13} {f'images >= {THRESHOLD:g}':>12} {'median':>7}  (per image)")
     for name, items in sets.items():
         tensors = [torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1))).float() for _, lr, *_ in items]
         per_image = [explainability(model, reconstruction, [t], loss, amp) for t in tensors]
         gate = explainability(model, reconstruction, tensors, loss, amp)
-        results[name] = {"gate": gate, "images": {stem: r for (stem, *_), r in zip(items, per_image)}}
+        results[name] = {"gate": gate and gate.value, "gate_bound": gate and gate.lower(),
+                         "images": {stem: r and r.value for (stem, *_), r in zip(items, per_image)}}
         measured = [r for r in per_image if r is not None]  # None: an image below E's minimum side
-        above = sum(r >= THRESHOLD for r in measured)
-        gate_text, median = ("-", "-") if gate is None else (f"{gate:.2f}", f"{statistics.median(measured):.2f}")
-        print(f"{name:<34} {gate_text:>10} {above:>5} of {len(measured):<4} {median:>7}  "
-              + " ".join("-" if r is None else f"{r:.2f}" for r in per_image), flush=True)
+        above = sum(r.lower() >= THRESHOLD for r in measured)
+        gate_text, median = ("-", "-") if gate is None else (f"{gate.value:.2f} ({gate.lower():.2f})",
+                                                             f"{statistics.median(r.value for r in measured):.2f}")
+        print(f"{name:<34} {gate_text:>13} {above:>5} of {len(measured):<4} {median:>7}  "
+              + " ".join("-" if r is None else f"{r.value:.2f}" for r in per_image), flush=True)
     colour = "_predicted" if args.colour == "predicted" else ""
     size = "" if args.real or args.hr_crop == 256 else f"_lr{args.hr_crop // 4}"
     out = results_dir() / f"gate_check_{'real_' if args.real else ''}{args.reconstructor.stem}{colour}{size}.json"

@@ -16,13 +16,13 @@ from lway_engine.reconstruction import load_checkpoint
 THRESHOLD = max(c.gate for c in DEFAULT_CANDIDATES)  # the default candidate's gate
 
 
-def gate_setup(description: str, paths: tuple[tuple[str, str], ...] = ()
+def gate_setup(description: str, arguments: tuple[tuple[str, dict], ...] = ()
                ) -> tuple[argparse.Namespace, LoadedModel, torch.nn.Module]:
-    """Parse ``--reconstructor``, ``--model`` and the script's own positional ``paths`` (name, help), seed, and load
-    both; exit plainly without an error model."""
+    """Parse ``--reconstructor``, ``--model`` and the script's own ``arguments`` (name, ``add_argument``'s keywords),
+    seed, and load both; exit plainly without an error model."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for name, text in paths:
-        parser.add_argument(name, type=Path, help=text)
+    for name, keywords in arguments:
+        parser.add_argument(name, **keywords)
     parser.add_argument("--reconstructor", type=Path, default=Path(DEFAULT_RECONSTRUCTOR))
     parser.add_argument("--model", default="realesrgan-x4plus", help="the SR model S0 (the bundled error model was "
                         "fitted on x4plus's outputs; for another model this measures its extrapolation)")

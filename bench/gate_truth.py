@@ -7,8 +7,8 @@ it, on the images that chose the gate's threshold and on held-out ones at two LR
 predicting the denominator with the error model (``reconstruction/error_model.py``); with the HR the ratio can be
 computed exactly. Per image this takes the median over its tiles (``gate.tile_errors``, the gate's own code) of the
 true explainability (``actual / true``), the gate's estimate (``actual / predicted``) and the prediction's bias
-(``true / predicted``); per set, the medians over its images, and whether the gate opens (the default candidate's
-threshold). Sets:
+(``true / predicted``); per set, the medians over its images, the estimate's lower confidence bound over all their
+tiles (``gate.Reading.lower``) and whether that opens the gate (the default candidate's threshold). Sets:
 - design: City100 031-038 and Kodak24 kodim01-06 under each family at 64-px LRs (``bench/quality.py --quick``'s
   images), where the threshold was chosen;
 - held out: City100 051-056, kodim21-24 at 64- and 128-px LRs (``--hr-crop 512``: where the previous gate opened on
@@ -27,7 +27,7 @@ from gate_setup import THRESHOLD, gate_setup
 from quality import city100, family_set
 from results_dir import results_dir
 
-from lway_engine.adaptation.gate import TileError, tile_errors
+from lway_engine.adaptation.gate import Reading, TileError, tile_errors
 from lway_engine.degradations import EVALUATION_FAMILIES, UNSEEN_FAMILIES
 from lway_engine.degradations.catalog import CONTROLS
 from lway_engine.hardware import cpu_features
@@ -69,14 +69,15 @@ def main() -> None:
     lpips = LPIPS("alex")
     sets = truth_sets()
     results = {}
-    print(f"gate threshold {THRESHOLD:g}\n{'set':<36} {'true expl.':>10} {'gate est.':>10} {'true/pred':>10} "
-          f"{'gate':>6}   per image: estimate")
+    print(f"gate threshold {THRESHOLD:g}\n{'set':<36} {'true expl.':>10} {'gate est.':>10} {'its bound':>10} "
+          f"{'true/pred':>10} {'gate':>6}   per image: estimate")
     for name, items in sets.items():
         rows = [image_row(model, reconstruction, lpips, stem, lr, hr) for stem, lr, hr in items]
         s = {key: statistics.median(r[key] for r in rows)
              for key in ("true_explainability", "gate_estimate", "prediction_bias")}
-        results[name] = {"images": rows, **s, "opens": s["gate_estimate"] >= THRESHOLD}
-        print(f"{name:<36} {s['true_explainability']:>10.2f} {s['gate_estimate']:>10.2f} "
+        bound = Reading(s["gate_estimate"], sum(r["tiles"] for r in rows)).lower()  # adapt holds this to it
+        results[name] = {"images": rows, **s, "gate_bound": bound, "opens": bound >= THRESHOLD}
+        print(f"{name:<36} {s['true_explainability']:>10.2f} {s['gate_estimate']:>10.2f} {bound:>10.2f} "
               f"{s['prediction_bias']:>10.2f} {'open' if results[name]['opens'] else 'shut':>6}   "
               + " ".join(f"{r['gate_estimate']:.2f}" for r in rows), flush=True)
     device = f"{platform.machine()}_CPU"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import platform
 import statistics
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -49,7 +50,8 @@ def spread(model: ErrorModel, precision: torch.Tensor, sigma: float, row: torch.
 
 
 def main() -> None:
-    args, model, reconstruction = gate_setup(__doc__, (("samples", "the --save-samples NPZ of the sidecar"),))
+    args, model, reconstruction = gate_setup(
+        __doc__, (("samples", {"type": Path, "help": "the --save-samples NPZ of the sidecar"}),))
     shipped = reconstruction.error_model
     data = np.load(args.samples)
     x, y = torch.from_numpy(data["features"]), torch.from_numpy(data["log_error"])

@@ -42,7 +42,7 @@ from quality import city100, family_set
 from signal_probes import PROBE_GROUPS, PROBES, probe, probe_changes
 from training_split import CITY100_TRAINING, HR_FOLDERS
 
-from lway_engine.adaptation.gate import explainability
+from lway_engine.adaptation.gate import CONFIDENCE, Reading, explainability
 from lway_engine.adaptation.loop import AdaptConfig, adapt
 from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
@@ -158,7 +158,7 @@ def main() -> None:
                 config, candidate_loss = candidate.configure(AdaptConfig(
                     iterations=args.iterations, lr=args.lr, batch=2, crop=args.crop, select=False, amp=amp,
                     eval_every=max(1, args.iterations // args.points)), loss_fn)
-                config = replace(config, explainability=min(gate, set_gate))  # as adapt --per-image gates
+                config = replace(config, explainability=min(gate.value, set_gate.value))  # as adapt --per-image
                 points: list[dict] = []
 
                 def observe(point: SignalPoint, module: torch.nn.Module, group: list = group) -> None:
@@ -187,13 +187,14 @@ def main() -> None:
                     p.update(probe_changes(p, base))
                 stem = group[0][0] if len(group) == 1 else f"{len(group)} images"
                 run = {"set": set_name, "image": stem, "images": [item[0] for item in group],
-                       "candidate": candidate.name, "gate_threshold": candidate.gate, "explainability": gate,
-                       "set_explainability": set_gate,
+                       "candidate": candidate.name, "gate_threshold": candidate.gate, "explainability": gate.value,
+                       "explainability_tiles": gate.tiles, "set_explainability": set_gate.value,
+                       "set_explainability_tiles": set_gate.tiles,
                        "added_only": config.added_detail_only, "status": log.status, "points": points}
                 runs.append(run)
                 chosen = chosen_point(run)
                 last = points[-1]
-                print(f"{set_name:<14} {stem:<10} {_short(candidate):<24} gate {gate:.2f} last: signal "
+                print(f"{set_name:<14} {stem:<10} {_short(candidate):<24} gate {gate.value:.2f} last: signal "
                       f"{last['value']:+.4f} (fid {last['fidelity']:+.3f} copy {last['copying']:+.3f} tex "
                       f"{last['texture']:+.3f}) LPIPS {last['lpips_change']:+.4f} PSNR {last['psnr_change']:+.2f} | "
                       f"adapt keeps step {chosen['step']}: LPIPS {chosen['lpips_change']:+.4f}", flush=True)
@@ -250,19 +251,31 @@ def expected_change(movement: float, gate: float, threshold: float) -> float:
 
 
 def effective_gate(run: dict) -> float | None:
-    """The explainability ``adapt`` gates the run with: its images' own, or (per image) the lower of the image's
-    and its set's (``select.adapt_and_select``'s ``set_explainability``)."""
+    """The explainability that caps the run's signal (``signal.fidelity_room``): its images' own, or (per image) the
+    lower of the image's and its set's (``select.adapt_and_select``'s ``set_explainability``); the gate itself holds
+    their lower bounds to the threshold (``gate_opens``)."""
     own, whole = run.get("explainability"), run.get("set_explainability")
     return own if own is None or whole is None else min(own, whole)
 
 
-def chosen_point(run: dict) -> dict:
-    """The point ``adapt`` keeps: step 0 where the gate stays shut; else the lowest signal if it beats the
-    unadapted model by ``MIN_GAIN``, else step 0."""
+def gate_opens(run: dict, confidence: float = CONFIDENCE) -> bool:
+    """Whether ``adapt``'s gate opens on the run: the lower confidence bound (``gate.Reading.lower``) of the image's
+    reading and of its set's both reach the threshold. A reading recorded without its tiles (before the bound,
+    2026-12-02) counts at its value, as ``adapt`` then decided."""
+    threshold, own = run.get("gate_threshold", 0), run.get("explainability")
+    if threshold <= 0:
+        return True
+    readings = [(run.get(key), run.get(f"{key}_tiles")) for key in ("explainability", "set_explainability")]
+    return own is not None and min(value if tiles is None else Reading(value, tiles).lower(confidence)
+                                   for value, tiles in readings if value is not None) >= threshold
+
+
+def chosen_point(run: dict, confidence: float = CONFIDENCE) -> dict:
+    """The point ``adapt`` keeps: step 0 where the gate stays shut (``gate_opens`` at ``confidence``); else the
+    lowest signal if it beats the unadapted model by ``MIN_GAIN``, else step 0."""
     rescore(run)
     points = run["points"]
-    gate = effective_gate(run)
-    if run.get("gate_threshold", 0) > 0 and not (gate is not None and gate >= run["gate_threshold"]):
+    if not gate_opens(run, confidence):
         return points[0]
     best = min(points, key=lambda p: p["value"] if math.isfinite(p["value"]) else math.inf)
     return best if best["value"] <= -MIN_GAIN else points[0]

@@ -42,6 +42,7 @@ SAMPLES = (
     ("signal_check_per_image_cross0.3_movement", "City100 057-060, CBSD68 29-33 (records the movement)"),
     ("signal_check_per_image_cross0.3_niqe", "City100 047-050, CBSD68 34-38 (records NIQE)"),
     ("signal_check_per_image_cross0.3_resize2", "City100 031-034, CBSD68 39-43 (today's E+R)"),
+    ("signal_check_per_image_cross0.3_confidence", "CBSD68 44-58 unseen types, 44-48 families (no City100)"),
 )
 
 

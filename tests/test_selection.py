@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from lway_engine.adaptation.gate import Reading
 from lway_engine.adaptation.loop import AdaptConfig, _random_crops, adapt
 from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.select import DEFAULT_CANDIDATES, Candidate, adapt_and_select
@@ -218,7 +219,7 @@ def test_error_model_travels_with_its_checkpoint_only(tmp_path: Path, small_reco
     from lway_engine.adaptation.gate import explainability
 
     images = [lr for _, lr in pairs[:2]]
-    assert explainability(fresh_compact, loaded, images, loss) > 0
+    assert explainability(fresh_compact, loaded, images, loss).value > 0
     loaded.reconstructor.colour_fit = False  # R's other colour mode: the error model would misjudge it, no gate
     assert explainability(fresh_compact, loaded, images, loss) is None
     config = AdaptConfig(iterations=2, lr=1e-3, batch=2, crop=32, eval_every=1)
@@ -364,7 +365,7 @@ def test_per_image_gate_answers_to_its_set(tmp_path: Path, fresh_compact, small_
     config = AdaptConfig(iterations=2, lr=1e-3, batch=2, crop=32, eval_every=1)
     gated = Candidate(anchor=1.0, flat=True, gate=1.0)
     _, decision = adapt_and_select(fresh_compact, _images(photo)[:1], small_reconstruction, LWayLoss(lpips_alex),
-                                   config, (gated,), progress=False, set_explainability=0.5)
+                                   config, (gated,), progress=False, set_explainability=Reading(0.5, 100))
     assert not decision.adapted and decision.explainability == 0.5
     assert "the lower of this image's" in decision.reason and "its set's 0.50" in decision.reason
     # adapt --per-image measures the set once and passes it to every image
@@ -373,8 +374,55 @@ def test_per_image_gate_answers_to_its_set(tmp_path: Path, fresh_compact, small_
     decisions = json.loads((tmp_path / "out" / "report.json").read_text())["decisions"]
     assert len(decisions) == 2 and all("and its set's" in d["reason"] for d in decisions.values())
     for d in decisions.values():  # the lower of the two, as the reason prints them
-        own, whole = (float(d["reason"].split(key)[1].split()[0].rstrip(")")) for key in ("this image's ", "set's "))
+        own, whole = (float(d["reason"].split(key)[1].split()[0].rstrip("),")) for key in ("this image's ", "set's "))
         assert d["explainability"] == pytest.approx(min(own, whole), rel=1e-6)
+
+
+def test_gate_reading_lower_bound_shrinks_with_its_tiles() -> None:
+    from lway_engine.adaptation.gate import CONFIDENCE, TILE_SPREAD
+
+    one, many = Reading(2.0, 1), Reading(2.0, 100)
+    assert one.lower() == pytest.approx(2.0 * math.exp(-CONFIDENCE * TILE_SPREAD))
+    assert one.lower() < many.lower() < 2.0 and Reading(2.0, 1).lower(0.0) == 2.0
+    # a set's reading: the median of its images' values, over all their tiles
+    assert Reading.pooled([Reading(1.0, 1), Reading(3.0, 6), Reading(1.6, 2)]) == Reading(1.6, 9)
+
+
+def test_benchmarks_redecide_recorded_runs_on_the_bound(bench) -> None:
+    signal_check = bench("signal_check")
+    run = {"gate_threshold": 1.5, "explainability": 1.7, "explainability_tiles": 1, "set_explainability": 1.9,
+           "set_explainability_tiles": 6}
+    assert not signal_check.gate_opens(run)  # one tile: 1.7 is trusted only down to 1.45
+    assert signal_check.gate_opens(run, confidence=0.0)
+    assert signal_check.gate_opens({**run, "explainability_tiles": 36})  # the set's bound: 1.9 x 0.937
+    assert not signal_check.gate_opens({**run, "explainability_tiles": 36, "set_explainability": 1.55})
+    # a run recorded before the bound (no tiles) is decided as adapt decided it then: on the values
+    assert signal_check.gate_opens({"gate_threshold": 1.5, "explainability": 1.7, "set_explainability": 1.9})
+    assert not signal_check.gate_opens({**run, "explainability": None})
+    assert signal_check.gate_opens({"gate_threshold": 0, "explainability": None})
+
+
+def test_gate_decides_on_the_lower_bound_of_its_reading(fresh_compact, small_reconstruction, lpips_alex,
+                                                        photo) -> None:
+    """One image's reading rests on few tiles: a threshold between the bound and the value keeps the gate shut."""
+    from lway_engine.adaptation.gate import explainability
+
+    _expecting(small_reconstruction, 1e-2)
+    images, loss = _images(photo)[:1], LWayLoss(lpips_alex)
+    reading = explainability(fresh_compact, small_reconstruction, images, loss)
+    assert reading.tiles >= 1 and reading.lower() < reading.value
+    config = AdaptConfig(iterations=2, lr=1e-3, batch=2, crop=32, eval_every=1)
+    between = Candidate(anchor=1.0, flat=True, gate=(reading.lower() + reading.value) / 2)
+    _, decision = adapt_and_select(fresh_compact, images, small_reconstruction, loss, config, (between,),
+                                   progress=False)
+    tiles = f"over {reading.tiles} tile"
+    assert not decision.adapted and "was not tried" in decision.reason and tiles in decision.reason
+    assert f"{reading.lower():.2f} at its lower confidence bound" in decision.reason
+    assert decision.explainability == pytest.approx(reading.value)  # the signal's cap keeps the point value
+    below = Candidate(anchor=1.0, flat=True, gate=reading.lower() * 0.99)
+    _, decision = adapt_and_select(fresh_compact, images, small_reconstruction, loss, config, (below,),
+                                   progress=False)
+    assert "was tried" in decision.reason
 
 
 def test_odd_sized_images_pass_the_gate_and_the_default_candidate(fresh_compact, small_reconstruction, lpips_alex,

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lway_engine.adaptation.gate import explainability, gate_sample
+from lway_engine.adaptation.gate import Reading, explainability, gate_sample
 from lway_engine.adaptation.loop import AdaptConfig, AdaptLog, Hooks, adapt
 from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.report import report_data
@@ -136,7 +136,7 @@ class Adapter:
         self._cancel.set()
 
     def adapt(self, images: ImageLike | Sequence[ImageLike], per_image: bool = False,
-              progress: Progress | None = None, set_explainability: float | None = None
+              progress: Progress | None = None, set_explainability: Reading | None = None
               ) -> AdaptResult | list[AdaptResult]:
         """Adapt on ``images`` (one model for all, or with ``per_image`` one result per image, in order).
 
@@ -156,17 +156,18 @@ class Adapter:
         results = [self._run(group, hooks, set_explainability) for group in groups]
         return results if per_image else results[0]
 
-    def explainability(self, images: Sequence[ImageLike]) -> float | None:
-        """The explainability gate's value (``gate.py``) over ``images`` (up to 8 of them, evenly spaced, are
-        read), with the unadapted model; None when the reconstructor has no error model."""
+    def explainability(self, images: Sequence[ImageLike]) -> Reading | None:
+        """The explainability gate's reading (``gate.py``: its value and the tiles behind it) over ``images`` (up to
+        8 of them, evenly spaced, are read), with the unadapted model; None when the reconstructor has no error
+        model."""
         return self._explainability([to_tensor(as_image(item).rgb())[0].to(self.device)
                                      for item in gate_sample(list(images))])
 
-    def _explainability(self, tensors: list[torch.Tensor]) -> float | None:
+    def _explainability(self, tensors: list[torch.Tensor]) -> Reading | None:
         self.model.module.load_state_dict(self._original)
         return explainability(self.model, self.reconstruction, tensors, self.loss, self.config.amp)
 
-    def _run(self, tensors: list[torch.Tensor], hooks: Hooks, set_explainability: float | None = None
+    def _run(self, tensors: list[torch.Tensor], hooks: Hooks, set_explainability: Reading | None = None
              ) -> AdaptResult:
         started = time.perf_counter()
         self.model.module.load_state_dict(self._original)

@@ -24,6 +24,13 @@ where the prediction did not, and on 128-px family LRs it opened on four familie
 that made LPIPS worse. The gate says R is right to move S away from its texture; it does not vouch for detail S
 adds, so a gated run's signal still counts that (``signal.combine(added_only=True)``): real noisy photos (RNI15)
 open the gate too.
+
+The gate decides on a lower confidence bound of its reading, not the reading itself (``Reading.lower``): a tile's
+ratio scatters about its image's with a log spread of about TILE_SPREAD, so a reading over n tiles is trusted only
+down to value x exp(-CONFIDENCE x TILE_SPREAD / sqrt(n)). Without it, one-tile CBSD68 crops of the two unseen types
+read 1.67-2.24 (their Kodak24 sets 1.38-1.59) and ``adapt --per-image`` kept two of them that got worse (+0.008,
++0.034; ``bench/results/signal_check_resize2_preregistration.md``). The signal's cap (``signal.fidelity_room``)
+keeps the point value.
 """
 
 from __future__ import annotations
@@ -42,6 +49,10 @@ from lway_engine.reconstruction.error_model import TILE, features, reconstruct
 
 GATE_IMAGES = 8  # images scored (evenly spaced through the set): the median settles; S0 on each costs seconds
 GATE_CROP = 192  # LR px: centre crops of at most this side (3 x 3 tiles), as large as City100's LR
+# the log spread of tile ratios within an image: 0.14-0.16 on City100, 0.17-0.24 on 128-px family LRs (session 24,
+# bench/gate_uncertainty.py's tiles); the smaller end, since a family LR's spread is partly its real variation
+TILE_SPREAD = 0.16
+CONFIDENCE = 1.0  # standard errors below the reading the gate decides at (chosen on gate_redecide's 222 runs)
 
 
 def _centre(image: torch.Tensor, side: int, multiple: int) -> torch.Tensor:
@@ -97,8 +108,27 @@ def tile_errors(model: LoadedModel, reconstruction: torch.nn.Module, lr: torch.T
     return out
 
 
+@dataclass(frozen=True)
+class Reading:
+    """The gate's value over some images (the median of their tiles' ratios, via each image's median) and how many
+    64-px tiles are behind it."""
+
+    value: float
+    tiles: int
+
+    def lower(self, confidence: float = CONFIDENCE) -> float:
+        """The value the gate decides on: ``confidence`` standard errors of a median over ``tiles`` below it."""
+        return self.value * math.exp(-confidence * TILE_SPREAD / math.sqrt(self.tiles))
+
+    @staticmethod
+    def pooled(readings: list[Reading]) -> Reading:
+        """One reading over several images' readings, as ``explainability`` makes it: the median of their values,
+        over all their tiles."""
+        return Reading(statistics.median(r.value for r in readings), sum(r.tiles for r in readings))
+
+
 def explainability(model: LoadedModel, reconstruction: torch.nn.Module, images: list[torch.Tensor],
-                   loss: LWayLoss, amp: str | None = None) -> float | None:
+                   loss: LWayLoss, amp: str | None = None) -> Reading | None:
     """The median explainability over up to GATE_IMAGES of ``images`` ((3, H, W) LR on the model's device), or
     None when ``reconstruction`` has no error model (or one fitted under R's other colour mode, which would misjudge
     R's error) or no image reaches E's minimum side; ``loss`` lends its LPIPS network; S0 runs under bf16 autocast
@@ -107,9 +137,9 @@ def explainability(model: LoadedModel, reconstruction: torch.nn.Module, images: 
     images = [image for image in images if min(image.shape[-2:]) >= MIN_LR_SIZE]
     if error_model is None or not error_model.fits(reconstruction.reconstructor.colour_fit) or not images:
         return None
-    ratios = []
+    readings = []
     for image in gate_sample(images):
         crop = _centre(image, GATE_CROP, model.size.multiple_of)[None]
-        ratios.append(statistics.median(t.actual / t.predicted
-                                        for t in tile_errors(model, reconstruction, crop, loss.lpips, amp)))
-    return statistics.median(ratios)
+        tiles = tile_errors(model, reconstruction, crop, loss.lpips, amp)
+        readings.append(Reading(statistics.median(t.actual / t.predicted for t in tiles), len(tiles)))
+    return Reading.pooled(readings)

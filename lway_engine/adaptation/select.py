@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from lway_engine.adaptation.gate import explainability
+from lway_engine.adaptation.gate import Reading, explainability
 from lway_engine.adaptation.loop import AdaptConfig, AdaptLog, Hooks, adapt
 from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.signal import Holdout, SignalPoint, hold_out
@@ -120,7 +120,7 @@ class Decision:
 def adapt_and_select(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.nn.Module,
                      loss_fn: LWayLoss, config: AdaptConfig, candidates: tuple[Candidate, ...] = DEFAULT_CANDIDATES,
                      progress: bool = True, hooks: Hooks | None = None, topology: Topology = Topology.single(),
-                     set_explainability: float | None = None) -> tuple[AdaptLog, Decision]:
+                     set_explainability: Reading | None = None) -> tuple[AdaptLog, Decision]:
     """Run the candidates, leave ``model.module`` with the chosen weights; the chosen (or last) log and why
     (``topology``: as ``adapt`` takes it). ``set_explainability``: per-image mode's value for the whole set these
     images come from (``gate.explainability`` over it); the gate then uses the lower of the two, because one
@@ -135,7 +135,7 @@ def adapt_and_select(model: LoadedModel, images: list[torch.Tensor], reconstruct
                   f"fixed schedule of {config.iterations} steps ({log.status}). Check the result by eye.")
         return log, Decision(adapted=True, reason=reason, runs={"fixed schedule": log})
     gated = _gate(model, images, reconstruction, loss_fn, config, candidates, set_explainability)
-    candidates = tuple(c for c in candidates if c.gate <= 0 or gated.value is not None and gated.value >= c.gate)
+    candidates = tuple(c for c in candidates if c.gate <= 0 or gated.bound is not None and gated.bound >= c.gate)
     if not candidates:
         reason = ("adaptation would not help these images: the reconstructor cannot be trusted to steer the model "
                   "on them, so nothing was adapted and the unadapted weights are kept" + gated.note)
@@ -182,14 +182,15 @@ def selection_holdout(shapes: list[tuple[int, int]], crop: int, multiple_of: int
 
 @dataclass
 class _Gated:
-    value: float | None
+    value: float | None  # the images' explainability: caps the signal's fidelity credit (signal.fidelity_room)
     note: str
+    bound: float | None = None  # its lower confidence bound (gate.Reading.lower): what the threshold is held to
 
 
 def _gate(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.nn.Module, loss_fn: LWayLoss,
-          config: AdaptConfig, candidates: tuple[Candidate, ...], set_explainability: float | None = None) -> _Gated:
-    """The images' explainability (the lower of theirs and ``set_explainability``), when a candidate is gated, and
-    what the decision should say about it."""
+          config: AdaptConfig, candidates: tuple[Candidate, ...], set_explainability: Reading | None = None) -> _Gated:
+    """The images' explainability and its lower bound (each the lower of theirs and ``set_explainability``'s), when
+    a candidate is gated, and what the decision should say about it."""
     gates = [c.gate for c in candidates if c.gate > 0]
     if not gates:
         return _Gated(None, "")
@@ -205,17 +206,20 @@ def _gate(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.
     if own is None:
         return _Gated(None, f"; the gated candidate was not tried: no image reaches {MIN_LR_SIZE} px, the least "
                             "the explainability gate can measure")
-    value = own if set_explainability is None else min(own, set_explainability)
-    source = "" if set_explainability is None else (f" (the lower of this image's {own:.2f} and its set's "
-                                                    f"{set_explainability:.2f})")
-    verdict = "tried" if value >= min(gates) else "not tried"
+    readings = [own] if set_explainability is None else [own, set_explainability]
+    value, weakest = min(r.value for r in readings), min(readings, key=Reading.lower)
+    source = "" if set_explainability is None else (f" (the lower of this image's {own.value:.2f} and its set's "
+                                                    f"{set_explainability.value:.2f})")
+    verdict = "tried" if weakest.lower() >= min(gates) else "not tried"
     # the error model reads R's reconstruction from the SR model's output: fitted on another model's, it extrapolates
     other = error_model.sr_sha256 and error_model.sr_sha256 != model.sha256
     caveat = (f" (its error model was fitted on {error_model.sr_model or 'another SR model'}'s outputs, so for "
               "this model the value is an extrapolation)") if other else ""
-    return _Gated(value, f"; explainability {value:.2f}{source} (threshold {min(gates):g}; R explains the "
-                         f"unadapted output's mismatch with the LR {value:.2f}x its own expected error){caveat}: "
-                         f"the gated candidate was {verdict}")
+    tiles = f"{weakest.tiles} tile{'s' * (weakest.tiles > 1)}"
+    return _Gated(value, f"; explainability {value:.2f}{source}, {weakest.lower():.2f} at its lower confidence "
+                         f"bound over {tiles} (threshold {min(gates):g}; R explains the unadapted output's mismatch "
+                         f"with the LR {value:.2f}x its own expected error){caveat}: the gated candidate was "
+                         f"{verdict}", weakest.lower())
 
 
 def _parts(point: SignalPoint) -> str:
