@@ -129,7 +129,8 @@ class Reading:
 
 def explainability(model: LoadedModel, reconstruction: torch.nn.Module, images: list[torch.Tensor],
                    loss: LWayLoss, amp: str | None = None) -> Reading | None:
-    """The median explainability over up to GATE_IMAGES of ``images`` ((3, H, W) LR on the model's device), or
+    """The gate's reading over up to GATE_IMAGES of ``images`` ((3, H, W) LR on the model's device): the median of
+    their explainabilities, with the tiles behind it (``Reading.lower`` is what the threshold is held to); or
     None when ``reconstruction`` has no error model (or one fitted under R's other colour mode, which would misjudge
     R's error) or no image reaches E's minimum side; ``loss`` lends its LPIPS network; S0 runs under bf16 autocast
     when ``amp`` is "bf16"."""
