@@ -1,6 +1,6 @@
 """``adapt``'s decisions on the recorded per-image samples of ``bench/signal_check.py``, re-made with today's gate.
 
-    .venv/bin/python bench/gate_redecide.py          # the eight samples of today's default candidate (~10 min)
+    .venv/bin/python bench/gate_redecide.py          # the ten samples of today's default candidate (~12 min)
 
 Why: the samples' runs trained the default candidate past the gate and recorded, at every signal evaluation, the
 signal's parts and the true LPIPS change against the HR. The training does not depend on the gate (its value only
@@ -38,7 +38,8 @@ RECORDED = Path(__file__).resolve().parent / "results"
 SAMPLES = (("signal_check_per_image_cross0.3", 256), ("signal_check_per_image_cross0.3_fresh", 256),
            ("signal_check_per_image_cross0.3_next", 256), ("signal_check_per_image_cross0.3_larger_lr", 512),
            ("signal_check_per_image_cross0.3_movement", 256), ("signal_check_per_image_cross0.3_niqe", 256),
-           ("signal_check_per_image_cross0.3_resize2", 256), ("signal_check_per_image_cross0.3_confidence", 256))
+           ("signal_check_per_image_cross0.3_resize2", 256), ("signal_check_per_image_cross0.3_confidence", 256),
+           ("signal_check_per_image_cross0.3_confidence5a", 256), ("signal_check_per_image_cross0.3_confidence5b", 256))
 FAMILY_HR_SETS = ("Kodak24", "CBSD68")  # where the samples' family images come from (runs record only the stem)
 WORSE = 0.002  # a kept run worse than the unadapted model by more than this counts as worse (as signal_summary)
 

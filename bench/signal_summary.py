@@ -43,6 +43,8 @@ SAMPLES = (
     ("signal_check_per_image_cross0.3_niqe", "City100 047-050, CBSD68 34-38 (records NIQE)"),
     ("signal_check_per_image_cross0.3_resize2", "City100 031-034, CBSD68 39-43 (today's E+R)"),
     ("signal_check_per_image_cross0.3_confidence", "CBSD68 44-58 unseen types, 44-48 families (no City100)"),
+    ("signal_check_per_image_cross0.3_confidence5a", "CBSD68 59-63, the two unseen types"),
+    ("signal_check_per_image_cross0.3_confidence5b", "CBSD68 64-68, the two unseen types"),
 )
 
 
