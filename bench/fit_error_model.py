@@ -3,14 +3,15 @@
     .venv/bin/python bench/fit_error_model.py lway_engine/assets/lway-er-x4.safetensors   # ~30 min, 2 threads
 
 The samples are the pretraining's: 64 px LR crops from the training split only (Urban100_HR_jpeg, Manga109_HR_jpeg,
-Sun_Hays80 files 1-40, City100 pairs 001-030; as bench/pretrain_broad.sh), synthetic LR from the training mix
-(``--mix``: the one the checkpoint was trained on, as ``pretrain --mix`` takes it) and 30% real pairs, seeded. Each
-crop goes through the SR model S0 (x4plus by default: its outputs are what the residual features describe, about 1.5
-s a crop on the CPU), E, R and LPIPS once. ``--outliers`` more samples (300 by default) carry a defect that no
-training pipeline makes (``lway_engine/degradations/outliers.py``: impulse noise, banding, scratches), so that the
-model also learns what R's error looks like where R fails; without them it predicted R's usual small error on the
-unseen gif_palette and the gate opened there. The last 20% of each kind of sample are held out to report R^2 before
-the final fit on all of them.
+Sun_Hays80 files 1-40, City100 pairs 001-030; as bench/pretrain_broad.sh; ``--pairs`` adds other real pairs the
+checkpoint trained on), synthetic LR from the training mix (``--mix``: the one the checkpoint was trained on, as
+``pretrain --mix`` takes it) and 30% real pairs, seeded. Each crop goes through the SR model S0 (x4plus by default:
+its outputs are what the residual features describe, about 1.5 s a crop on the CPU), E, R and LPIPS once.
+``--outliers`` more samples (300 by default) carry a defect that no training pipeline makes
+(``lway_engine/degradations/outliers.py``: impulse noise, banding, scratches), so that the model also learns what
+R's error looks like where R fails; without them it predicted R's usual small error on the unseen gif_palette and
+the gate opened there. The last 20% of each kind of sample are held out to report R^2 before the final fit on all of
+them.
 """
 
 from __future__ import annotations
@@ -40,8 +41,12 @@ from lway_engine.training.data import PairSource, find_pairs
 REAL_FRACTION = 0.3  # of the samples, real City100 pairs (the rest synthetic from the mix)
 
 
-def training_source(mix: dict[str, float] | None = None) -> PairSource:
-    return PairSource.load(hr_files(DATA), find_pairs(city100_hr_files(DATA), 4), 4, min_hr_side=256, pipelines=mix)
+def training_source(mix: dict[str, float] | None = None, pairs: tuple[Path, ...] = ()
+                    ) -> PairSource:
+    """The training split's images; ``pairs``: more real pairs' HR files beside City100's 001-030 (those the
+    checkpoint was also trained on, e.g. the smartphone City100's 001-050)."""
+    return PairSource.load(hr_files(DATA), find_pairs([*city100_hr_files(DATA), *pairs], 4), 4, min_hr_side=256,
+                           pipelines=mix)
 
 
 def outlier_pairs(source: PairSource, count: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -71,6 +76,8 @@ def main() -> None:
                         help="R's colour mode to fit the errors under (adapt's default: fitted to the LR)")
     parser.add_argument("--mix", type=parse_mix, metavar="NAME=ODDS,...",
                         help="synthetic pipelines and odds the checkpoint was trained on (default: TRAINING_MIX)")
+    parser.add_argument("--pairs", type=Path, nargs="*", default=(), metavar="HR",
+                        help="more real pairs' HR files (NNNH.png, the LR beside it) the checkpoint trained on")
     parser.add_argument("--save-samples", type=Path, metavar="NPZ",
                         help="also write the fitted samples' features and log errors here (keep it outside the repo)")
     args = parser.parse_args()
@@ -79,7 +86,7 @@ def main() -> None:
     sidecar(args.checkpoint).unlink(missing_ok=True)  # a stale one would be refused by load_checkpoint
     reconstruction = load_checkpoint(args.checkpoint, expect_scale=4)
     reconstruction.reconstructor.colour_fit = args.colour == "fitted"
-    source, rng = training_source(args.mix), np.random.default_rng(args.seed)
+    source, rng = training_source(args.mix, tuple(args.pairs)), np.random.default_rng(args.seed)
     pairs = [source.sample(rng, TILE, REAL_FRACTION)[:2] for _ in range(args.samples)]
     pairs += outlier_pairs(source, args.outliers, args.seed)
     sha = read_checkpoint_info(args.checkpoint).content_sha256
@@ -107,6 +114,7 @@ def main() -> None:
     out.write_text(json.dumps({"checkpoint": str(args.checkpoint), "samples": args.samples,
                                "outliers": args.outliers, "outlier_kinds": list(OUTLIERS), "seed": args.seed,
                                "sr_model": args.sr_model, "mix": args.mix,
+                               "extra_pairs": [str(p) for p in args.pairs],
                                "target": "log L1 of R(HR, E(LR)) against the LR",
                                "device": f"{platform.machine()}_CPU", "cpu": cpu_features().as_dict(),
                                "heldout_r2_log_error": heldout["plain"]["r2_log_error"], "heldout": heldout},

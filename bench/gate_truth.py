@@ -14,7 +14,9 @@ tiles (``gate.Reading.lower``) and whether that opens the gate (the default cand
 - held out: City100 051-056, kodim21-24 at 64- and 128-px LRs (``--hr-crop 512``: where the previous gate opened on
   four families, ``bench/results/signal_check_larger_lr_preregistration.md``).
 ``--model``: another SR model as S0 (the error model's residual features were fitted on x4plus's outputs).
-Writes bench/results/gate_truth_<ckpt>[_<model>]_<device>.json.
+``--iphone``: only the smartphone City100's pairs 051-058 and 059-066 (``bench/fetched_data.py``), a real camera no
+checkpoint nor error model has seen.
+Writes bench/results/gate_truth_<ckpt>[_<model>][_iphone]_<device>.json.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import platform
 import statistics
 
 from gate_setup import THRESHOLD, gate_setup
-from quality import city100, family_set
+from quality import city100, city100_iphone, family_set
 from results_dir import results_dir
 
 from lway_engine.adaptation.gate import Reading, TileError, tile_errors
@@ -35,8 +37,11 @@ from lway_engine.media.images import to_tensor
 from lway_engine.metrics.lpips_net import LPIPS
 
 
-def truth_sets() -> dict[str, list]:
+def truth_sets(iphone: bool = False) -> dict[str, list]:
     """The sets the gate is checked on (see the module docstring), by name: (stem, LR, HR) items."""
+    if iphone:
+        return {"held out: city100_iphone 051-058": city100_iphone(8), "held out: city100_iphone 059-066":
+                city100_iphone(8, 8)}
     sets = {"design: city100 031-038": city100(8, 0), "held out: city100 051-056": city100(6, 20)}
     for family in (*EVALUATION_FAMILIES, *UNSEEN_FAMILIES, *CONTROLS):
         sets[f"design: {family} @64px"] = family_set("Kodak24", family, 6, 256, 0)
@@ -65,9 +70,10 @@ def image_row(model, reconstruction, lpips: LPIPS, stem: str, lr, hr) -> dict:
 
 
 def main() -> None:
-    args, model, reconstruction = gate_setup(__doc__)
+    args, model, reconstruction = gate_setup(__doc__, (("--iphone", dict(action="store_true", help="only the "
+                                                                          "smartphone City100 (fetched)")),))
     lpips = LPIPS("alex")
-    sets = truth_sets()
+    sets = truth_sets(args.iphone)
     results = {}
     print(f"gate threshold {THRESHOLD:g}\n{'set':<36} {'true expl.':>10} {'gate est.':>10} {'its bound':>10} "
           f"{'true/pred':>10} {'gate':>6}   per image: estimate")
@@ -84,7 +90,7 @@ def main() -> None:
               + " ".join(f"{r['gate_estimate']:.2f}" for r in rows), flush=True)
     device = f"{platform.machine()}_CPU"
     model_tag = "" if args.model == "realesrgan-x4plus" else f"_{args.model}"
-    out = results_dir() / f"gate_truth_{args.reconstructor.stem}{model_tag}_{device}.json"
+    out = results_dir() / f"gate_truth_{args.reconstructor.stem}{model_tag}{'_iphone' * args.iphone}_{device}.json"
     out.write_text(json.dumps({"reconstructor": str(args.reconstructor), "model": args.model, "device": device,
                                "threshold": THRESHOLD,
                                "error_model_sr_model": reconstruction.error_model.sr_model,

@@ -4,14 +4,16 @@
     .venv/bin/python bench/quality.py --medium  # CPU profile: more steps, larger crops (about 2 hours)
     .venv/bin/python bench/quality.py --full --device cuda
 
-(a) City100 (real lens blur, Nikon D5500): LR4 = area-downsample(NNNL, 4), compared with NNNH. Only pairs
-    031-060 are used: 001-030 trained the bundled E+R checkpoint. (b) Clean HR sets under the evaluation families
-    and the two unseen families (never used for training; Sun_Hays80 only from its second half, the first half
-    trained E+R), and the control ``bicubic``: the same crops only bicubic-downsampled, a plainly downscaled image.
-    PSNR/SSIM on Y with a 4-px border crop, LPIPS-alex on RGB. Ablations: --no-hf-weight and per-image vs whole-set
-    adaptation. Adaptation is ``adapt``'s default: automatic selection by the no-HR signal
-    (``lway_engine/adaptation/select.py``), which may keep the unadapted model; ``--no-select`` runs the fixed
-    schedule with ``--anchor``/``--texture``.
+(a) City100 (real lens blur, Nikon D5500): LR4 = area-downsample(NNNL, 4), compared with NNNH. Only pairs 031-060
+    are used: 001-030 trained the bundled E+R checkpoint. ``--only city100_iphone``: the smartphone City100 (iPhone
+    X; pairs 051-100, fetched by ``bench/fetched_data.py``), the same protocol on a camera no checkpoint has seen;
+    it runs only when asked for, since it lives outside ``../shared/data``.
+(b) Clean HR sets under the evaluation families and the two unseen families (never used for training; Sun_Hays80
+    only from its second half, the first half trained E+R), and the control ``bicubic``: the same crops only
+    bicubic-downsampled, a plainly downscaled image. PSNR/SSIM on Y with a 4-px border crop, LPIPS-alex on RGB.
+    Ablations: --no-hf-weight and per-image vs whole-set adaptation. Adaptation is ``adapt``'s default: automatic
+    selection by the no-HR signal (``lway_engine/adaptation/select.py``), which may keep the unadapted model;
+    ``--no-select`` runs the fixed schedule with ``--anchor``/``--texture``.
 Prints a table per set and writes
 bench/results/quality_<profile>[_fixed[_anchor<W>][_texture<T>]][_bf16]_<device>.json (``_fixed``: with
 ``--no-select``; ``_bf16``: adaptation under ``--amp bf16``; evaluation is float32 either way).
@@ -48,7 +50,8 @@ from lway_engine.models import LoadedModel, load_model
 from lway_engine.reconstruction import load_checkpoint
 from lway_engine.reconstruction.colour_fit import fit_colour
 from results_dir import results_dir
-from training_split import CITY100, CITY100_TRAINING, SUN, SUN_TRAINING
+from fetched_data import city100_iphone_folder
+from training_split import CITY100, CITY100_IPHONE_TRAINING, CITY100_TRAINING, SUN, SUN_TRAINING
 
 DATA = Path(os.environ.get("LWAY_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 PROFILES = {
@@ -79,8 +82,18 @@ def _centre(img: np.ndarray, side: int) -> np.ndarray:
 def city100(n: int, skip: int = 0, first: int = CITY100_TRAINING.stop) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """City100 pairs ``first``+skip ...: by default the evaluation pairs 031-060 (those after the training pairs,
     bench/training_split.py); ``first=1`` gives the training pairs, for designs that must not see evaluation images."""
-    folder = DATA / CITY100
-    first += skip
+    return registered_pairs(DATA / CITY100, n, first + skip)
+
+
+def city100_iphone(n: int, skip: int = 0) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """The smartphone City100's evaluation pairs 051-100 (``bench/fetched_data.py``), from 051+skip: a second real
+    camera, one no checkpoint has trained on."""
+    return registered_pairs(city100_iphone_folder(), n, CITY100_IPHONE_TRAINING.stop + skip)
+
+
+def registered_pairs(folder: Path, n: int, first: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Pairs ``first`` ... ``first + n - 1`` of a City100-layout folder (``NNNH.png`` / ``NNNL.png``, the LR shot
+    registered to the HR's grid): the LR is the registered shot area-downsampled by 4, as City100's protocol has it."""
     items = []
     for i in range(first, first + n):
         hr = read_image(folder / f"{i:03d}H.png").rgb()
@@ -284,6 +297,8 @@ def main() -> None:
     if wanted("city100"):
         runs["city100"] = (city100(min(profile["city100"], limit), args.city100_skip), False, True)
         runs["city100 --no-hf-weight"] = (runs["city100"][0], False, False)
+    if keep is not None and "city100_iphone" in keep:  # fetched, not in ../shared/data: only when asked for
+        runs["city100_iphone"] = (city100_iphone(min(profile["city100"], limit), args.city100_skip), False, True)
     for family in (*EVALUATION_FAMILIES, *UNSEEN_FAMILIES, *CONTROLS):  # bicubic: a plainly downscaled image
         if not wanted(family):
             continue

@@ -3,9 +3,10 @@
     .venv/bin/python bench/reconstruction_fidelity.py                          # the bundled checkpoint
     .venv/bin/python bench/reconstruction_fidelity.py --checkpoint old=OLD.safetensors --checkpoint new=NEW.safetensors
 
-Per set (City100 pairs 031-060; every evaluation family and the two unseen families on Kodak24 crops, the LR
-images of ``bench/quality.py``; and ``clean``, the same crops bicubic-downsampled and nothing else: a downscaled web
-image), for each checkpoint:
+Per set (City100 pairs 031-060, and with ``--only city100_iphone`` the smartphone City100's 051-100,
+``bench/fetched_data.py``; every evaluation family and the two unseen families on Kodak24 crops, the LR images of
+``bench/quality.py``; and ``clean``, the same crops bicubic-downsampled and nothing else: a downscaled web image),
+for each checkpoint:
 
 - PSNR (RGB, 8-bit, 2-px border crop) and LPIPS-alex of ``R(HR, E(LR))`` against the LR: can R, told the LR's
   embedding, produce that LR from the true HR? The ``area`` column is the plain area downsample of the HR, R's
@@ -39,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from quality import FAMILY_SEED, city100, family_set
+from quality import FAMILY_SEED, city100, city100_iphone, family_set
 from results_dir import results_dir
 
 from lway_engine.adaptation.loss import LWayLoss
@@ -96,10 +97,10 @@ def sets(per_family: int, only: str | None = None, city100_pairs: int = 30, clea
     adds Kodak24 bicubic-downsampled (an LR without noise or blur), and ``only`` (comma-separated names) loads just
     those sets, in this order."""
     names = ["city100", *EVALUATION_FAMILIES, *UNSEEN_FAMILIES, *(["clean"] if clean else [])]
-    if only:
-        names = [name for name in names if name in only.split(",")]
-    return {name: city100(city100_pairs) if name == "city100" else
-            family_set("Kodak24", "bicubic" if name == "clean" else name, per_family, 256) for name in names}
+    if only:  # city100_iphone (fetched, outside ../shared/data) only when named: its pairs 051-100
+        names = [name for name in [*names, "city100_iphone"] if name in only.split(",")]
+    return {name: city100(city100_pairs) if name == "city100" else city100_iphone(50) if name == "city100_iphone"
+            else family_set("Kodak24", "bicubic" if name == "clean" else name, per_family, 256) for name in names}
 
 
 def _reconstruction(spec: str) -> torch.nn.Module:
@@ -138,7 +139,7 @@ def main() -> None:
             sr = to_tensor(upscale_image(model, Image(lr_np, None, 8), UpscaleOptions(tile=512)).pixels)
             area = F.avg_pool2d(hr, 4)
             row = {"image": stem, "area": {"psnr": psnr(area, lr), "lpips": lpips(metric, area, lr)}}
-            ceiling = None if set_name in ("city100", "clean") else noise_free_lr(set_name, index, hr)
+            ceiling = None if set_name in ("city100", "city100_iphone", "clean") else noise_free_lr(set_name, index, hr)
             if ceiling is not None:
                 row["noise-free"] = {"psnr": psnr(ceiling, lr), "lpips": lpips(metric, ceiling, lr)}
             with torch.no_grad():

@@ -2,8 +2,10 @@
 ``bench/gpu_pretrain.py pack``) and the error model's fit (``bench/fit_error_model.py``) may see.
 
 Training: Urban100_HR_jpeg and Manga109_HR_jpeg (all), Sun_Hays80 files 1-40 by name, City100 pairs 001-030.
-Everything else evaluates (Kodak24, CBSD68, Set14, Sun_Hays80 41-80, City100 031-060). Names sort bytewise, as
-``LC_ALL=C sort`` does, so a resumed run sees its files in the same order.
+Everything else evaluates (Kodak24, CBSD68, Set14, Sun_Hays80 41-80, City100 031-060). The fetched smartphone
+City100 (``bench/fetched_data.py``, outside ``../shared/data``) splits the same way: pairs 001-050 may train, 051-100
+evaluate (no checkpoint has trained on any of them yet). Names sort bytewise, as ``LC_ALL=C sort`` does, so a
+resumed run sees its files in the same order.
 
     .venv/bin/python bench/training_split.py [DATA]      # NUL-separated `--hr F` / `--pairs F` arguments
 """
@@ -18,6 +20,8 @@ SUN = "Sun_Hays80"
 SUN_TRAINING = 40  # Sun_Hays80's first 40 files by name train; the rest evaluate
 CITY100 = "City100_NikonD5500_crop768"
 CITY100_TRAINING = range(1, 31)  # pairs 001-030 train; 031-060 evaluate
+CITY100_IPHONE = "City100_iPhoneX"  # the smartphone version, fetched beside ../shared/data (bench/fetched_data.py)
+CITY100_IPHONE_TRAINING = range(1, 51)  # pairs 001-050 may train; 051-100 evaluate
 
 
 def sun_files(data: Path) -> list[Path]:
