@@ -41,8 +41,7 @@ from lway_engine.training.data import PairSource, find_pairs
 REAL_FRACTION = 0.3  # of the samples, real City100 pairs (the rest synthetic from the mix)
 
 
-def training_source(mix: dict[str, float] | None = None, pairs: tuple[Path, ...] = ()
-                    ) -> PairSource:
+def training_source(mix: dict[str, float] | None = None, pairs: tuple[Path, ...] = ()) -> PairSource:
     """The training split's images; ``pairs``: more real pairs' HR files beside City100's 001-030 (those the
     checkpoint was also trained on, e.g. the smartphone City100's 001-050)."""
     return PairSource.load(hr_files(DATA), find_pairs([*city100_hr_files(DATA), *pairs], 4), 4, min_hr_side=256,
