@@ -139,7 +139,8 @@ def main() -> None:
             sr = to_tensor(upscale_image(model, Image(lr_np, None, 8), UpscaleOptions(tile=512)).pixels)
             area = F.avg_pool2d(hr, 4)
             row = {"image": stem, "area": {"psnr": psnr(area, lr), "lpips": lpips(metric, area, lr)}}
-            ceiling = None if set_name in ("city100", "city100_iphone", "clean") else noise_free_lr(set_name, index, hr)
+            synthetic = set_name in (*EVALUATION_FAMILIES, *UNSEEN_FAMILIES)  # real pairs and clean have no plan
+            ceiling = noise_free_lr(set_name, index, hr) if synthetic else None
             if ceiling is not None:
                 row["noise-free"] = {"psnr": psnr(ceiling, lr), "lpips": lpips(metric, ceiling, lr)}
             with torch.no_grad():

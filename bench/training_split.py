@@ -4,7 +4,7 @@
 Training: Urban100_HR_jpeg and Manga109_HR_jpeg (all), Sun_Hays80 files 1-40 by name, City100 pairs 001-030.
 Everything else evaluates (Kodak24, CBSD68, Set14, Sun_Hays80 41-80, City100 031-060). The fetched smartphone
 City100 (``bench/fetched_data.py``, outside ``../shared/data``) splits the same way: pairs 001-050 may train, 051-100
-evaluate (no checkpoint has trained on any of them yet). Names sort bytewise, as ``LC_ALL=C sort`` does, so a
+evaluate (the bundled checkpoint has trained on none of them). Names sort bytewise, as ``LC_ALL=C sort`` does, so a
 resumed run sees its files in the same order.
 
     .venv/bin/python bench/training_split.py [DATA]      # NUL-separated `--hr F` / `--pairs F` arguments
