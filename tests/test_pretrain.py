@@ -51,6 +51,18 @@ def test_pairs_are_found_and_brought_to_lr_size(data) -> None:
     assert len(small.report.skipped) == 4 and "smaller than the crop" in small.report.summary()
 
 
+def test_real_pairs_are_drawn_camera_by_camera() -> None:
+    """One camera's 9 pairs must not crowd out another's single pair; one camera keeps the plain uniform draw."""
+    pair = (torch.zeros(3, 32, 32, dtype=torch.uint8), torch.zeros(3, 8, 8, dtype=torch.uint8))
+    source = PairSource(4, [], [pair] * 10, real_camera=[0] + [1] * 9)
+    draws = [source._draw_real(np.random.default_rng([7, i])) for i in range(2000)]
+    assert abs(draws.count(0) / len(draws) - 0.5) < 0.05
+    assert set(draws) == set(range(10))
+    one = PairSource(4, [], [pair] * 10, real_camera=[0] * 10)
+    assert [one._draw_real(np.random.default_rng([7, i])) for i in range(50)] == \
+        [int(np.random.default_rng([7, i]).integers(10)) for i in range(50)]
+
+
 def test_pretraining_learns_and_resumes_bit_for_bit(data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     hr_files, pairs = data
     config = PretrainConfig(steps=6, batch=2, crop=32, lr=1e-3, checkpoint_every=3, val_every=3, val_samples=4)
