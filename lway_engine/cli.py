@@ -446,7 +446,8 @@ def pretrain(
     hr: Annotated[Optional[list[Path]], typer.Option(
         help="HR folders (searched recursively) or files for synthetic pairs (repeatable).")] = None,
     pairs: Annotated[Optional[list[Path]], typer.Option(
-        help="Folders of real registered pairs: City100 NNNH/NNNL or RealSR *_HR/*_LR4 (repeatable).")] = None,
+        help="Folders (or HR files) of real registered pairs: City100 NNNH/NNNL or RealSR *_HR/*_LR4 (repeatable); "
+             "each folder is one camera, drawn equally often.")] = None,
     holdout: Annotated[float, typer.Option(
         help="Fraction of each folder's files (last by name) kept for validation.")] = 0.1,
     steps: Annotated[int, typer.Option(help="Training steps (the cosine schedule spans them; --resume continues).")
