@@ -17,6 +17,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import NamedTuple
 
@@ -147,15 +148,22 @@ class PairSource:
         return cls(scale, [img for p, img in images if img is not None and big_enough(p, img)], real, report,
                    dict(pipelines or TRAINING_MIX), real_camera=camera)
 
+    @cached_property
+    def cameras(self) -> list[list[int]]:
+        """The real pairs' indices grouped by folder (one camera each), in folder order; worked out once, not on
+        every draw."""
+        groups: dict[int, list[int]] = {}
+        for index, camera in enumerate(self.real_camera):
+            groups.setdefault(camera, []).append(index)
+        return [groups[camera] for camera in sorted(groups)]
+
     def _draw_real(self, rng: np.random.Generator) -> int:
         """A real pair's index: a folder (one camera) first, then a pair in it, so that a camera with many pairs
         does not crowd out another's (45 phone pairs beside City100's 27 took the Nikon's share, and R lost 0.43 dB
         on it). With one folder this is the plain uniform draw, so single-camera runs' batches are unchanged."""
-        cameras = sorted(set(self.real_camera))
-        if len(cameras) <= 1:
+        if len(self.cameras) <= 1:
             return int(rng.integers(len(self.real_pairs)))
-        camera = cameras[rng.integers(len(cameras))]
-        members = [i for i, c in enumerate(self.real_camera) if c == camera]
+        members = self.cameras[rng.integers(len(self.cameras))]
         return members[rng.integers(len(members))]
 
     def sample(self, rng: np.random.Generator, crop: int, real_fraction: float) -> Sample:

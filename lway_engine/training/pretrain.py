@@ -249,7 +249,7 @@ def pretrain_files(hr: list[Path], pairs: list[Path], out: Path, config: Pretrai
     if not train.hr_images and not train.real_pairs:
         raise ValueError(f"no usable training images or pairs after holding out the last {holdout:.0%} of each "
                          f"folder for validation ({train.report.summary()}); give more, or lower --holdout")
-    cameras = len(set(train.real_camera))
+    cameras = len(train.cameras)
     drawn = f"from {cameras} folders, drawn folder by folder " if cameras > 1 else ""
     echo(f"training on {len(train.hr_images)} HR images + {len(train.real_pairs)} real pairs {drawn}"
          f"({train.report.summary()}); validating on {len(val.hr_images)} + {len(val.real_pairs)} held out "
