@@ -228,11 +228,46 @@ def test_error_model_outlier_samples_are_training_samples_with_a_defect(tmp_path
     source = PairSource.load([tmp_path / "astronaut.png"], [], 4, pipelines={"resize": 1.0})
     outliers = module.outlier_pairs(source, 3, 7)
     rng = np.random.default_rng([7, 1])
-    for (hr, lr), kind in zip(outliers, module.OUTLIERS):
+    for (hr, lr, origin), kind in zip(outliers, module.OUTLIERS):
         plain = source.sample(rng, module.TILE, module.REAL_FRACTION)
-        assert torch.equal(hr, plain.hr) and not torch.equal(lr, plain.lr) and lr.shape == plain.lr.shape
+        assert origin == f"outlier:{kind}" and torch.equal(hr, plain.hr) and not torch.equal(lr, plain.lr) and lr.shape == plain.lr.shape
         assert torch.equal(lr, module.add_outlier(plain.lr, kind, rng))
     again = module.outlier_pairs(source, 3, 7)
     assert all(torch.equal(a[1], b[1]) for a, b in zip(outliers, again))
     fresh = source.sample(np.random.default_rng(7), module.TILE, module.REAL_FRACTION)
     assert not torch.equal(outliers[0][0], fresh.hr)
+
+
+def test_labelled_samples_are_the_same_draws_with_their_origin(tmp_path: Path, photo) -> None:
+    """``labelled_sample`` draws exactly what ``sample`` draws (the fit's samples do not change with the labels) and
+    names the pipeline or the real pair's camera folder."""
+    for name, folder in (("astronaut", "CamA"), ("coffee", "CamB")):
+        (tmp_path / folder).mkdir()
+        image = photo(name, 256)
+        write_image(tmp_path / folder / "001H.png", Image(image, None, 8))
+        write_image(tmp_path / folder / "001L.png", Image(image[::4, ::4], None, 8))
+    write_image(tmp_path / "chelsea.png", Image(photo("chelsea", 256), None, 8))
+    source = PairSource.load([tmp_path / "chelsea.png"], find_pairs([tmp_path / "CamA", tmp_path / "CamB"], 4), 4,
+                             pipelines={"resize": 1.0, "bsrgan": 1.0})
+    labelled = [source.labelled_sample(np.random.default_rng(i), 16, 0.5) for i in range(24)]
+    plain = [source.sample(np.random.default_rng(i), 16, 0.5) for i in range(24)]
+    assert all(torch.equal(a.lr, b.lr) and torch.equal(a.hr, b.hr) for (a, _), b in zip(labelled, plain))
+    assert {origin for _, origin in labelled} == {"resize", "bsrgan", "camera:CamA", "camera:CamB"}
+
+
+def test_error_model_heldout_report_finds_a_biased_origin(bench) -> None:
+    """The fit's held-out report, per origin: a kind whose error the features cannot tell apart from another's
+    shows as a true/predicted factor away from 1 (what the resize crops showed, 0.80), the others near 1."""
+    module = bench("fit_error_model")
+    from lway_engine.reconstruction.error_model import fit_features
+
+    rng = np.random.default_rng(0)
+    origins = ["resize" if i % 3 == 0 else "bsrgan" for i in range(600)] + ["outlier:impulse"] * 100
+    x = torch.from_numpy(rng.normal(size=(700, 4)))
+    resize = torch.tensor([o == "resize" for o in origins])
+    y = x @ torch.tensor([0.5, -0.3, 0.2, 0.0], dtype=torch.float64) + torch.where(resize, -0.3, 0.1)
+    report = module.heldout_report(x, y, origins, 600, lambda xf, yf: fit_features(xf, yf, "", True))
+    kinds = report["plain"]["by_origin"]
+    assert set(kinds) == {"resize", "bsrgan"} and sum(k["samples"] for k in kinds.values()) == 120
+    assert kinds["resize"]["true_over_predicted"] < 0.8 < 1.05 < kinds["bsrgan"]["true_over_predicted"]
+    assert set(report["outliers"]["by_origin"]) == {"outlier:impulse"}

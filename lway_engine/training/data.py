@@ -119,6 +119,7 @@ class PairSource:
     pipelines: dict[str, float] = field(default_factory=lambda: dict(TRAINING_MIX))  # synthetic mix, by odds
     kernel_size: int = 0  # > 0: samples carry their optics kernel in a kernel_size square frame
     real_camera: list[int] = field(default_factory=list)  # per real pair, the index of its folder (one camera each)
+    camera_names: list[str] = field(default_factory=list)  # per folder index, the folder's name (its camera)
 
     @classmethod
     def load(cls, hr_files: list[Path], pair_files: list[tuple[Path, Path]], scale: int,
@@ -146,7 +147,7 @@ class PairSource:
             camera.append(folders.index(hr_path.parent))
         images = [(p, _load(p, report)) for p in hr_files]
         return cls(scale, [img for p, img in images if img is not None and big_enough(p, img)], real, report,
-                   dict(pipelines or TRAINING_MIX), real_camera=camera)
+                   dict(pipelines or TRAINING_MIX), real_camera=camera, camera_names=[f.name for f in folders])
 
     @cached_property
     def cameras(self) -> list[list[int]]:
@@ -168,12 +169,21 @@ class PairSource:
 
     def sample(self, rng: np.random.Generator, crop: int, real_fraction: float) -> Sample:
         """One HR (3, crop*s, crop*s), LR (3, crop, crop) float pair in [0, 1], with its kernel."""
+        return self.labelled_sample(rng, crop, real_fraction)[0]
+
+    def labelled_sample(self, rng: np.random.Generator, crop: int, real_fraction: float) -> tuple[Sample, str]:
+        """:meth:`sample` (the same draws) with where it came from: the synthetic pipeline's name, or
+        ``camera:<folder>`` for a real pair. Kept out of :class:`Sample`, whose fields are all tensors that batches
+        stack and move to the device; the error model's fit reports its bias per origin with it."""
         s, k = self.scale, self.kernel_size
         if self.real_pairs and (not self.hr_images or rng.random() < real_fraction):
-            hr, lr = self.real_pairs[self._draw_real(rng)]
+            index = self._draw_real(rng)
+            hr, lr = self.real_pairs[index]
             top, left = rng.integers(0, lr.shape[1] - crop + 1), rng.integers(0, lr.shape[2] - crop + 1)
+            camera = self.camera_names[self.real_camera[index]] if self.camera_names else "real"
             return Sample(hr[:, top * s : (top + crop) * s, left * s : (left + crop) * s].float() / 255,
-                          lr[:, top : top + crop, left : left + crop].float() / 255, torch.full((k, k), math.nan))
+                          lr[:, top : top + crop, left : left + crop].float() / 255,
+                          torch.full((k, k), math.nan)), f"camera:{camera}"
         hr = self.hr_images[rng.integers(len(self.hr_images))]
         size = crop * s
         top, left = rng.integers(0, hr.shape[1] - size + 1), rng.integers(0, hr.shape[2] - size + 1)
@@ -181,7 +191,7 @@ class PairSource:
         pipeline = draw_pipeline(rng, self.pipelines)
         lr, steps = degrade_with_plan(patch, pipeline, rng, scale=s)
         kernel = torch.from_numpy(optics_kernel(steps, k).astype(np.float32)) if k else torch.zeros(0, 0)
-        return Sample(patch, lr, kernel)
+        return Sample(patch, lr, kernel), pipeline
 
     def batch(self, rng: np.random.Generator, size: int, crop: int, real_fraction: float) -> Sample:
         return Sample.stack([self.sample(rng, crop, real_fraction) for _ in range(size)])
