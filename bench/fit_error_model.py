@@ -24,6 +24,7 @@ import json
 import math
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,7 @@ from lway_engine.metrics.lpips_net import LPIPS
 from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
 from lway_engine.reconstruction.checkpoint import read_checkpoint_info
-from lway_engine.reconstruction.error_model import TILE, error_samples, fit_features, sidecar
+from lway_engine.reconstruction.error_model import TILE, ErrorModel, error_samples, fit_features, sidecar
 from lway_engine.training.data import PairSource, find_pairs
 
 REAL_FRACTION = 0.3  # of the samples, real City100 pairs (the rest synthetic from the mix)
@@ -77,7 +78,8 @@ def split(plain: int, total: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]
     return torch.cat([rows[: int(0.8 * len(rows))] for rows in parts.values()]), held
 
 
-def heldout_report(x: torch.Tensor, y: torch.Tensor, origins: list[str], plain: int, fit) -> dict:
+def heldout_report(x: torch.Tensor, y: torch.Tensor, origins: list[str], plain: int,
+                   fit: Callable[[torch.Tensor, torch.Tensor], ErrorModel]) -> dict:
     """R^2 of the log error and the mean log bias on the held-out rows, per part and per origin (pipeline, camera
     or outlier defect), of the model ``fit(x, y)`` fitted on the other rows. ``true_over_predicted`` (the bias as a
     factor) is what the gate feels: 0.8 means R's error is over-predicted by 1.25x and the gate reads too low."""
