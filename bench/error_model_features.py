@@ -39,7 +39,7 @@ import torch
 from fit_error_model import heldout_report, print_report, split
 from results_dir import results_dir
 
-from lway_engine.reconstruction.error_model import fit_features
+from lway_engine.reconstruction.error_model import fit_features, haar_hh
 
 EMBED = 512  # E's embedding: the first columns of the saved features
 NEIGHBOURS = 16
@@ -88,13 +88,13 @@ def blocks(lr: torch.Tensor) -> torch.Tensor:
 
 def chroma(lr: torch.Tensor) -> torch.Tensor:
     x = lr.float()
-    y = x.mean(1)
-    cb, cr = x[:, 2] - y, x[:, 0] - y
+    y = x.mean(1, keepdim=True)
 
-    def hh(c: torch.Tensor) -> torch.Tensor:
-        return (c[:, 0::2, 0::2] - c[:, 0::2, 1::2] - c[:, 1::2, 0::2] + c[:, 1::2, 1::2]).pow(2).mean((1, 2))
+    def energy(c: torch.Tensor) -> torch.Tensor:
+        return haar_hh(c).pow(2).mean((1, 2, 3))
 
-    return ((hh(cb) + hh(cr)).clamp_min(1e-12) / hh(y).clamp_min(1e-12)).log()[:, None]
+    colour = energy(x[:, 2:3] - y) + energy(x[:, 0:1] - y)  # Cb- and Cr-like differences from the luma
+    return (colour.clamp_min(1e-12) / energy(y).clamp_min(1e-12)).log()[:, None]
 
 
 def knn(features: torch.Tensor, log_error: torch.Tensor, fitted: torch.Tensor) -> torch.Tensor:

@@ -108,7 +108,8 @@ def print_report(report: dict) -> None:
         print(f"held out, {name}: R^2 {part['r2_log_error']:.3f} on {part['samples']} crops")
         for origin, row in part["by_origin"].items():
             r2 = f"{row['r2_log_error']:6.3f}" if "r2_log_error" in row else "     -"
-            print(f"  {origin:<34} {row['samples']:4d} crops  R^2 {r2}  true/predicted {row['true_over_predicted']:.2f}")
+            print(f"  {origin:<34} {row['samples']:4d} crops  R^2 {r2}  "
+                  f"true/predicted {row['true_over_predicted']:.2f}")
 
 
 def main() -> None:

@@ -230,7 +230,8 @@ def test_error_model_outlier_samples_are_training_samples_with_a_defect(tmp_path
     rng = np.random.default_rng([7, 1])
     for (hr, lr, origin), kind in zip(outliers, module.OUTLIERS):
         plain = source.sample(rng, module.TILE, module.REAL_FRACTION)
-        assert origin == f"outlier:{kind}" and torch.equal(hr, plain.hr) and not torch.equal(lr, plain.lr) and lr.shape == plain.lr.shape
+        assert origin == f"outlier:{kind}" and torch.equal(hr, plain.hr)
+        assert not torch.equal(lr, plain.lr) and lr.shape == plain.lr.shape
         assert torch.equal(lr, module.add_outlier(plain.lr, kind, rng))
     again = module.outlier_pairs(source, 3, 7)
     assert all(torch.equal(a[1], b[1]) for a, b in zip(outliers, again))

@@ -67,7 +67,7 @@ def sidecar(checkpoint: str | Path) -> Path:
     return path.with_name(path.name.removesuffix(".safetensors") + ".error.safetensors")
 
 
-def _haar_hh(y: Tensor) -> Tensor:
+def haar_hh(y: Tensor) -> Tensor:
     """The Haar HH band of (N, 1, H, W), dropping an odd last row or column (no padding, which would add zeros)."""
     even = y[..., : y.shape[-2] // 2 * 2, : y.shape[-1] // 2 * 2]
     return (even[..., 0::2, 0::2] - even[..., 0::2, 1::2] - even[..., 1::2, 0::2] + even[..., 1::2, 1::2]) / 2
@@ -83,7 +83,7 @@ def lr_statistics(lr: Tensor) -> Tensor:
     """(N, 5): noise sigma (MAD of the luma's Haar HH band), mean |HH|, mean gradient, luma std and mean. The
     embedding is trained to tell degradations apart, not to measure how hard the content is; these say that."""
     y = lr.mean(1, keepdim=True)
-    hh = _haar_hh(y).flatten(1).abs()
+    hh = haar_hh(y).flatten(1).abs()
     gradient = (y[..., :, 1:] - y[..., :, :-1]).abs().mean((1, 2, 3)) + (y[..., 1:, :] - y[..., :-1, :]).abs().mean(
         (1, 2, 3))
     return torch.stack([hh.median(1).values / 0.6745, hh.mean(1), gradient, y.flatten(1).std(1),
@@ -99,7 +99,7 @@ def residual_statistics(lr: Tensor, lr_hat: Tensor, lpips: Tensor) -> Tensor:
     residual = (lr - lr_hat).mean(1, keepdim=True)
     size = residual.abs().mean((1, 2, 3)).clamp_min(1e-8)
     low = F.avg_pool2d(residual, 4).abs().mean((1, 2, 3)) / size
-    noise = _haar_hh(residual).flatten(1).abs().median(1).values / 0.6745 / size
+    noise = haar_hh(residual).flatten(1).abs().median(1).values / 0.6745 / size
     a, g = residual.abs().flatten(1), _gradient(lr.mean(1, keepdim=True)).flatten(1)
     a, g = a - a.mean(1, keepdim=True), g - g.mean(1, keepdim=True)
     correlation = (a * g).sum(1) / (a.norm(dim=1) * g.norm(dim=1)).clamp_min(1e-12)
