@@ -17,12 +17,15 @@ clean downsample (which R reproduces almost exactly) from what only looks like o
   brightness, a resize does not.
 - ``knn``: the mean log error of the 16 nearest fitted samples in E's embedding (cosine; leave-one-out on the fitted
   rows): a non-linear read of the embedding, whose degradation clusters the linear model can only average.
+- ``classifier``: the logit of the lookalike classifier below (cross-fitted): whether a non-linear read of "looks
+  like ``--origin``" carries what the linear fit misses.
 - ``oracle``: each sample's origin, one column per origin: what no user's image carries, the ceiling a feature that
   told the origins apart would reach.
 Then the lookalike table (``--origin``, default resize): a logistic classifier of that origin on the shipped
-features, cross-fitted over 5 folds, and per band of its probability the true/predicted error of the origin's own
-crops beside the other crops'. If the origin's crops are over-predicted in every band while the others that look like
-them are under-predicted, the LR does not carry what sets their error apart, and no feature of it will.
+features, cross-fitted over 5 folds (its AUC printed), and per band of its probability the true/predicted error of
+the origin's own crops beside the other crops'. If the origin's crops are over-predicted in every band while the
+others that look like them are under-predicted, the LR does not carry what sets their error apart, and no feature
+of it will.
 Writes bench/results/error_model_features_<name>_<device>.json (``--name``; default the NPZ's stem).
 """
 
@@ -128,15 +131,30 @@ def logistic(x: torch.Tensor, target: torch.Tensor, ridge: float = 30.0) -> Call
     return lambda rows: torch.sigmoid(design(rows) @ w)
 
 
-def lookalike_table(x: torch.Tensor, y: torch.Tensor, origins: list[str], origin: str, folds: int = 5) -> list[dict]:
-    """Per band of the cross-fitted probability that a crop is of ``origin``: how many crops of it and of the
-    others fall there and each group's true/predicted error under the shipped features' ridge (also cross-fitted)."""
-    rows, mine = torch.arange(len(y)), torch.tensor([o == origin for o in origins])
-    probability, predicted = torch.zeros(len(y), dtype=torch.float64), torch.zeros(len(y), dtype=torch.float64)
+def cross_fitted_probability(x: torch.Tensor, mine: torch.Tensor, folds: int = 5) -> torch.Tensor:
+    """Each row's probability of being one of ``mine`` (bool) from a logistic classifier fitted on the other folds."""
+    rows, probability = torch.arange(len(x)), torch.zeros(len(x), dtype=torch.float64)
     for fold in range(folds):
-        test, train = rows % folds == fold, rows % folds != fold
-        probability[test] = logistic(x[train], mine[train].double())(x[test])
-        predicted[test] = torch.log(fit_features(x[train], y[train], "", True).predict(x[test]).double())
+        test = rows % folds == fold
+        probability[test] = logistic(x[~test], mine[~test].double())(x[test])
+    return probability
+
+
+def auc(score: torch.Tensor, positive: torch.Tensor) -> float:
+    """Area under the ROC curve of ``score`` for the ``positive`` rows (rank form; ties broken by order)."""
+    ranks = score.argsort().argsort().double() + 1
+    n1, n0 = int(positive.sum()), int((~positive).sum())
+    return float((ranks[positive].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def lookalike_table(x: torch.Tensor, y: torch.Tensor, mine: torch.Tensor, probability: torch.Tensor,
+                    origin: str, folds: int = 5) -> list[dict]:
+    """Per band of ``probability`` that a crop is of ``origin`` (``mine``): how many crops of it and of the others
+    fall there and each group's true/predicted error under the shipped features' ridge (cross-fitted)."""
+    rows, predicted = torch.arange(len(y)), torch.zeros(len(y), dtype=torch.float64)
+    for fold in range(folds):
+        test = rows % folds == fold
+        predicted[test] = torch.log(fit_features(x[~test], y[~test], "", True).predict(x[test]).double())
     residual, table = y - predicted, []
     for low, high in ((0.0, 0.1), (0.1, 0.3), (0.3, 0.5), (0.5, 0.7), (0.7, 0.9), (0.9, 1.0)):
         band = (probability >= low) & ((probability < high) if high < 1 else (probability <= high))
@@ -163,6 +181,9 @@ def main() -> None:
     fitted, _ = split(plain, len(y))
     extra = {name: fn(lr).double() for name, fn in LR_CANDIDATES.items()}
     extra["knn"] = knn(x, y, fitted)
+    mine = torch.tensor([o == args.origin for o in origins])
+    probability = cross_fitted_probability(x, mine)
+    extra["classifier"] = torch.logit(probability.clamp(1e-4, 1 - 1e-4))[:, None]
     kinds = sorted(set(origins))
     oracle = torch.tensor([[float(o == kind) for kind in kinds] for o in origins], dtype=torch.float64)
     variants = {"shipped": x, **{name: torch.cat([x, column], 1) for name, column in extra.items()},
@@ -172,8 +193,9 @@ def main() -> None:
         print(f"\n== {name}")
         results[name] = heldout_report(features, y, origins, plain, lambda xf, yf: fit_features(xf, yf, "", True))
         print_report(results[name])
-    table = lookalike_table(x, y, origins, args.origin)
-    print(f"\n{args.origin} lookalikes (cross-fitted): probability band, its crops and the others, true/predicted")
+    table, separation = lookalike_table(x, y, mine, probability, args.origin), auc(probability, mine)
+    print(f"\n{args.origin} lookalikes (cross-fitted classifier, AUC {separation:.3f}): probability band, its crops "
+          "and the others, true/predicted")
     for row in table:
         cells = [f"{name} {row[name]['samples']:4d} crops " + (f"{row[name]['true_over_predicted']:.2f}"
                                                               if row[name]["samples"] else "   -")
@@ -183,7 +205,7 @@ def main() -> None:
     out = results_dir() / f"error_model_features_{args.name or args.samples.stem}_{device}.json"
     out.write_text(json.dumps({"samples": str(args.samples), "plain": plain, "outliers": len(y) - plain,
                                "device": device, "variants": results,
-                               "lookalikes": {"origin": args.origin, "bands": table}}, indent=1))
+                               "lookalikes": {"origin": args.origin, "auc": separation, "bands": table}}, indent=1))
     print(f"\nwrote {out}")
 
 

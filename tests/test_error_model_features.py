@@ -56,8 +56,9 @@ def test_knn_reads_the_neighbours_error_leaving_each_fitted_row_out(bench) -> No
 
 def test_tool_separates_an_invisible_bias_from_a_missing_feature(tmp_path: Path, photo, bench, monkeypatch) -> None:
     """Planted: the error rises with a visible feature, and the "resize" crops' error is lower by 0.3 in log
-    whatever they look like. The oracle removes the bias; in every band of the lookalike table that holds enough of
-    both, the resize crops' error is over-predicted relative to the others'."""
+    whatever they look like. The oracle removes the bias, the classifier of "looks like a resize" (half right) only
+    in part; in every band of the lookalike table that holds enough of both, the resize crops' error is
+    over-predicted relative to the others'."""
     module = bench("error_model_features")
     rng = np.random.default_rng(1)
     n, plain = 1300, 1000
@@ -75,5 +76,17 @@ def test_tool_separates_an_invisible_bias_from_a_missing_feature(tmp_path: Path,
     shipped = written["variants"]["shipped"]["plain"]["by_origin"]
     oracle = written["variants"]["oracle"]["plain"]["by_origin"]
     assert shipped["resize"]["true_over_predicted"] < 0.9 and abs(oracle["resize"]["true_over_predicted"] - 1) < 0.03
+    classifier = written["variants"]["classifier"]["plain"]["by_origin"]
+    assert 0.6 < written["lookalikes"]["auc"] < 0.95 and classifier["resize"]["true_over_predicted"] < 0.95
     bands = [b for b in written["lookalikes"]["bands"] if b["resize"]["samples"] >= 10 and b["others"]["samples"] >= 10]
     assert bands and all(b["resize"]["true_over_predicted"] < b["others"]["true_over_predicted"] for b in bands)
+
+
+def test_auc_against_its_definition(bench) -> None:
+    """The rank AUC equals the share of (positive, negative) pairs the score orders right."""
+    module = bench("error_model_features")
+    rng = np.random.default_rng(2)
+    score, positive = torch.from_numpy(rng.normal(size=60)), torch.from_numpy(rng.random(60) < 0.4)
+    pairs = [(a, b) for a in score[positive] for b in score[~positive]]
+    assert abs(module.auc(score, positive) - sum(float(a > b) for a, b in pairs) / len(pairs)) < 1e-12
+    assert module.auc(positive.double(), positive) == 1.0 and module.auc(-positive.double(), positive) == 0.0
