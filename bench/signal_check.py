@@ -57,7 +57,8 @@ from lway_engine.metrics.lpips_net import LPIPS
 from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
 
-PARTS = ("value", "uncapped", "fidelity", "copying", "texture", "coarse", "departure", "movement", "expected",
+PARTS = ("value", "uncapped", "fidelity", "copying", "texture", "texture_all", "coarse", "departure", "movement",
+         "expected",
          "hybrid", *PROBES)
 
 
@@ -196,7 +197,7 @@ def main() -> None:
                 last = points[-1]
                 print(f"{set_name:<14} {stem:<10} {_short(candidate):<24} gate {gate.value:.2f} last: signal "
                       f"{last['value']:+.4f} (fid {last['fidelity']:+.3f} copy {last['copying']:+.3f} tex "
-                      f"{last['texture']:+.3f}) LPIPS {last['lpips_change']:+.4f} PSNR {last['psnr_change']:+.2f} | "
+                      f"{last['texture']:+.3f} all {last['texture_all']:+.3f}) LPIPS {last['lpips_change']:+.4f} PSNR {last['psnr_change']:+.2f} | "
                       f"adapt keeps step {chosen['step']}: LPIPS {chosen['lpips_change']:+.4f}", flush=True)
                 out.write_text(json.dumps({"device": device, "runs": runs, "partial": True}, default=str))
     summary = summarise(runs)
@@ -234,7 +235,8 @@ def rescore(run: dict) -> None:
     where the gate opens, ``expected`` where it stays shut)."""
     added_only, gate = run.get("added_only", False), effective_gate(run)
     for p in run["points"]:
-        p["value"] = combine(p["fidelity"], p["copying"], p["texture"], added_only=added_only, explainability=gate)
+        p["value"] = combine(p["fidelity"], p["copying"], p["texture"], added_only=added_only, explainability=gate,
+                             texture_all=p.get("texture_all", 0.0))
         p["uncapped"] = combine(p["fidelity"], p["copying"], p["texture"], added_only=added_only)
         if "movement" in p and gate is not None:
             threshold = run.get("gate_threshold") or THRESHOLD
