@@ -235,8 +235,7 @@ def rescore(run: dict) -> None:
     where the gate opens, ``expected`` where it stays shut)."""
     added_only, gate = run.get("added_only", False), effective_gate(run)
     for p in run["points"]:
-        p["value"] = combine(p["fidelity"], p["copying"], p["texture"], added_only=added_only, explainability=gate,
-                             texture_all=p.get("texture_all", 0.0))
+        p["value"] = combine(p["fidelity"], p["copying"], p["texture"], added_only=added_only, explainability=gate)
         p["uncapped"] = combine(p["fidelity"], p["copying"], p["texture"], added_only=added_only)
         if "movement" in p and gate is not None:
             threshold = run.get("gate_threshold") or THRESHOLD

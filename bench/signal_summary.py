@@ -45,6 +45,7 @@ SAMPLES = (
     ("signal_check_per_image_cross0.3_confidence", "CBSD68 44-58 unseen types, 44-48 families (no City100)"),
     ("signal_check_per_image_cross0.3_confidence5a", "CBSD68 59-63, the two unseen types"),
     ("signal_check_per_image_cross0.3_confidence5b", "CBSD68 64-68, the two unseen types"),
+    ("signal_check_per_image_cross0.3_texture_loss", "City100 031-036, Sun_Hays80 41-44 (records texture_all)"),
 )
 
 

@@ -293,7 +293,7 @@ def test_tile_errors_read_r_from_s0_and_from_the_hr(fresh_compact, small_reconst
 
 def test_gated_candidate_runs_only_past_its_threshold_and_is_judged_by_fidelity(
         fresh_compact, small_reconstruction, lpips_alex, photo) -> None:
-    from lway_engine.adaptation.signal import TEXTURE_LOSS_WEIGHT, distrust, fidelity_room
+    from lway_engine.adaptation.signal import fidelity_room
     from lway_engine.reconstruction.error_model import fit_error_model
 
     small_reconstruction.error_model = fit_error_model(small_reconstruction, fresh_compact, "compact",
@@ -316,13 +316,12 @@ def test_gated_candidate_runs_only_past_its_threshold_and_is_judged_by_fidelity(
     run = decision.runs[always.name]
     assert "the gated candidate was tried" in decision.reason and "gated at explainability" in always.name
     # detail removed is what the gate cleared; detail added (noise painted in) still counts against the run, and
-    # the fidelity gain is credited only up to the room the images' explainability leaves, and texture lost over
-    # the watched area counts as harm as far as R falls short of being trusted
+    # the fidelity gain is credited only up to the room the images' explainability leaves; the texture over the
+    # watched area (held out and trained) is recorded beside the signal, not in it
     assert decision.explainability is not None and decision.explainability > 0
-    room, lacking = fidelity_room(decision.explainability), distrust(decision.explainability)
+    room = fidelity_room(decision.explainability)
     assert all(p.value == pytest.approx(max(p.fidelity, -room) + max(-p.fidelity - room, 0)
-                                        + 4 * max(p.copying, 0) + 4 * max(p.texture, 0)
-                                        + TEXTURE_LOSS_WEIGHT * lacking * max(-p.texture_all, 0)) for p in run.signal)
+                                        + 4 * max(p.copying, 0) + 4 * max(p.texture, 0)) for p in run.signal)
     assert any(p.copying != 0 for p in run.signal[1:]) and any(p.texture_all != 0 for p in run.signal[1:])
     small_reconstruction.error_model = None  # no error model: the gated candidate is skipped, and the reason says so
     _, decision = adapt_and_select(fresh_compact, _images(photo), small_reconstruction, LWayLoss(lpips_alex),
@@ -355,23 +354,6 @@ def test_fidelity_gain_is_credited_only_within_the_room_explainability_leaves() 
     assert combine(-0.7, 0.0, 0.0, explainability=2.0) == pytest.approx(-0.3)
     assert combine(0.1, 0.0, 0.0, explainability=0.5) == pytest.approx(0.1)  # a worse fidelity counts in full
     assert math.isnan(combine(math.nan, 0.0, 0.0, explainability=2.0))
-
-
-def test_texture_lost_counts_as_harm_only_where_r_is_distrusted() -> None:
-    from lway_engine.adaptation.signal import TEXTURE_LOSS_WEIGHT, TRUSTED, combine, distrust
-
-    assert distrust(1.0) == 1 and distrust(0.7) == 1 and distrust(math.nan) == 1
-    assert distrust(TRUSTED) == 0 and distrust(2.5) == 0
-    assert 0 < distrust(1.3) < distrust(1.2) < 1  # the share of the trusted room the images lack
-    # a family run below the gate that lost 20% of its textured detail: harm, where the parts alone read a gain
-    assert combine(-0.05, 0.0, 0.0, added_only=True, explainability=1.0, texture_all=-0.2) == pytest.approx(
-        0.05 + TEXTURE_LOSS_WEIGHT * 0.2)
-    # past the gate's threshold (City100) texture removed is what R is trusted with: no harm counted
-    assert combine(-0.3, 0.0, -0.4, added_only=True, explainability=2.0, texture_all=-0.5) == pytest.approx(-0.3)
-    # without an explainability (ungated candidates) and for texture gained, nothing changes
-    assert combine(-0.3, 0.0, 0.0, texture_all=-0.5) == pytest.approx(-0.3)
-    assert combine(0.1, 0.0, 0.0, explainability=1.0, texture_all=0.3) == pytest.approx(0.1)
-    assert math.isnan(combine(0.0, 0.0, 0.0, explainability=1.0, texture_all=math.nan))
 
 
 def test_per_image_gate_answers_to_its_set(tmp_path: Path, fresh_compact, small_reconstruction, lpips_alex,

@@ -224,8 +224,9 @@ def _gate(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.
 
 def _parts(point: SignalPoint) -> str:
     """The signal's parts as the console and the report state them."""
-    return (f"LR fidelity {point.fidelity:+.1%}, copying {point.copying:+.3f}, texture {point.texture:+.3f}, "
-            f"perceptual departure {point.departure:.4f} (held out), {point.movement:.4f} (trained area)")
+    return (f"LR fidelity {point.fidelity:+.1%}, copying {point.copying:+.3f}, texture {point.texture:+.3f} "
+            f"({point.texture_all:+.3f} with the trained area), perceptual departure {point.departure:.4f} (held "
+            f"out), {point.movement:.4f} (trained area)")
 
 
 def _no_help(runs: dict[str, AdaptLog]) -> str:

@@ -24,8 +24,13 @@ trades its texture for fidelity. So the signal watches the model on LR regions t
   below the gate it ranked a fresh pre-registered sample at +0.39 (the signal: +0.40; the movement alone +0.11):
   among the families' small changes of both signs, how far the fitted area moved does not say which way it went
   (``bench/results/signal_check_movement_preregistration.md``), so it stays a reading in the report.
-- ``texture_all``: the ``texture`` part over the held-out tiles and the training-area tiles together, most of a
-  small image: where R cannot be trusted, the texture S loses there is the harm (below).
+- ``texture_all`` (recorded, not in the signal): the ``texture`` part over the held-out tiles and the training-area
+  tiles together, most of a small image. On three recorded samples (90 forced runs, the whole image's texture) the
+  more textured detail a family run lost, the worse its LPIPS (mean per-family Spearman -0.50 to -0.63), so texture
+  lost where R is distrusted (explainability below the gate's threshold) was pre-registered as harm in the signal.
+  On the fresh sample it failed (``bench/results/signal_check_texture_loss_preregistration.md``): alone it ranked
+  the 30 runs the wrong way round (-0.21), and with it the signal scored +0.27 against +0.45 without, so it stays a
+  reading in the report.
 
 The signal is ``fidelity + COPY_WEIGHT * |copying| + TEXTURE_WEIGHT * |texture|``: 0 at S0, lower is better. Why
 the absolute values, measured (``bench/signal_check.py``, 42 runs with the first checkpoint): a better-explained LR
@@ -36,19 +41,7 @@ detail moved. A NaN anywhere makes the point NaN, which selection treats as fail
 
 Where the images' explainability is known (``gate.py``), a fidelity gain is credited only up to the room it leaves
 (:func:`fidelity_room`), and the part beyond counts against the run: R's mismatch with the unadapted output is
-partly R's own error, and a model that removes more than the rest is fitting R, copying degradation in. And below
-the explainability at which R is trusted to move S away from its texture (:data:`TRUSTED`, the gate's threshold),
-texture lost over the whole watched area counts as harm, in proportion to the room missing (:func:`distrust`):
-there, what adaptation trades for R's fidelity is the model's texture, as the issue's perfect-R experiment showed.
-Measured on the forced runs of ``bench/signal_check.py`` (three samples of 30 that recorded the whole image's
-texture): inside each family, the more textured detail a run lost, the worse its LPIPS (Spearman -0.50 to -0.63 on
-average over the families), where the held-out parts ranked them the wrong way round (the signal -0.21); on City100,
-where the gate opens, texture falls as LPIPS improves (-0.5 on average), which the term leaves alone. Adding it
-moved those samples' Spearman from +0.48 / +0.16 / +0.25 to +0.74 / +0.41 / +0.61 (+0.28 to +0.57 pooled; the
-weight, 32, was chosen there). It was then pre-registered on a fresh sample
-(``bench/results/signal_check_texture_loss_preregistration.md``). Where the gate opens it is 0, so ``adapt``'s
-default decisions are unchanged; it makes the signal an honest reading of runs R cannot steer, the second line of
-defence behind the gate.
+partly R's own error, and a model that removes more than the rest is fitting R, copying degradation in.
 """
 
 from __future__ import annotations
@@ -65,8 +58,6 @@ from lway_engine.reconstruction import Reconstructor, Styles
 
 FLAT, TEXTURED = 0.25, 0.5  # HF-map levels below which an LR pixel counts as flat, above which as textured
 COPY_WEIGHT, TEXTURE_WEIGHT = 4.0, 4.0  # chosen on bench/signal_check.py's 42 runs (see the module docstring)
-TEXTURE_LOSS_WEIGHT = 32.0  # texture lost where R is distrusted (module docstring): chosen on 90 recorded runs
-TRUSTED = 1.5  # the explainability at which R may move S away from its texture: the default gate (select.py)
 _EPS = 1e-12
 
 
@@ -203,7 +194,7 @@ class QualityMonitor:
         texture_all = (math.log((textured_all + _EPS) / (self._reference_textured + _EPS))
                        if self._reference_textured > 0 else 0.0)
         value = combine(fidelity, copying, texture, self.copy_weight, self.texture_weight, self.added_only,
-                        self.explainability, texture_all)
+                        self.explainability)
         return SignalPoint(step, value, fidelity, copying, texture, coarse_change,
                            self._departure(outputs, self._reference_sr), self._departure(seen, self._reference_seen),
                            texture_all)
@@ -234,23 +225,20 @@ class QualityMonitor:
 
 def combine(fidelity: float, copying: float, texture: float, copy_weight: float = COPY_WEIGHT,
             texture_weight: float = TEXTURE_WEIGHT, added_only: bool = False,
-            explainability: float | None = None, texture_all: float = 0.0) -> float:
+            explainability: float | None = None) -> float:
     """The signal from its parts (module docstring); NaN if any part is not finite. ``added_only`` counts the
     detail moves only where detail rose: for a candidate that the explainability gate (gate.py) has cleared to
     remove S0's texture, removing it is the point, painting noise in is still a warning. With ``explainability``
-    the fidelity part is capped by :func:`fidelity_room`, and texture lost over the watched area (``texture_all``)
-    counts as harm by :func:`distrust`."""
-    if not all(math.isfinite(v) for v in (fidelity, copying, texture, texture_all)):
+    the fidelity part is capped by :func:`fidelity_room`."""
+    if not all(math.isfinite(v) for v in (fidelity, copying, texture)):
         return math.nan
     if added_only:
         copying, texture = max(copying, 0.0), max(texture, 0.0)
-    lost = 0.0
     if explainability is not None:
         room = fidelity_room(explainability)
         if fidelity < -room:  # the part of the gain beyond the room is R's own error being fitted: it counts against
             fidelity = -2 * room - fidelity
-        lost = TEXTURE_LOSS_WEIGHT * distrust(explainability) * max(-texture_all, 0.0)
-    return fidelity + copy_weight * abs(copying) + texture_weight * abs(texture) + lost
+    return fidelity + copy_weight * abs(copying) + texture_weight * abs(texture)
 
 
 def fidelity_room(explainability: float) -> float:
@@ -261,14 +249,6 @@ def fidelity_room(explainability: float) -> float:
     if not math.isfinite(explainability) or explainability <= 1:
         return 0.0
     return 1 - 1 / explainability
-
-
-def distrust(explainability: float) -> float:
-    """How far R falls short of being trusted to remove S's texture: the share of :data:`TRUSTED`'s fidelity room
-    these images lack, 1 where R explains nothing (x <= 1), 0 from the gate's threshold up."""
-    if not math.isfinite(explainability):
-        return 1.0
-    return min(1.0, max(0.0, 1 - fidelity_room(explainability) / fidelity_room(TRUSTED)))
 
 
 def area_detail(sr: torch.Tensor, lr: torch.Tensor, scale: int, flat: float = FLAT,
