@@ -1,6 +1,6 @@
 """``adapt``'s decisions on the recorded per-image samples of ``bench/signal_check.py``, re-made with today's gate.
 
-    .venv/bin/python bench/gate_redecide.py          # the ten samples of today's default candidate (~12 min)
+    .venv/bin/python bench/gate_redecide.py          # the eleven samples of today's default candidate (~13 min)
 
 Why: the samples' runs trained the default candidate past the gate and recorded, at every signal evaluation, the
 signal's parts and the true LPIPS change against the HR. The training does not depend on the gate (its value only
@@ -27,7 +27,7 @@ import torch
 from gate_setup import THRESHOLD, gate_setup
 from quality import city100, family_set, hr_images
 from results_dir import results_dir
-from signal_check import chosen_point
+from signal_check import chosen_point, load_runs
 
 from lway_engine.adaptation.gate import CONFIDENCE, Reading, explainability, gate_sample
 from lway_engine.adaptation.loss import LWayLoss
@@ -39,8 +39,10 @@ SAMPLES = (("signal_check_per_image_cross0.3", 256), ("signal_check_per_image_cr
            ("signal_check_per_image_cross0.3_next", 256), ("signal_check_per_image_cross0.3_larger_lr", 512),
            ("signal_check_per_image_cross0.3_movement", 256), ("signal_check_per_image_cross0.3_niqe", 256),
            ("signal_check_per_image_cross0.3_resize2", 256), ("signal_check_per_image_cross0.3_confidence", 256),
-           ("signal_check_per_image_cross0.3_confidence5a", 256), ("signal_check_per_image_cross0.3_confidence5b", 256))
-FAMILY_HR_SETS = ("Kodak24", "CBSD68")  # where the samples' family images come from (runs record only the stem)
+           ("signal_check_per_image_cross0.3_confidence5a", 256), ("signal_check_per_image_cross0.3_confidence5b", 256),
+           ("signal_check_per_image_cross0.3_texture_loss", 256))
+# where the samples' family images come from (runs record only the stem)
+FAMILY_HR_SETS = ("Kodak24", "CBSD68", "Sun_Hays80")
 WORSE = 0.002  # a kept run worse than the unadapted model by more than this counts as worse (as signal_summary)
 
 
@@ -88,7 +90,7 @@ def main() -> None:
     loss = LWayLoss(LPIPS("alex"))
     out, pooled = {}, defaultdict(list)
     for stem, hr_crop in SAMPLES:
-        runs = json.loads((RECORDED / f"{stem}_x86_64_CPU.json").read_text())["runs"]
+        runs = load_runs(RECORDED / f"{stem}_x86_64_CPU.json")
         own = {(r["set"], r["image"]): explainability(model, reconstruction, [lr_of(r["set"], r["image"], hr_crop)],
                                                       loss) for r in runs}
         by_set = defaultdict(list)

@@ -46,7 +46,7 @@ from lway_engine.adaptation.gate import CONFIDENCE, Reading, explainability
 from lway_engine.adaptation.loop import AdaptConfig, adapt
 from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.adaptation.run import DEFAULT_RECONSTRUCTOR
-from lway_engine.adaptation.select import DEFAULT_CANDIDATES, MIN_GAIN, Candidate, selection_holdout
+from lway_engine.adaptation.select import DEFAULT_CANDIDATES, Candidate, held_out_area, min_gain, selection_holdout
 from lway_engine.adaptation.signal import SignalPoint, combine, fidelity_room
 from lway_engine.degradations import EVALUATION_FAMILIES, UNSEEN_FAMILIES
 from lway_engine.hardware import cpu_features, resolve_amp
@@ -120,7 +120,7 @@ def main() -> None:
     out = args.out or Path(__file__).resolve().parent / "results" / f"signal_check_{device.replace(' ', '_')}.json"
     if args.sources:
         recorded = [json.loads(p.read_text()) for p in args.sources]
-        runs = [r for rec in recorded for r in rec["runs"]]
+        runs = [r for p in args.sources for r in load_runs(p)]
         summary = summarise(runs)
         report(summary)
         merged = {**recorded[0], "merged_from": [str(p) for p in args.sources], "summary": summary, "runs": runs,
@@ -191,7 +191,8 @@ def main() -> None:
                        "candidate": candidate.name, "gate_threshold": candidate.gate, "explainability": gate.value,
                        "explainability_tiles": gate.tiles, "set_explainability": set_gate.value,
                        "set_explainability_tiles": set_gate.tiles,
-                       "added_only": config.added_detail_only, "status": log.status, "points": points}
+                       "added_only": config.added_detail_only, "status": log.status, "points": points,
+                       "holdout_area": held_out_area(holdout) if holdout else 0}
                 runs.append(run)
                 chosen = chosen_point(run)
                 last = points[-1]
@@ -273,13 +274,33 @@ def gate_opens(run: dict, confidence: float = CONFIDENCE) -> bool:
 
 def chosen_point(run: dict, confidence: float = CONFIDENCE) -> dict:
     """The point ``adapt`` keeps: step 0 where the gate stays shut (``gate_opens`` at ``confidence``); else the
-    lowest signal if it beats the unadapted model by ``MIN_GAIN``, else step 0."""
+    lowest signal if it beats the unadapted model by ``min_gain`` of its held-out area (:func:`holdout_area`), else
+    step 0."""
     rescore(run)
     points = run["points"]
     if not gate_opens(run, confidence):
         return points[0]
     best = min(points, key=lambda p: p["value"] if math.isfinite(p["value"]) else math.inf)
-    return best if best["value"] <= -MIN_GAIN else points[0]
+    return best if best["value"] <= -min_gain(holdout_area(run)) else points[0]
+
+
+def holdout_area(run: dict) -> int:
+    """The LR pixels the run's signal read: recorded since session 31; for older runs, worked out as ``adapt`` holds
+    out one image of their size (City100's 128 x 192 LR; a family's HR crop / 4 square, ``hr_crop`` as
+    :func:`load_runs` stamps it). Whole-set runs, which held out a strip of every image, were never recorded by
+    older versions (the summaries score per-image runs)."""
+    if "holdout_area" in run:
+        return run["holdout_area"]
+    side = run.get("hr_crop", 256) // 4
+    shape = (128, 192) if run["set"] == "city100" else (side, side)
+    return held_out_area(selection_holdout([shape], 48, 4))
+
+
+def load_runs(path: Path) -> list[dict]:
+    """A recorded sample's runs, each stamped with the sample's ``--hr-crop`` (for :func:`holdout_area`)."""
+    recorded = json.loads(path.read_text())
+    hr_crop = int(recorded.get("args", {}).get("hr_crop", 256))
+    return [{"hr_crop": hr_crop, **run} for run in recorded["runs"]]
 
 
 def summarise(runs: list[dict]) -> dict:

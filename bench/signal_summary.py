@@ -6,7 +6,7 @@ their true LPIPS change, sample by sample and pooled, and what ``adapt``'s decis
 Why: the acceptance (Spearman >= 0.6 over at least 30 runs) has been measured on many samples of 30, whose single
 values scatter by about 0.19; one table, re-scored with today's rules, says where it stands without reading seven
 files. Each sample is re-scored as ``signal_check.py --from`` would (the signal recomputed from its recorded parts
-with today's ``combine``, the decision with today's gate rule and ``MIN_GAIN``). Columns: the shipped signal's
+with today's ``combine``, the decision with today's gate rule and ``min_gain``). Columns: the shipped signal's
 Spearman at each run's last step; the spectral gap's fall (``-gap``, ``bench/signal_probes.py``) where recorded; the
 held-out strip's own true change against the whole image's (a perfect held-out reading) where recorded; the oracle
 that knows each set's mean true change and nothing within sets (a bound for readings that only tell sets apart);
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from results_dir import results_dir
-from signal_check import spearman, summarise
+from signal_check import load_runs, spearman, summarise
 
 RECORDED = Path(__file__).resolve().parent / "results"  # the committed samples (results_dir() may point elsewhere)
 # (file stem, what it holds), in the order they were run; the first four used the previous default candidate
@@ -112,7 +112,7 @@ def main() -> None:
     for stem, images in SAMPLES:
         path = RECORDED / f"{stem}_{args.device}.json"
         if path.exists():
-            samples[stem] = json.loads(path.read_text())["runs"]
+            samples[stem] = load_runs(path)
             rows[stem.removeprefix("signal_check_")] = {"images": images, **row(samples[stem])}
     previous = [r for stem in SAMPLES[:4] if stem[0] in samples for r in samples[stem[0]]]
     today = [r for stem, _ in SAMPLES if "cross0.3" in stem and stem in samples for r in samples[stem]]

@@ -44,6 +44,18 @@ def test_holdout_strips_are_never_cropped_for_training() -> None:
     assert hold_out([(20, 20)], crop=24, multiple_of=4) is None
 
 
+def test_margin_grows_on_small_held_out_areas() -> None:
+    from lway_engine.adaptation.select import MIN_GAIN, held_out_area, min_gain, selection_holdout
+
+    city100 = selection_holdout([(128, 192)], 48, 4)  # the per-image strip MIN_GAIN was measured on: two 48-px tiles
+    assert held_out_area(city100) == 2 * 48 * 48 and min_gain(held_out_area(city100)) == pytest.approx(MIN_GAIN)
+    family = selection_holdout([(64, 64)], 48, 4)  # a 64-px LR holds out one 16 x 48 tile: a sixth of the area
+    assert held_out_area(family) == 16 * 48 and min_gain(held_out_area(family)) == pytest.approx(MIN_GAIN * 6 ** 0.5)
+    large = selection_holdout([(400, 600)] * 4, 48, 4)  # more area never lowers the margin
+    assert held_out_area(large) > 2 * 48 * 48 and min_gain(held_out_area(large)) == MIN_GAIN
+    assert min_gain(0) > min_gain(16 * 48) > MIN_GAIN
+
+
 def test_signal_is_zero_at_the_start_and_tracks_drift(fresh_compact, small_reconstruction, lpips_alex,
                                                       photo) -> None:
     images = _images(photo)
@@ -55,6 +67,7 @@ def test_signal_is_zero_at_the_start_and_tracks_drift(fresh_compact, small_recon
     assert any(abs(p.fidelity) > 1e-4 for p in log.signal[1:])  # the weights moved and the signal saw it
     assert log.signal[0].departure == 0.0 and any(p.departure > 1e-4 for p in log.signal[1:])  # LPIPS(S, S0) too
     assert log.signal[0].movement == 0.0 and any(p.movement > 1e-4 for p in log.signal[1:])  # and where it trained
+    assert log.signal[0].texture_all == 0.0 and any(p.texture_all != 0 for p in log.signal[1:])  # texture over both
     assert log.best_step in (0, 2, 4, 6) and log.best.value == min(p.value for p in log.signal)
 
 
