@@ -58,8 +58,7 @@ from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
 
 PARTS = ("value", "uncapped", "fidelity", "copying", "texture", "texture_all", "coarse", "departure", "movement",
-         "expected",
-         "hybrid", *PROBES)
+         "expected", "hybrid", *PROBES)
 
 
 def spearman(x: list[float], y: list[float]) -> float:
@@ -198,7 +197,8 @@ def main() -> None:
                 last = points[-1]
                 print(f"{set_name:<14} {stem:<10} {_short(candidate):<24} gate {gate.value:.2f} last: signal "
                       f"{last['value']:+.4f} (fid {last['fidelity']:+.3f} copy {last['copying']:+.3f} tex "
-                      f"{last['texture']:+.3f} all {last['texture_all']:+.3f}) LPIPS {last['lpips_change']:+.4f} PSNR {last['psnr_change']:+.2f} | "
+                      f"{last['texture']:+.3f} all {last['texture_all']:+.3f}) LPIPS {last['lpips_change']:+.4f} PSNR "
+                      f"{last['psnr_change']:+.2f} | "
                       f"adapt keeps step {chosen['step']}: LPIPS {chosen['lpips_change']:+.4f}", flush=True)
                 out.write_text(json.dumps({"device": device, "runs": runs, "partial": True}, default=str))
     summary = summarise(runs)

@@ -4,7 +4,8 @@ A user adapts on images that have no HR, so cannot see whether adapting helped. 
 texture-keeping terms of ``step.py``) is run from the same pretrained weights with the quality monitor of
 ``signal.py``; each run keeps its best-scoring step. The candidate whose best point scores lowest wins, if it beats
 the unadapted model (signal 0) by ``min_gain`` (``MIN_GAIN``, more on small held-out areas); otherwise the unadapted
-weights are kept and the decision says so plainly. Images too small to hold a region out get no signal: the fixed schedule runs, and the decision says that.
+weights are kept and the decision says so plainly. Images too small to hold a region out get no signal: the fixed
+schedule runs, and the decision says that.
 """
 
 from __future__ import annotations
@@ -30,14 +31,15 @@ from lway_engine.reconstruction import MIN_LR_SIZE
 # worse (City100 037, 043, 050, all with the previous default). A held-out fidelity gain under 10% is within what
 # R's own error and a few held-out tiles move by themselves.
 MIN_GAIN = 0.1
-# ... on the held-out area of those runs: most were City100's, whose per-image strip holds two 48 x 48 LR tiles. The
-# signal averages over the held-out pixels, so a smaller area scatters more and the margin grows as 1/sqrt(area)
-# (``min_gain``; a larger one keeps 0.1). Session 31, on the recorded samples: a 64-px family LR holds out one 16 x 48
-# tile (margin 0.245); of its forced runs whose best point lay in (-0.245, -0.1], 28 were worse and 14 better, where
-# City100's in that band were 1 worse, 14 better. Re-deciding the eleven samples (bench/gate_redecide.py): under
-# today's gate it refuses one kept run, gif_palette 219090 (best -0.122, +0.034 LPIPS), and none kept better; under
-# the gate decided on its value instead of its bound, 9 unseen-type runs: 5 worse (+0.008 to +0.045), 3 better
-# (-0.005 to -0.015), 1 level, +0.074 LPIPS in all. Chosen on these recorded runs, not a fresh sample.
+# That margin holds for the held-out area of those runs, most of them City100's, whose per-image strip holds two
+# 48 x 48 LR tiles. The signal averages over the held-out pixels, so a smaller area scatters more and the margin
+# grows as 1/sqrt(area) (``min_gain``; a larger one keeps 0.1). Session 31, on the recorded samples: a 64-px family
+# LR holds out one 16 x 48 tile (margin 0.245); of its forced runs whose best point lay in (-0.245, -0.1], 28 were
+# worse and 14 better, where City100's in that band were 1 worse, 14 better. Re-deciding the eleven samples
+# (bench/gate_redecide.py): under today's gate it refuses one kept run, gif_palette 219090 (best -0.122, +0.034
+# LPIPS), and none kept better; with the gate decided on its value instead of its bound, it refuses 9 unseen-type
+# runs: 5 worse (+0.008 to +0.045), 3 better (-0.005 to -0.015), 1 level, +0.074 LPIPS in all. Chosen on these
+# recorded runs, not on a fresh sample.
 MIN_GAIN_AREA = 2 * 48 * 48  # LR px
 
 

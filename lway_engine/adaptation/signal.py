@@ -179,7 +179,8 @@ class QualityMonitor:
         self._reference_loss, self._reference_coarse = sum(losses), sum(coarse)
         self._reference_detail = self._detail(self._reference_sr)
         self._reference_seen = self._seen_outputs(module)
-        self._reference_textured = self._reference_detail[1] + self._detail(self._reference_seen, self.holdout.seen)[1]
+        seen_textured = self._detail(self._reference_seen, self.holdout.seen)[1]
+        self._reference_textured = self._reference_detail[1] + seen_textured
         return SignalPoint(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
     def evaluate(self, module: nn.Module, step: int) -> SignalPoint:
