@@ -131,13 +131,19 @@ def logistic(x: torch.Tensor, target: torch.Tensor, ridge: float = 30.0) -> Call
     return lambda rows: torch.sigmoid(design(rows) @ w)
 
 
-def cross_fitted_probability(x: torch.Tensor, mine: torch.Tensor, folds: int = 5) -> torch.Tensor:
-    """Each row's probability of being one of ``mine`` (bool) from a logistic classifier fitted on the other folds."""
-    rows, probability = torch.arange(len(x)), torch.zeros(len(x), dtype=torch.float64)
+def cross_fit(x: torch.Tensor, y: torch.Tensor, fit: Callable[[torch.Tensor, torch.Tensor],
+              Callable[[torch.Tensor], torch.Tensor]], folds: int = 5) -> torch.Tensor:
+    """Each row's prediction by ``fit(x, y)`` fitted on the other folds (rows dealt to folds in turn)."""
+    rows, predicted = torch.arange(len(x)), torch.zeros(len(x), dtype=torch.float64)
     for fold in range(folds):
         test = rows % folds == fold
-        probability[test] = logistic(x[~test], mine[~test].double())(x[test])
-    return probability
+        predicted[test] = fit(x[~test], y[~test])(x[test]).double()
+    return predicted
+
+
+def cross_fitted_probability(x: torch.Tensor, mine: torch.Tensor, folds: int = 5) -> torch.Tensor:
+    """Each row's probability of being one of ``mine`` (bool) from a logistic classifier fitted on the other folds."""
+    return cross_fit(x, mine.double(), logistic, folds)
 
 
 def auc(score: torch.Tensor, positive: torch.Tensor) -> float:
@@ -151,10 +157,7 @@ def lookalike_table(x: torch.Tensor, y: torch.Tensor, mine: torch.Tensor, probab
                     origin: str, folds: int = 5) -> list[dict]:
     """Per band of ``probability`` that a crop is of ``origin`` (``mine``): how many crops of it and of the others
     fall there and each group's true/predicted error under the shipped features' ridge (cross-fitted)."""
-    rows, predicted = torch.arange(len(y)), torch.zeros(len(y), dtype=torch.float64)
-    for fold in range(folds):
-        test = rows % folds == fold
-        predicted[test] = torch.log(fit_features(x[~test], y[~test], "", True).predict(x[test]).double())
+    predicted = cross_fit(x, y, lambda xf, yf: fit_features(xf, yf, "", True).predict, folds).log()
     residual, table = y - predicted, []
     for low, high in ((0.0, 0.1), (0.1, 0.3), (0.3, 0.5), (0.5, 0.7), (0.7, 0.9), (0.9, 1.0)):
         band = (probability >= low) & ((probability < high) if high < 1 else (probability <= high))

@@ -34,13 +34,13 @@ from lway_engine.adaptation.loss import LWayLoss
 from lway_engine.metrics.lpips_net import LPIPS
 
 RECORDED = Path(__file__).resolve().parent / "results"
-# (file stem, the families' HR crop): the samples of today's default candidate
-SAMPLES = (("signal_check_per_image_cross0.3", 256), ("signal_check_per_image_cross0.3_fresh", 256),
-           ("signal_check_per_image_cross0.3_next", 256), ("signal_check_per_image_cross0.3_larger_lr", 512),
-           ("signal_check_per_image_cross0.3_movement", 256), ("signal_check_per_image_cross0.3_niqe", 256),
-           ("signal_check_per_image_cross0.3_resize2", 256), ("signal_check_per_image_cross0.3_confidence", 256),
-           ("signal_check_per_image_cross0.3_confidence5a", 256), ("signal_check_per_image_cross0.3_confidence5b", 256),
-           ("signal_check_per_image_cross0.3_texture_loss", 256))
+# the samples of today's default candidate (each file's --hr-crop, stamped on its runs by load_runs, sizes its LRs)
+SAMPLES = ("signal_check_per_image_cross0.3", "signal_check_per_image_cross0.3_fresh",
+           "signal_check_per_image_cross0.3_next", "signal_check_per_image_cross0.3_larger_lr",
+           "signal_check_per_image_cross0.3_movement", "signal_check_per_image_cross0.3_niqe",
+           "signal_check_per_image_cross0.3_resize2", "signal_check_per_image_cross0.3_confidence",
+           "signal_check_per_image_cross0.3_confidence5a", "signal_check_per_image_cross0.3_confidence5b",
+           "signal_check_per_image_cross0.3_texture_loss")
 # where the samples' family images come from (runs record only the stem)
 FAMILY_HR_SETS = ("Kodak24", "CBSD68", "Sun_Hays80")
 WORSE = 0.002  # a kept run worse than the unadapted model by more than this counts as worse (as signal_summary)
@@ -89,8 +89,9 @@ def main() -> None:
         raise SystemExit("the recorded samples adapted realesrgan-x4plus: their decisions need its gate")
     loss = LWayLoss(LPIPS("alex"))
     out, pooled = {}, defaultdict(list)
-    for stem, hr_crop in SAMPLES:
+    for stem in SAMPLES:
         runs = load_runs(RECORDED / f"{stem}_x86_64_CPU.json")
+        hr_crop = runs[0]["hr_crop"]
         own = {(r["set"], r["image"]): explainability(model, reconstruction, [lr_of(r["set"], r["image"], hr_crop)],
                                                       loss) for r in runs}
         by_set = defaultdict(list)

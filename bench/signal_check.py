@@ -285,15 +285,15 @@ def chosen_point(run: dict, confidence: float = CONFIDENCE) -> dict:
 
 
 def holdout_area(run: dict) -> int:
-    """The LR pixels the run's signal read: recorded since session 31; for older runs, worked out as ``adapt`` holds
-    out one image of their size (City100's 128 x 192 LR; a family's HR crop / 4 square, ``hr_crop`` as
-    :func:`load_runs` stamps it). Whole-set runs, which held out a strip of every image, were never recorded by
-    older versions (the summaries score per-image runs)."""
+    """The LR pixels the run's signal read: recorded since session 31; for older runs, worked out as ``adapt`` held
+    out one image of their size for x4plus (no size multiple) with the default 48-px crop (City100's 128 x 192 LR; a
+    family's HR crop / 4 square, ``hr_crop`` as :func:`load_runs` stamps it). Whole-set runs, which held out a strip
+    of every image, were never recorded by older versions (the summaries score per-image runs)."""
     if "holdout_area" in run:
         return run["holdout_area"]
     side = run.get("hr_crop", 256) // 4
     shape = (128, 192) if run["set"] == "city100" else (side, side)
-    return held_out_area(selection_holdout([shape], 48, 4))
+    return held_out_area(selection_holdout([shape], 48, 1))
 
 
 def load_runs(path: Path) -> list[dict]:
