@@ -33,13 +33,13 @@ from lway_engine.reconstruction import MIN_LR_SIZE
 MIN_GAIN = 0.1
 # That margin holds for the held-out area of those runs, most of them City100's, whose per-image strip holds two
 # 48 x 48 LR tiles. The signal averages over the held-out pixels, so a smaller area scatters more and the margin
-# grows as 1/sqrt(area) (``min_gain``; a larger one keeps 0.1). Session 31, on the recorded samples: a 64-px family
-# LR holds out one 16 x 48 tile (margin 0.245); of its forced runs whose best point lay in (-0.245, -0.1], 28 were
-# worse and 14 better, where City100's in that band were 1 worse, 14 better. Re-deciding the eleven samples
-# (bench/gate_redecide.py): under today's gate it refuses one kept run, gif_palette 219090 (best -0.122, +0.034
-# LPIPS), and none kept better; with the gate decided on its value instead of its bound, it refuses 9 unseen-type
-# runs: 5 worse (+0.008 to +0.045), 3 better (-0.005 to -0.015), 1 level, +0.074 LPIPS in all. Chosen on these
-# recorded runs, not on a fresh sample.
+# grows as 1/sqrt(area) (``min_gain``; a larger one keeps 0.1). Session 31, on the recorded samples
+# (bench/margin_evidence.py): a 64-px family LR holds out one 16 x 48 tile (margin 0.245); of its forced runs whose
+# best point lay in (-0.245, -0.1], 28 were worse and 14 better, where City100's in that band were 1 worse, 14 better.
+# Re-deciding the eleven samples (bench/gate_redecide.py): under today's gate it refuses one kept run, gif_palette
+# 219090 (best -0.122, +0.034 LPIPS), and none kept better; with the gate decided on its value instead of its bound,
+# it refuses 9 unseen-type runs: 5 worse (+0.008 to +0.045), 3 better (-0.005 to -0.015), 1 level, +0.074 LPIPS in
+# all. Chosen on these recorded runs, not on a fresh sample (no unused set of an unseen type opens the gate).
 MIN_GAIN_AREA = 2 * 48 * 48  # LR px
 
 
