@@ -213,7 +213,7 @@ def upscale(
         failures = [o for o in outcomes if o.error]
         if topology.leader:  # every rank holds all outcomes; one prints them
             _upscale_summary(outcomes, output, topology.world_size)
-        raise typer.Exit(1 if failures else 0)
+    raise typer.Exit(1 if failures else 0)  # after leaving the process group: an exit raised inside skips its barrier
 
 
 def _upscale_summary(outcomes: list[Outcome], output: Path, processes: int) -> None:
@@ -423,7 +423,7 @@ def adapt(
             for name, log in runs.items():
                 typer.echo(f"{name}: {log.status} after {len(log.loss)} steps. {log.message}")
             typer.echo(f"results, weights and report in {output.resolve()}")
-        raise typer.Exit(0 if all(log.status == "done" for log in runs.values()) else 1)
+    raise typer.Exit(0 if all(log.status == "done" for log in runs.values()) else 1)  # outside, as upscale's
 
 
 @app.command()

@@ -29,10 +29,13 @@ NAMES = ("astronaut", "chelsea", "coffee", "immunohistochemistry", "rocket")  # 
 
 # Run by torchrun in place of ``python -m lway_engine``: logs every image finished to completion (attempt, rank,
 # name), and with LWAY_TEST_KILL_AFTER=N SIGKILLs rank 1 of the first attempt right after its N-th finished image:
-# a real kill, no cleanup, as a crashed node or an OOM killer would.
+# a real kill, no cleanup, as a crashed node or an OOM killer would. Each barrier passed goes to leaves.log: the
+# only one is the session's, before the group is torn down (a rank leaving alone can abort its peer at exit).
 WORKER = """
 import os, signal, sys
 from pathlib import Path
+
+import torch.distributed as dist
 
 import lway_engine.inference.upscale as upscale
 from lway_engine.adaptation.report import RunRecords
@@ -63,7 +66,13 @@ def image(path, *args, **kwargs):
     completed(Path(path).stem)
 
 
-RunRecords.write, upscale.write_image = record, image
+def barrier(*args, **kwargs):
+    passed(*args, **kwargs)
+    with open(LOG.with_name("leaves.log"), "a") as f:
+        f.write(f"{ATTEMPT} {RANK}\\n")
+
+
+RunRecords.write, upscale.write_image, passed, dist.barrier = record, image, dist.barrier, barrier
 from lway_engine.cli import app
 
 app()
@@ -164,13 +173,19 @@ def job(tmp_path_factory: pytest.TempPathFactory, photo, lpips_alex) -> Path:
 
 def _torchrun(folder: Path, args: list[str], *extra: str, kill_after: int = 0) -> subprocess.CompletedProcess:
     """The command on 2 local processes (gloo), as a user starts it; completions are logged to completions.log
-    (emptied first: a test that failed before reading its own log must not hand its lines to the next)."""
-    (folder / "completions.log").unlink(missing_ok=True)
+    (emptied first: a test that failed before reading its own log must not hand its lines to the next). Both
+    ranks of the last attempt must have left the process group together, through its barrier."""
+    for log in ("completions.log", "leaves.log"):
+        (folder / log).unlink(missing_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "LWAY_OFFLINE": "1", "LWAY_TEST_KILL_AFTER": str(kill_after),
            "LWAY_TEST_COMPLETIONS": str(folder / "completions.log")}
     command = [str(TORCHRUN), "--nproc-per-node", "2", "--standalone", *extra, str(folder / "worker.py"), *args]
     result = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    path = folder / "leaves.log"
+    leaves = [line.split() for line in path.read_text().splitlines()] if path.exists() else []
+    last = max((attempt for attempt, _ in leaves), default="0")
+    assert sorted(rank for attempt, rank in leaves if attempt == last) == ["0", "1"], leaves
     return result
 
 

@@ -37,7 +37,8 @@ def active() -> bool:
 @contextmanager
 def session(device: str) -> Iterator[tuple[Topology, str]]:
     """This process's ``Topology`` and torch device for ``--device device``; under torchrun it joins the process
-    group (gloo on the CPU, NCCL on CUDA, rendezvous from torchrun's MASTER_ADDR/PORT) and leaves it at the end."""
+    group (gloo on the CPU, NCCL on CUDA, rendezvous from torchrun's MASTER_ADDR/PORT) and leaves it at the end.
+    A command's exit status (``typer.Exit``) is an exception: raise it after the block, or the ranks leave apart."""
     topology = Topology.from_env()
     device = device_for(device, topology)
     if not topology.distributed or dist.is_initialized():  # one process, or a caller that set up its own group
