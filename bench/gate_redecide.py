@@ -23,6 +23,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import torch
 from gate_setup import THRESHOLD, gate_setup
 from quality import city100, family_set, hr_images
@@ -53,15 +54,15 @@ def family_places() -> dict[str, tuple[str, int]]:
     return {path.stem: (name, k) for name in reversed(FAMILY_HR_SETS) for k, path in enumerate(hr_images(name))}
 
 
-def lr_of(set_name: str, image: str, hr_crop: int) -> torch.Tensor:
-    """The run's LR, rebuilt as signal_check built it: City100 pair by number, a family image (found by its stem in
-    FAMILY_HR_SETS) by its place in its set, which sets its seed."""
+def pair_of(set_name: str, image: str, hr_crop: int) -> tuple[torch.Tensor, np.ndarray]:
+    """The run's LR (a tensor) and HR (an HxWx3 array), rebuilt as signal_check built them: City100 pair by number,
+    a family image (found by its stem in FAMILY_HR_SETS) by its place in its set, which sets its seed."""
     if set_name == "city100":
-        (_, lr, _), = city100(1, int(image) - 31)
+        (_, lr, hr), = city100(1, int(image) - 31)
     else:
         hr_set, k = family_places()[image]
-        (_, lr, _), = family_set(hr_set, set_name, 1, hr_crop, k)
-    return torch.from_numpy(lr.transpose(2, 0, 1).copy())
+        (_, lr, hr), = family_set(hr_set, set_name, 1, hr_crop, k)
+    return torch.from_numpy(lr.transpose(2, 0, 1).copy()), hr
 
 
 def decide(run: dict, own: Reading, whole: Reading, threshold: float, confidence: float) -> dict:
@@ -92,8 +93,8 @@ def main() -> None:
     for stem in SAMPLES:
         runs = load_runs(RECORDED / f"{stem}_x86_64_CPU.json")
         hr_crop = runs[0]["hr_crop"]
-        own = {(r["set"], r["image"]): explainability(model, reconstruction, [lr_of(r["set"], r["image"], hr_crop)],
-                                                      loss) for r in runs}
+        own = {(r["set"], r["image"]): explainability(
+            model, reconstruction, [pair_of(r["set"], r["image"], hr_crop)[0]], loss) for r in runs}
         by_set = defaultdict(list)
         for (set_name, _), reading in own.items():
             by_set[set_name].append(reading)
