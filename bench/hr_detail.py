@@ -16,7 +16,8 @@ run's LR and HR, upscales the LR with x4plus (S0) and records:
   an oracle reading, it needs the HR;
 - ``gap_s0``: the spectral gap of S0's output (``signal_probes.spectral_gap``: its power above the LR's Nyquist
   against the power law of its lower band), a reading of the same question from the LR alone;
-- the run's true LPIPS change at its last step and the shipped signal there.
+- the run's true LPIPS change at its last step and the shipped signal there; its true PSNR-Y change (what an LR
+  fidelity reading would at best recover) and S0's LPIPS, both oracle readings too.
 
 Reports per HR source the mean ratio and true change, the Spearman correlations of the true change with the ratio
 (pooled, per family across sources, inside each sample's families) and how well ``gap_s0`` tracks the ratio. Writes
@@ -72,6 +73,7 @@ def main() -> None:
             rows.append({"sample": stem.removeprefix("signal_check_per_image_cross0.3").lstrip("_") or "cross0.3",
                          "set": run["set"], "image": run["image"], "source": source_of(run),
                          "hr_crop": run["hr_crop"], "lpips_change": last["lpips_change"], "signal": last["value"],
+                         "psnr_change": last["psnr_change"], "lpips_before": last["lpips"] - last["lpips_change"],
                          **readings(model, lr, hr)})
         print(f"{stem}: {len(runs)} runs", flush=True)
     families = [r for r in rows if r["set"] != "city100"]
@@ -98,10 +100,10 @@ def main() -> None:
         groups[(r["sample"], r["set"])].append(r)
     inside = {key: statistics.fmean(v for rs in groups.values() if len(rs) >= 3
                                     for v in [rho(rs, key)] if math.isfinite(v))
-              for key in ("ratio_textured", "signal")}
+              for key in ("ratio_textured", "signal", "psnr_change", "lpips_before")}
     summary = {"runs": len(rows), "family_runs": len(families), "by_source": by_source, "per_family": per_family,
                "spearman_family_runs": {key: rho(families, key) for key in ("ratio_textured", "ratio_flat",
-                                                                            "gap_s0", "signal")},
+                                                                            "gap_s0", "signal", "psnr_change")},
                "spearman_all_runs": {key: rho(rows, key) for key in ("ratio_textured", "signal")},
                "mean_spearman_inside_sample_families": inside,
                "gap_s0_tracks_ratio_textured": rho(families, "gap_s0", "ratio_textured")}
