@@ -1,6 +1,6 @@
 """Does a run's true LPIPS change follow how detailed the unadapted output is *relative to its HR*?
 
-    .venv/bin/python bench/hr_detail.py        # the per-image samples of today's default (~10 min on 2 threads)
+    .venv/bin/python bench/hr_detail.py        # the per-image samples of today's default (~6 min on 2 threads)
 
 Why: the no-HR signal ranks runs inside the degradation families the wrong way on one sample and the right way on
 the next (``signal_check_history.md``), and forced adaptation of the same families hurt on Kodak24 crops and helped on
@@ -41,12 +41,12 @@ from signal_check import load_runs, spearman
 from signal_probes import spectral_gap
 
 from lway_engine.adaptation.signal import area_detail
-from lway_engine.models import load_model
+from lway_engine.models import LoadedModel, load_model
 
 WORSE = 0.002  # as signal_summary: a change beyond +-this counts as worse / better
 
 
-def readings(model, lr: torch.Tensor, hr: np.ndarray) -> dict[str, float]:
+def readings(model: LoadedModel, lr: torch.Tensor, hr: np.ndarray) -> dict[str, float]:
     """S0's detail relative to the HR's (flat and textured areas) and S0's spectral gap, for one LR/HR pair (floats
     in [0, 1], as ``pair_of`` gives them)."""
     sr = upscale_all(model, [("", lr.numpy().transpose(1, 2, 0), hr)])[0]
@@ -58,11 +58,11 @@ def readings(model, lr: torch.Tensor, hr: np.ndarray) -> dict[str, float]:
 
 
 def source_of(run: dict) -> str:
+    """Where the run's HR comes from: City100, or the family image's HR set."""
     return "City100" if run["set"] == "city100" else family_places()[run["image"]][0]
 
 
 def main() -> None:
-    torch.manual_seed(0)
     model = load_model("realesrgan-x4plus")
     rows = []
     for stem in SAMPLES:
