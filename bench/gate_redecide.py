@@ -28,7 +28,7 @@ import torch
 from gate_setup import THRESHOLD, gate_setup
 from quality import city100, family_set, hr_images
 from results_dir import results_dir
-from signal_check import chosen_point, load_runs
+from signal_check import WORSE, chosen_point, load_runs
 
 from lway_engine.adaptation.gate import CONFIDENCE, Reading, explainability, gate_sample
 from lway_engine.adaptation.loss import LWayLoss
@@ -44,7 +44,6 @@ SAMPLES = ("signal_check_per_image_cross0.3", "signal_check_per_image_cross0.3_f
            "signal_check_per_image_cross0.3_texture_loss")
 # where the samples' family images come from (runs record only the stem)
 FAMILY_HR_SETS = ("Kodak24", "CBSD68", "Sun_Hays80")
-WORSE = 0.002  # a kept run worse than the unadapted model by more than this counts as worse (as signal_summary)
 
 
 @functools.cache

@@ -25,7 +25,7 @@ import torch
 from gate_setup import THRESHOLD, gate_setup
 from quality import family_set
 from results_dir import results_dir
-from signal_check import load_runs, rescore
+from signal_check import WORSE, load_runs, rescore
 from signal_summary import RECORDED, SAMPLES
 
 from lway_engine.adaptation.gate import explainability
@@ -34,7 +34,6 @@ from lway_engine.degradations import UNSEEN_FAMILIES
 from lway_engine.metrics.lpips_net import LPIPS
 
 BANDS = ((-0.245, -0.1), (-0.3, -0.245), (-math.inf, -0.3))
-WORSE = 0.002
 
 
 def bands() -> dict:

@@ -57,6 +57,7 @@ from lway_engine.metrics.lpips_net import LPIPS
 from lway_engine.models import load_model
 from lway_engine.reconstruction import load_checkpoint
 
+WORSE = 0.002  # a run's LPIPS change beyond +-this counts as worse / better than the unadapted model's
 PARTS = ("value", "uncapped", "fidelity", "copying", "texture", "texture_all", "coarse", "departure", "movement",
          "expected", "hybrid", *PROBES)
 
@@ -339,8 +340,8 @@ def summarise(runs: list[dict]) -> dict:
     chosen = [r["chosen_lpips_change"] for r in runs]
     summary["selection"] = {"mean_lpips_change_chosen": float(np.mean(chosen)),
                             "mean_lpips_change_last": float(np.mean(final_y)),
-                            "worse_than_unadapted_chosen": int(sum(c > 0.002 for c in chosen)),
-                            "worse_than_unadapted_last": int(sum(c > 0.002 for c in final_y)),
+                            "worse_than_unadapted_chosen": int(sum(c > WORSE for c in chosen)),
+                            "worse_than_unadapted_last": int(sum(c > WORSE for c in final_y)),
                             "adapted_chosen": int(sum(r["chosen_step"] > 0 for r in runs))}
     return summary
 

@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from signal_check import effective_gate, ranked_inside, spearman
+from signal_check import WORSE, effective_gate, ranked_inside, spearman
 
 from lway_engine.adaptation.signal import fidelity_room
 
@@ -118,7 +118,7 @@ def score(model: dict, runs: list[dict], gate_threshold: float) -> dict:
         kept.append(best["lpips_change"] if open_ and best["learned"] <= -MARGIN else 0.0)
     return {"runs": len(runs), "spearman_final": final, **ranked_inside(runs, "learned"),
             "adapted": int(sum(k != 0.0 for k in kept)), "kept_lpips_change": float(np.mean(kept)),
-            "kept_worse": int(sum(k > 0.002 for k in kept))}
+            "kept_worse": int(sum(k > WORSE for k in kept))}
 
 
 def _runs(paths: list[Path]) -> list[dict]:
