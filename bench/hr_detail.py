@@ -37,22 +37,20 @@ import torch
 from gate_redecide import FAMILY_HR_SETS, RECORDED, SAMPLES, family_places, pair_of
 from quality import upscale_all
 from results_dir import results_dir
-from signal_check import load_runs, spearman
+from signal_check import WORSE, load_runs, spearman
 from signal_probes import spectral_gap
 
 from lway_engine.adaptation.signal import area_detail
+from lway_engine.media.images import to_tensor
 from lway_engine.models import LoadedModel, load_model
-
-WORSE = 0.002  # as signal_summary: a change beyond +-this counts as worse / better
 
 
 def readings(model: LoadedModel, lr: torch.Tensor, hr: np.ndarray) -> dict[str, float]:
     """S0's detail relative to the HR's (flat and textured areas) and S0's spectral gap, for one LR/HR pair (floats
     in [0, 1], as ``pair_of`` gives them)."""
     sr = upscale_all(model, [("", lr.numpy().transpose(1, 2, 0), hr)])[0]
-    (s0_flat, s0_textured), (hr_flat, hr_textured) = (
-        area_detail(torch.from_numpy(np.ascontiguousarray(x[..., :3].transpose(2, 0, 1), dtype=np.float32))[None],
-                    lr[None], 4) for x in (sr, hr))
+    (s0_flat, s0_textured), (hr_flat, hr_textured) = (area_detail(to_tensor(x[..., :3]), lr[None], 4)
+                                                      for x in (sr, hr))
     return {"ratio_textured": math.log(s0_textured / hr_textured), "ratio_flat": math.log(s0_flat / hr_flat),
             "gap_s0": spectral_gap(sr)}
 

@@ -188,12 +188,9 @@ class QualityMonitor:
         fidelity = sum(losses) / max(self._reference_loss, _EPS) - 1
         coarse_change = sum(coarse) / max(self._reference_coarse, _EPS) - 1
         (flat_now, tex_now), (flat_then, tex_then) = self._detail(outputs), self._reference_detail
-        copying = math.log((flat_now + _EPS) / (flat_then + _EPS)) if flat_then > 0 else 0.0
-        texture = math.log((tex_now + _EPS) / (tex_then + _EPS)) if tex_then > 0 else 0.0
+        copying, texture = _log_change(flat_now, flat_then), _log_change(tex_now, tex_then)
         seen = self._seen_outputs(module)
-        textured_all = tex_now + self._detail(seen, self.holdout.seen)[1]
-        texture_all = (math.log((textured_all + _EPS) / (self._reference_textured + _EPS))
-                       if self._reference_textured > 0 else 0.0)
+        texture_all = _log_change(tex_now + self._detail(seen, self.holdout.seen)[1], self._reference_textured)
         value = combine(fidelity, copying, texture, self.copy_weight, self.texture_weight, self.added_only,
                         self.explainability)
         return SignalPoint(step, value, fidelity, copying, texture, coarse_change,
@@ -222,6 +219,11 @@ class QualityMonitor:
         with torch.no_grad():
             return sum(float(self.perceptual(now, then).mean())
                        for now, then in zip(outputs, references, strict=True)) / len(outputs)
+
+
+def _log_change(now: float, then: float) -> float:
+    """log(now / then) of a detail energy (0 where S0 had none: nothing to compare with)."""
+    return math.log((now + _EPS) / (then + _EPS)) if then > 0 else 0.0
 
 
 def combine(fidelity: float, copying: float, texture: float, copy_weight: float = COPY_WEIGHT,
