@@ -17,7 +17,10 @@ run's LR and HR, upscales the LR with x4plus (S0) and records:
 - ``gap_s0``: the spectral gap of S0's output (``signal_probes.spectral_gap``: its power above the LR's Nyquist
   against the power law of its lower band), a reading of the same question from the LR alone;
 - the run's true LPIPS change at its last step and the shipped signal there; its true PSNR-Y change (what an LR
-  fidelity reading would at best recover) and S0's LPIPS, both oracle readings too.
+  fidelity reading would at best recover) and S0's LPIPS, both oracle readings too;
+- ``departure``: how far the run moved its output from S0's (LPIPS(S, S0), recorded by the run), and
+  ``expected_change`` = -ratio_textured x departure: the change if moving away from S0 helped in proportion to how
+  much S0 out-paints its HR, the best guess this account of the sign allows (an oracle reading).
 
 Reports per HR source the mean ratio and true change, the Spearman correlations of the true change with the ratio
 (pooled, per family across sources, inside each sample's families) and how well ``gap_s0`` tracks the ratio. Writes
@@ -67,12 +70,13 @@ def main() -> None:
         runs = load_runs(RECORDED / f"{stem}_x86_64_CPU.json")
         for run in runs:
             lr, hr = pair_of(run["set"], run["image"], run["hr_crop"])
-            last = run["points"][-1]
+            last, found = run["points"][-1], readings(model, lr, hr)
             rows.append({"sample": stem.removeprefix("signal_check_per_image_cross0.3").lstrip("_") or "cross0.3",
                          "set": run["set"], "image": run["image"], "source": source_of(run),
                          "hr_crop": run["hr_crop"], "lpips_change": last["lpips_change"], "signal": last["value"],
                          "psnr_change": last["psnr_change"], "lpips_before": last["lpips"] - last["lpips_change"],
-                         **readings(model, lr, hr)})
+                         "departure": last["departure"], **found,
+                         "expected_change": -found["ratio_textured"] * last["departure"]})
         print(f"{stem}: {len(runs)} runs", flush=True)
     families = [r for r in rows if r["set"] != "city100"]
 
@@ -90,19 +94,22 @@ def main() -> None:
                 "lpips_change_mean": statistics.fmean(r["lpips_change"] for r in rs),
                 "worse": sum(r["lpips_change"] > WORSE for r in rs),
                 "better": sum(r["lpips_change"] < -WORSE for r in rs)}
+    by_family = defaultdict(list)
+    for r in families:
+        by_family[r["set"]].append(r)
     per_family = {name: {"runs": len(rs), **{key: rho(rs, key) for key in ("ratio_textured", "ratio_flat", "signal")}}
-                  for name in sorted({r["set"] for r in families})
-                  for rs in [[r for r in families if r["set"] == name]]}
+                  for name, rs in sorted(by_family.items())}
     groups = defaultdict(list)
     for r in families:
         groups[(r["sample"], r["set"])].append(r)
-    inside = {key: statistics.fmean(v for rs in groups.values() if len(rs) >= 3
-                                    for v in [rho(rs, key)] if math.isfinite(v))
-              for key in ("ratio_textured", "signal", "psnr_change", "lpips_before")}
+    inside = {key: statistics.fmean(v for v in (rho(rs, key) for rs in groups.values() if len(rs) >= 3)
+                                    if math.isfinite(v))
+              for key in ("ratio_textured", "signal", "psnr_change", "lpips_before", "departure", "expected_change")}
     summary = {"runs": len(rows), "family_runs": len(families), "by_source": by_source, "per_family": per_family,
-               "spearman_family_runs": {key: rho(families, key) for key in ("ratio_textured", "ratio_flat",
-                                                                            "gap_s0", "signal", "psnr_change")},
-               "spearman_all_runs": {key: rho(rows, key) for key in ("ratio_textured", "signal")},
+               "spearman_family_runs": {key: rho(families, key) for key in ("ratio_textured", "ratio_flat", "gap_s0",
+                                                                            "signal", "psnr_change", "departure",
+                                                                            "expected_change")},
+               "spearman_all_runs": {key: rho(rows, key) for key in ("ratio_textured", "signal", "expected_change")},
                "mean_spearman_inside_sample_families": inside,
                "gap_s0_tracks_ratio_textured": rho(families, "gap_s0", "ratio_textured")}
 

@@ -71,7 +71,7 @@ def fresh_sets(model, reconstruction) -> dict:
 
 
 def main() -> None:
-    args, model, reconstruction = gate_setup(__doc__)
+    _, model, reconstruction = gate_setup(__doc__)
     counts, readings = bands(), fresh_sets(model, reconstruction)
     for band, groups in counts.items():
         print(f"best point in {band}: " + "; ".join(f"{group} {c['worse']} worse, {c['better']} better, {c['level']} "
