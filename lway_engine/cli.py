@@ -329,7 +329,8 @@ def _adaptation_files(inputs: list[Path], output: Path, frames: int | None) -> l
 @app.command()
 def adapt(
     inputs: Annotated[list[Path], typer.Argument(help="LR images, folders or videos to adapt on (no HR needed).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for results, weights and report.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for results, weights and report.",
+                                         file_okay=False)],
     frames: Annotated[Optional[int], typer.Option(
         min=1, help="Frames to sample from each video (default 12), evenly in time, skipping black or flat frames "
         "and near-duplicates; written to OUTDIR/frames/. Given, a folder of numbered frames is sampled too.")] = None,
@@ -337,11 +338,13 @@ def adapt(
         "realesrgan-x4plus"),
     reconstructor: Annotated[Optional[Path], typer.Option(help="E+R checkpoint (default: the bundled x4 one).")] = (
         None),
-    iterations: Annotated[int, typer.Option(help="Adam steps (the paper uses 150-500).")] = 300,
-    lr: Annotated[float, typer.Option(help="Learning rate (paper: 2e-6; 5e-5 for diffusion models).")] = 2e-6,
-    batch: Annotated[int, typer.Option(help="LR crops per step; under torchrun the global batch, shared among the "
-                                       "processes (a multiple of their number).")] = 6,
-    crop: Annotated[int, typer.Option(help="LR crop side in pixels.")] = 128,
+    iterations: Annotated[int, typer.Option(min=1, help="Adam steps (the paper uses 150-500).")] = 300,
+    lr: Annotated[float, typer.Option(min=0.0, help="Learning rate (paper: 2e-6; 5e-5 for diffusion models).")] = (
+        2e-6),
+    batch: Annotated[int, typer.Option(min=1, help="LR crops per step; under torchrun the global batch, shared "
+                                       "among the processes (a multiple of their number).")] = 6,
+    crop: Annotated[int, typer.Option(help="LR crop side in pixels (at least 31: the loss's LPIPS network sees "
+                                      "nothing smaller).")] = 128,
     trainable: Annotated[str, typer.Option(
         help="Fraction of parameters to train, from the output end (e.g. 0.65), or comma-separated name globs "
              "(e.g. 'model.1.sub.2*,model.3*').")] = "0.65",

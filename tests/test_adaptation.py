@@ -150,6 +150,11 @@ def test_adapt_command_end_to_end(tmp_path: Path, small_reconstruction, photo) -
     wrong = CliRunner().invoke(app, ["adapt", str(tmp_path / "lr"), "-o", str(out), "--model",
                                      "realesr-animevideov3", "--reconstructor", str(tmp_path / "missing.safetensors")])
     assert wrong.exit_code == 2
+    small_crop = CliRunner().invoke(app, ["adapt", str(tmp_path / "lr"), "-o", str(out), "--model",
+                                          "realesr-animevideov3", "--reconstructor", str(ckpt), "--crop", "16"])
+    assert small_crop.exit_code == 2 and "a 16 px crop is too small" in small_crop.output
+    into_a_file = CliRunner().invoke(app, ["adapt", str(tmp_path / "lr"), "-o", str(ckpt)])
+    assert into_a_file.exit_code == 2 and "is a file" in into_a_file.output
 
 
 def test_per_image_mode_writes_one_adapted_model_per_image(tmp_path: Path, small_reconstruction, fresh_compact,
@@ -169,6 +174,32 @@ def test_per_image_mode_writes_one_adapted_model_per_image(tmp_path: Path, small
     assert weights == ["astronaut.safetensors", "coffee.safetensors"]
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["settings"]["mode"] == "per-image"
+
+
+def test_inputs_too_small_to_crop_fail_plainly_before_any_work(tmp_path: Path, small_reconstruction, fresh_compact,
+                                                               lpips_alex, photo) -> None:
+    """Below the loss's LPIPS minimum, ``adapt`` names each small image (per image too, before the first is adapted)
+    or the crop, and writes nothing; settings no run can use fail when the config is made."""
+    from lway_engine.adaptation.run import run_adaptation
+    from lway_engine.media.images import Image, write_image
+
+    minimum = lpips_alex.min_side  # the loss's network; the Compact model takes any multiple
+    files = [tmp_path / "lr" / "coffee.png", tmp_path / "lr" / "icon.png"]
+    write_image(files[0], Image(photo("coffee", 36), None, 8))
+    write_image(files[1], Image(photo("astronaut", minimum - 1), None, 8))
+    config = AdaptConfig(iterations=2, lr=1e-4, batch=2, crop=32)
+    for per_image in (True, False):
+        with pytest.raises(ValueError, match=rf"at least {minimum} px .*: icon.png \({minimum - 1}x{minimum - 1}\)"):
+            run_adaptation(fresh_compact, files, tmp_path / "out", small_reconstruction, config, per_image,
+                           progress=False)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    with pytest.raises(ValueError, match=f"a 16 px crop is too small: .* at least {minimum} px"):
+        adapt(fresh_compact, _lr_images(photo), small_reconstruction, LWayLoss(lpips_alex), AdaptConfig(crop=16),
+              progress=False)
+    for bad in ({"batch": 0}, {"iterations": -1}, {"lr": -1e-4}, {"lr": float("nan")}, {"trainable_fraction": 0},
+                {"trainable_fraction": 1.5}):
+        with pytest.raises(ValueError):
+            AdaptConfig(**bad)
 
 
 def test_a_whole_set_run_that_crashes_still_reports_its_steps_and_the_error(tmp_path: Path, small_reconstruction,

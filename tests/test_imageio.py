@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lway_engine.media.images import Image, ImageReadError, Metadata, read_image, write_image
+from lway_engine.media.images import Image, ImageReadError, Metadata, image_size, read_image, write_image
 
 RNG = np.random.default_rng()
 
@@ -78,6 +78,14 @@ def test_non_images_raise(tmp_path: Path, payload: bytes) -> None:
     path.write_bytes(payload)
     with pytest.raises(ImageReadError):
         read_image(path)
+    assert image_size(path) is None  # the header check passes it on: read_image says why
+
+
+@pytest.mark.parametrize("suffix, bit_depth", [(".png", 8), (".png", 16), (".tif", 16), (".jpg", 8), (".webp", 8)])
+def test_image_size_reads_height_and_width_from_the_header(tmp_path: Path, suffix: str, bit_depth: int) -> None:
+    path = tmp_path / f"x{suffix}"
+    write_image(path, _random_image(3, False, bit_depth, (17, 23)))
+    assert image_size(path) == (17, 23) == read_image(path).size
 
 
 # EXIF orientation k: how the stored pixels must be transformed to show the scene upright (the EXIF definition).

@@ -54,3 +54,15 @@ def test_lpips_gradient_reaches_the_input_only(lpips_alex, astronaut: Image.Imag
 def test_lpips_rejects_mismatched_shapes(lpips_alex) -> None:
     with pytest.raises(ValueError, match="one shape"):
         lpips_alex(torch.zeros(1, 3, 64, 64), torch.zeros(1, 3, 32, 32))
+
+
+def test_lpips_names_its_smallest_input_instead_of_failing_inside_the_backbone(lpips_alex) -> None:
+    """``min_side`` is the exact edge: the side it states runs, one pixel less is refused with that side."""
+    from lway_engine.metrics.lpips_net import LPIPS
+
+    for net in (lpips_alex, LPIPS("vgg")):
+        side = net.min_side
+        x = torch.rand(1, 3, side, side + 7)
+        assert torch.isfinite(net(x, x.flip(-1))).all()
+        with pytest.raises(ValueError, match=f"at least {side}x{side} px, got {side - 1}x{side + 7}"):
+            net(x[..., 1:, :], x[..., 1:, :])

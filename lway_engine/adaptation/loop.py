@@ -67,6 +67,16 @@ class AdaptConfig:
     added_detail_only: bool = False  # the held-out signal counts detail moves only where detail rose (gate.py)
     explainability: float | None = None  # the images' gate value: caps the fidelity gain the signal credits
 
+    def __post_init__(self) -> None:
+        """Settings no run can use fail here, plainly, rather than as an empty batch or in Adam's constructor."""
+        if self.iterations < 0 or self.batch < 1 or self.crop < 1:
+            raise ValueError(f"iterations must be >= 0, batch and crop >= 1 (got {self.iterations}, {self.batch}, "
+                             f"{self.crop})")
+        if not (math.isfinite(self.lr) and self.lr >= 0):
+            raise ValueError(f"the learning rate must be a finite number >= 0, got {self.lr}")
+        if not self.trainable_patterns and not 0 < self.trainable_fraction <= 1:
+            raise ValueError(f"trainable fraction must be in (0, 1], got {self.trainable_fraction}")
+
 
 @dataclass
 class Hooks:
@@ -107,6 +117,24 @@ def effective_crop(images: list[torch.Tensor], crop: int, multiple_of: int) -> i
     """The crop side used: at most every image's shorter side, rounded down to the model's multiple."""
     side = min(crop, *(min(img.shape[-2:]) for img in images))
     return max(multiple_of, side - side % multiple_of)
+
+
+def smallest_side(loss_fn: LWayLoss, multiple_of: int) -> int:
+    """The shortest LR side (or ``--crop``) adaptation can crop from: the loss's LPIPS network sees nothing smaller
+    than its ``min_side``, and crops are whole multiples of the model's ``multiple_of``."""
+    return -(-loss_fn.lpips.min_side // multiple_of) * multiple_of
+
+
+def check_sizes(crop: int, sizes: dict[str, tuple[int, int]], minimum: int) -> None:
+    """Raise ``ValueError`` naming what is below ``minimum`` (``smallest_side``): the crop, or the images (name ->
+    (height, width)), before any work rather than deep inside the loss."""
+    if crop < minimum:
+        raise ValueError(f"a {crop} px crop is too small: the loss's LPIPS network needs crops of at least {minimum} px")
+    small = [f"{name} ({height}x{width})" for name, (height, width) in sizes.items() if min(height, width) < minimum]
+    if small:
+        raise ValueError(f"too small to adapt on (LR sides of at least {minimum} px are needed: the loss's LPIPS "
+                         f"network sees nothing smaller): {', '.join(small)}; leave them out, or upscale them "
+                         "without adapting")
 
 
 def _cross_crop(images: list[torch.Tensor], config: AdaptConfig, model: LoadedModel) -> int:
@@ -161,6 +189,8 @@ def adapt(model: LoadedModel, images: list[torch.Tensor], reconstruction: torch.
     log = AdaptLog(crop=effective_crop(bounded, config.crop, model.size.multiple_of),
                    trainable=sum(p.numel() for p in params),
                    total_parameters=sum(p.numel() for p in module.parameters()))
+    check_sizes(config.crop, {f"LR image {k + 1} of {len(bounded)}": tuple(img.shape[-2:])
+                              for k, img in enumerate(bounded)}, smallest_side(loss_fn, model.size.multiple_of))
     if log.crop < config.crop:
         log.message = f"LR smaller than the {config.crop}px crop: using {log.crop}px crops. "
     if config.cross_scale:

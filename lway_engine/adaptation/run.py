@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from lway_engine.adaptation.adapter import Adapter
-from lway_engine.adaptation.loop import AdaptConfig, AdaptLog
+from lway_engine.adaptation.loop import AdaptConfig, AdaptLog, check_sizes, smallest_side
 from lway_engine.adaptation.report import RunRecords, write_report
 from lway_engine.adaptation.select import Decision
 from lway_engine.adaptation.step import amp_dtype
@@ -33,7 +33,7 @@ from lway_engine.atomic import remove_stale_parts
 from lway_engine.compiled import DynamicSizeNetwork
 from lway_engine.distributed import Topology, gather_lists, local_slice, shard
 from lway_engine.inference.upscale import UpscaleOptions, upscale_image
-from lway_engine.media.images import Image, read_image, write_image
+from lway_engine.media.images import Image, image_size, read_image, write_image
 from lway_engine.models import LoadedModel
 from lway_engine.reconstruction import LWayReconstruction
 
@@ -73,6 +73,8 @@ def run_adaptation(model: LoadedModel, inputs: list[Path], outdir: Path, reconst
     job = {**asdict(config), "model": str(model.path)}
     adapter = Adapter(model, reconstruction, progress_bar=progress and topology.leader, topology=topology,
                       **asdict(config))
+    check_sizes(config.crop, {path.name: size for path in inputs if (size := image_size(path))},
+                smallest_side(adapter.loss, model.size.multiple_of))  # before any work, per image too
     runner = replace(model, module=DynamicSizeNetwork(model.module, device)) if config.compile else model
     settings = {**job, "architecture": model.architecture, "mode": "per-image" if per_image else "whole-set",
                 "images": len(paths), "device": str(device), "processes": topology.world_size}

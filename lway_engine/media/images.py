@@ -194,6 +194,19 @@ def _read_pillow(path: Path) -> Image:
         return _split(np.asarray(im), 8, metadata)
 
 
+def image_size(path: str | Path) -> tuple[int, int] | None:
+    """(height, width) as stored, from the header alone (a large set's sizes without decoding it), or None where
+    Pillow cannot read the header: ``read_image`` then says why."""
+    from PIL import Image as PILImage
+
+    try:
+        with PILImage.open(path) as opened:
+            width, height = opened.size
+    except Exception:  # noqa: BLE001 (Pillow raises many types; reading the file later reports the cause)
+        return None
+    return height, width
+
+
 def read_image(path: str | Path) -> Image:
     """Read a PNG/JPEG/WebP/TIFF file, raising ``ImageReadError`` with the reason when it cannot."""
     path = Path(path)

@@ -16,6 +16,9 @@ from torch import nn
 from lway_engine.weights import fetch
 
 _BACKBONES = {"alex": "alexnet-imagenet", "vgg": "vgg16-imagenet"}
+# the shortest input side each backbone maps to a non-empty last feature map (AlexNet: a stride-4 11x11 stem and two
+# 3x3/2 pools; VGG16: four 2x2 pools); smaller inputs would fail deep inside max_pool2d
+MIN_SIDE = {"alex": 31, "vgg": 16}
 
 
 def load_backbone(net: str) -> dict[str, torch.Tensor]:
@@ -52,6 +55,7 @@ class LPIPS(nn.Module):
             raise ValueError(f"backbone for {net!r} covers {len(mapped)} of {len(slices)} LPIPS tensors")
         self.model.net.load_state_dict(mapped)
         self.model.eval().requires_grad_(False)
+        self.net, self.min_side = net, MIN_SIDE[net]
 
     def train(self, mode: bool = True) -> LPIPS:
         """Stay in eval mode: LPIPS's dropout must never be active, even inside a training loop."""
@@ -61,4 +65,7 @@ class LPIPS(nn.Module):
         if x.shape != y.shape or x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"LPIPS needs two (N, 3, H, W) tensors of one shape, got {tuple(x.shape)} and "
                              f"{tuple(y.shape)}")
+        if min(x.shape[-2:]) < self.min_side:
+            raise ValueError(f"LPIPS-{self.net} needs images of at least {self.min_side}x{self.min_side} px, got "
+                             f"{x.shape[-2]}x{x.shape[-1]}")
         return self.model(x, y, normalize=True).flatten()
