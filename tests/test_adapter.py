@@ -44,6 +44,7 @@ def test_inputs_of_every_kind_and_the_weights_layout(photo, tmp_path: Path) -> N
     results = adapter.adapt(inputs, per_image=True)
     assert len(results) == len(inputs) and all(r.log.status == "done" for r in results)
     result = adapter.adapt(rgb)  # a single image, not a list
+    assert "fixed schedule" in result.log.message  # what the CLI prints after the run
     written = result.save(tmp_path / "w.safetensors")
     with safe_open(str(written[0]), "pt") as new, safe_open(str(adapter.model.path), "pt") as original:
         assert set(new.keys()) == set(original.keys())

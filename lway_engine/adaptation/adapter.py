@@ -181,6 +181,7 @@ class Adapter:
                         hooks=hooks, topology=self.topology)
             decision = Decision(True, f"fixed schedule of {self.config.iterations} steps (--no-select): no "
                                 "held-out signal was scored", runs={"fixed": log})
+            log.message += decision.reason  # what the console prints, as with selection
         settings = {**asdict(self.config), "model": str(self.model.path), "images": len(tensors)}
         report = report_data(settings, {"run": log}, {"run": decision}, time.perf_counter() - started)
         module = copy.deepcopy(self.model.module)
