@@ -25,7 +25,8 @@ def export_command(
     weights: Annotated[str, typer.Argument(help="Checkpoint (.pth/.safetensors, e.g. adapted weights) or registry "
                                            "name.", show_default=False)],
     onnx: Annotated[Path, typer.Option("--onnx", help="ONNX file to write.", dir_okay=False, show_default=False)],
-    opset: Annotated[int, typer.Option(help="ONNX opset (17 suits TensorRT >= 8.6 and ONNX Runtime >= 1.14).")] = 17,
+    opset: Annotated[int, typer.Option(help="ONNX opset (17 suits TensorRT >= 8.6 and ONNX Runtime >= 1.14; "
+                                       "the exporter writes 18 and converts down).")] = 17,
     fp16: Annotated[bool, typer.Option("--fp16", help="float16 weights and activations (float32 input/output); "
                                        "verified with a looser tolerance.")] = False,
     static_shape: Annotated[Optional[tuple[int, int]], typer.Option(
@@ -72,7 +73,9 @@ def export_command(
         if trt:
             engine = build_engine(onnx, onnx.with_suffix(".engine"), precision, *shapes)
             typer.echo(f"{engine.path}  ({'built' if engine.built else 'from cache'}, {precision}, {engine.profile})")
-    except (ModelLoadError, WeightsUnavailable, OnnxExportError, OnnxVerificationError, TensorRTUnavailable,
-            EngineBuildError, FileNotFoundError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+    except (ModelLoadError, WeightsUnavailable, TensorRTUnavailable, FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)  # what was asked cannot run here: 2, as the other commands
+        raise typer.Exit(2) from None
+    except (OnnxExportError, OnnxVerificationError, EngineBuildError) as exc:
+        typer.echo(f"error: {exc}", err=True)  # the export itself failed
         raise typer.Exit(1) from None

@@ -224,6 +224,11 @@ def export_onnx(weights: str | Path, out: Path, opset: int = 17, fp16: bool = Fa
             raise OnnxExportError(f"torch.onnx cannot export {model.architecture} ({model.path.name}) at opset "
                                   f"{opset}: {type(exc).__name__}: {exc}") from exc
         proto = onnx.load(str(tmp))
+        reached = next(entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx"))
+        if reached != opset:  # torch.onnx logs a failed down-conversion and keeps its own opset 18
+            raise OnnxExportError(f"torch.onnx could not convert {model.architecture} to opset {opset} (ONNX's "
+                                  f"version converter lacks one of its operators there); it stayed at opset "
+                                  f"{reached}. Opsets 17 (the default) and 18 are known to work")
         onnx.helper.set_model_props(proto, metadata)
         onnx.save(proto, str(tmp))
 

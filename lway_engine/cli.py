@@ -187,10 +187,14 @@ def upscale(
     from lway_engine.models import ModelLoadError
     from lway_engine.weights import WeightsUnavailable
 
-    if ext not in ("auto", "png", "tif", "webp", "jpg") or alpha_mode not in ("model", "bicubic") or tile < 0 \
-            or tile_pad < 0 or (outscale is not None and not 0 < outscale <= 16) or "/" in suffix:
-        raise typer.BadParameter("check --ext (auto|png|jpg|webp|tif), --alpha-mode (model|bicubic), --tile, "
-                                 "--tile-pad, --outscale (0 < F <= 16) and --suffix (no '/')")
+    checks = {"--ext": (ext in ("auto", "png", "tif", "webp", "jpg"), "auto, png, jpg, webp or tif"),
+              "--alpha-mode": (alpha_mode in ("model", "bicubic"), "model or bicubic"),
+              "--tile": (tile >= 0, "a size >= 0 (0: whole images)"), "--tile-pad": (tile_pad >= 0, "a size >= 0"),
+              "--outscale": (outscale is None or 0 < outscale <= 16, "a factor F with 0 < F <= 16"),  # NaN too
+              "--suffix": ("/" not in suffix, "a name part without '/'")}
+    for name, (ok, expected) in checks.items():
+        if not ok:
+            raise typer.BadParameter(f"expected {expected}", param_hint=f"'{name}'")
     with _launch(device) as (topology, device):
         try:
             precision = "fp32" if fp32 or fp16 else "auto"
@@ -319,6 +323,9 @@ def _adaptation_files(inputs: list[Path], output: Path, frames: int | None) -> l
 
     sampled, images = [], []
     for item in inputs:
+        if item.is_dir() and (output.resolve() == item.resolve() or item.resolve() in output.resolve().parents):
+            raise ValueError(f"-o {output} is inside the input folder {item}: adapt writes sr_before/, sr_after/ and "
+                             "compare/ there, and a rerun would read them as inputs; choose a folder outside it")
         if (item.is_file() and item.suffix.lower() in VIDEO_SUFFIXES) or (item.is_dir() and frames is not None):
             sampled += write_sampled_frames(probe(item), frames or 12, output / "frames")
         else:

@@ -32,6 +32,10 @@ class SizeRequirements:
     multiple_of: int
     square: bool
 
+    def __str__(self) -> str:
+        return (f"sides of at least {self.minimum} px" + f", multiples of {self.multiple_of}" * (self.multiple_of > 1)
+                + ", square" * self.square)
+
 
 @dataclass
 class LoadedModel:

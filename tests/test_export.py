@@ -19,7 +19,14 @@ from lway_engine import __version__
 from lway_engine.adapted_weights import OriginalLayout
 from lway_engine.export import onnx as onnx_export
 from lway_engine.export.command import export_command, parse_shape
-from lway_engine.export.onnx import FP16_TOLERANCE, ExportReport, OnnxVerificationError, export_onnx, verify_onnx
+from lway_engine.export.onnx import (
+    FP16_TOLERANCE,
+    ExportReport,
+    OnnxExportError,
+    OnnxVerificationError,
+    export_onnx,
+    verify_onnx,
+)
 from lway_engine.export.tensorrt import (
     INSTALL_HINT,
     ShapeOutsideProfile,
@@ -116,9 +123,15 @@ def test_static_shape_export(tmp_path: Path) -> None:
     assert list(report.max_abs_error) == ["1x3x40x56", "2x3x40x56"]
     dims = [d.dim_param or d.dim_value for d in onnx.load(str(report.path)).graph.input[0].type.tensor_type.shape.dim]
     assert dims == ["batch", 3, 40, 56]
-    with pytest.raises(ValueError, match="does not fit this model"):
+    with pytest.raises(ValueError, match=r"does not fit this model \(sides of at least 8 px\)"):
         export_onnx("realesr-animevideov3", tmp_path / "tiny.onnx", static_shape=(4, 64))
     assert not (tmp_path / "tiny.onnx").exists()
+
+
+def test_an_opset_the_converter_cannot_reach_is_an_error_not_a_silent_opset_18(tmp_path: Path) -> None:
+    with pytest.raises(OnnxExportError, match="could not convert Compact to opset 5.*stayed at opset 18"):
+        export_onnx("realesr-animevideov3", tmp_path / "old.onnx", opset=5)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_failed_verification_leaves_no_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -164,7 +177,7 @@ def test_cli_exports_and_reports_the_error(tmp_path: Path) -> None:
 def test_cli_trt_without_tensorrt_fails_before_exporting(no_tensorrt, tmp_path: Path) -> None:
     out = tmp_path / "never.onnx"
     result = CliRunner().invoke(_cli(), ["export", "realesr-animevideov3", "--onnx", str(out), "--trt"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "pip install 'lway-engine[trt]'" in result.output and not out.exists()
 
 

@@ -35,6 +35,11 @@ def test_lossless_round_trip(tmp_path: Path, suffix: str, channels: int, alpha: 
     assert (back.alpha is None) == (not alpha)
     if alpha:
         assert np.array_equal(back.alpha, image.alpha)
+    if suffix == ".tif":  # one page of the image's size, as other software reads it, not H pages of W x planes
+        import tifffile
+
+        with tifffile.TiffFile(tmp_path / "x.tif") as tif:
+            assert len(tif.pages) == 1 and tif.pages[0].shape[:2] == image.size
 
 
 def test_real_16bit_rgba_png_keeps_16_bits(shared_file) -> None:

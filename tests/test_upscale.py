@@ -117,8 +117,25 @@ def test_cli_outscale_suffix_ext_auto_quality_and_times(tmp_path: Path, photo) -
         assert result.exit_code == 0, result.output
         assert read_image(out / "cat.jpg").size == (144, 144)
     assert (tmp_path / "q40" / "cat.jpg").stat().st_size < (tmp_path / "q95" / "cat.jpg").stat().st_size
-    bad = CliRunner().invoke(app, ["upscale", str(inputs), "-o", str(tmp_path / "bad"), "--outscale", "0"])
-    assert bad.exit_code == 2 and "--outscale" in bad.output
+    for option, value in (("--outscale", "0"), ("--outscale", "nan"), ("--tile", "-5"), ("--ext", "bmp"),
+                          ("--alpha-mode", "foo")):
+        bad = CliRunner().invoke(app, ["upscale", str(inputs), "-o", str(tmp_path / "bad"), option, value])
+        assert bad.exit_code == 2 and f"Invalid value for '{option}'" in bad.output, bad.output
+
+
+def test_cli_refuses_to_write_over_its_inputs_and_says_when_it_found_none(tmp_path: Path, photo) -> None:
+    inputs = tmp_path / "in"
+    write_image(inputs / "cat.png", Image(photo("chelsea", 24), None, 8))
+    before = (inputs / "cat.png").read_bytes()
+    result = CliRunner().invoke(app, ["upscale", str(inputs), "-o", str(inputs), "--overwrite", "--model",
+                                      "realesr-animevideov3"])
+    assert result.exit_code == 2 and "would overwrite an input" in result.output
+    assert (inputs / "cat.png").read_bytes() == before and sorted(inputs.iterdir()) == [inputs / "cat.png"]
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(app, ["upscale", str(tmp_path / "empty"), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "no image files" in result.output
+    result = CliRunner().invoke(app, ["upscale", str(inputs), "-o", str(tmp_path / "o"), "--device", "cuda:99"])
+    assert result.exit_code == 2 and "--device cuda:99" in result.output
 
 
 def test_a_rerun_removes_temporaries_of_killed_writers_only(tmp_path: Path) -> None:

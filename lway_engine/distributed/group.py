@@ -17,6 +17,7 @@ import torch
 import torch.distributed as dist
 
 from lway_engine.distributed.topology import Topology, device_for
+from lway_engine.hardware.devices import check_device
 
 T = TypeVar("T")
 
@@ -39,6 +40,7 @@ def session(device: str) -> Iterator[tuple[Topology, str]]:
     """This process's ``Topology`` and torch device for ``--device device``; under torchrun it joins the process
     group (gloo on the CPU, NCCL on CUDA, rendezvous from torchrun's MASTER_ADDR/PORT) and leaves it at the end.
     A command's exit status (``typer.Exit``) is an exception: raise it after the block, or the ranks leave apart."""
+    check_device(device)
     topology = Topology.from_env()
     device = device_for(device, topology)
     if not topology.distributed or dist.is_initialized():  # one process, or a caller that set up its own group

@@ -34,6 +34,7 @@ def evaluate_command(
     from lway_engine.evaluation import PairingError, SizeMismatchError, evaluate_pairs, match_pairs
     from lway_engine.evaluation.layouts import detect_layout
     from lway_engine.evaluation.report import table, to_csv, to_json, write_text
+    from lway_engine.hardware import check_device
     from lway_engine.media.images import ImageReadError
     from lway_engine.weights import WeightsUnavailable
 
@@ -44,6 +45,7 @@ def evaluate_command(
     if layout not in LAYOUTS:
         raise typer.BadParameter(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}", param_hint="'--layout'")
     try:
+        check_device(device)
         resolved = detect_layout(hr, scale) if layout == "auto" else layout
         pairs = match_pairs(sr, hr, resolved, scale)
         typer.echo(f"{len(pairs)} pairs ({resolved} layout); metrics: {', '.join(names)}", err=True)

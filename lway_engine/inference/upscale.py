@@ -164,9 +164,11 @@ def upscale_image(model: LoadedModel, image: Image, options: UpscaleOptions, pro
 def prepare_model(model: LoadedModel, options: UpscaleOptions) -> None:
     """Check the precision options against the model and its device, and convert it for ``--fp16``."""
     if options.fp16:
-        if next(model.module.parameters()).device.type != "cuda":
-            raise ValueError("--fp16 needs a CUDA device (half-precision convolutions on the CPU are slow and "
-                             "inexact); drop --fp16 or pass --device cuda")
+        parameter = next(model.module.parameters(), None)  # None: a runtime (ONNX Runtime, OpenVINO, TensorRT)
+        if parameter is None or parameter.device.type != "cuda":
+            raise ValueError("--fp16 runs a PyTorch model on a CUDA device (half-precision convolutions on the CPU "
+                             "are slow and inexact; an exported runtime's precision is set when it is built); drop "
+                             "--fp16 or pass --device cuda")
         if not model.supports_half:
             raise ValueError(f"{model.architecture} does not support fp16 inference")
         model.module.half()
@@ -177,9 +179,16 @@ def upscale_files(model: LoadedModel, inputs: Sequence[Path], outdir: Path, opti
     """Upscale every input into ``outdir``; a file that fails is reported in its Outcome and the rest go on.
     Existing outputs are skipped unless ``overwrite``; under torchrun (``topology``) this rank does its shard and
     every rank returns the outcomes of all files, in input order."""
-    prepare_model(model, options)
     topology = topology or Topology.single()
     pairs = collect_inputs(inputs)
+    if not pairs:
+        raise ValueError(f"no image files ({', '.join(sorted(READ_SUFFIXES))}) in {', '.join(map(str, inputs))}")
+    sources = {source.resolve() for source, _ in pairs}
+    for dest in (output_path(outdir, source, target, options) for source, target in pairs):
+        if dest.resolve() in sources:  # before any work: --overwrite would replace the original
+            raise ValueError(f"{dest}: the output would overwrite an input; choose another output folder or a "
+                             "--suffix")
+    prepare_model(model, options)
     outcomes = []
     mine = shard(pairs, topology)
     for folder in {output_path(outdir, source, target, options).parent for source, target in mine}:

@@ -253,7 +253,11 @@ def write_image(path: str | Path, image: Image, jpeg_quality: int = 95) -> None:
         if suffix in (".tif", ".tiff"):
             import tifffile
 
-            tifffile.imwrite(tmp, array if array.shape[2] > 1 else array[..., 0], iccprofile=metadata.icc)
+            planes = array.shape[2]  # said outright: left to guess, tifffile stores grey + alpha as H pages of W x 2
+            tifffile.imwrite(tmp, array if planes > 1 else array[..., 0], iccprofile=metadata.icc,
+                             photometric="rgb" if planes >= 3 else "minisblack",
+                             planarconfig="contig" if planes > 1 else None,
+                             extrasamples=["unassalpha"] if planes in (2, 4) else None)
         elif bit_depth == 16:
             import io
 
