@@ -111,6 +111,10 @@ def weights_verify(
     """Re-hash cached weights; exits 1 if any cached file is corrupt (fix with `weights fetch --force`)."""
     from lway_engine.weights import REGISTRY, verify
 
+    unknown = [name for name in names or () if name not in REGISTRY]
+    if unknown:
+        typer.echo(f"error: unknown weights {', '.join(unknown)}; known: {', '.join(REGISTRY)}", err=True)
+        raise typer.Exit(2)
     corrupt = False
     for name in names or list(REGISTRY):
         results = verify(name)

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from lway_engine.cli import app
 from lway_engine.evaluation import PairingError, SizeMismatchError, evaluate_pairs, match_pairs
 from lway_engine.evaluation.layouts import detect_layout
-from lway_engine.media.images import Image, read_image, to_tensor, write_image
+from lway_engine.media.images import Image, ImageReadError, read_image, to_tensor, write_image
 from lway_engine.metrics import psnr, ssim
 
 
@@ -123,6 +123,9 @@ def test_size_mismatch_is_an_error_before_scoring(tmp_path, photo) -> None:
     pairs = match_pairs(tmp_path / "sr", tmp_path / "hr", "plain")
     with pytest.raises(SizeMismatchError, match=r"a\.png 64x60 vs a\.png 64x64"):
         evaluate_pairs(pairs, ["psnr"], progress=False)
+    (tmp_path / "hr" / "a.png").write_bytes(b"junk")  # an unreadable reference is named, not a Pillow traceback
+    with pytest.raises(ImageReadError, match=r"a\.png: not a readable image"):
+        evaluate_pairs(pairs, ["psnr"], progress=False)
 
 
 def test_cli_writes_table_csv_and_json(tmp_path, photo) -> None:
@@ -137,10 +140,11 @@ def test_cli_writes_table_csv_and_json(tmp_path, photo) -> None:
         expected[f"img{i}"] = float(psnr(degraded, to_tensor(hr)))
     out_csv, out_json = tmp_path / "out" / "scores.csv", tmp_path / "out" / "scores.json"
     result = CliRunner().invoke(app, ["evaluate", "--sr", str(tmp_path / "sr"), "--hr", str(tmp_path / "hr"),
-                                      "--metrics", "psnr,ssim,nlpd", "--csv", str(out_csv), "--json",
+                                      "--metrics", "psnr,ssim,nlpd,psnr", "--csv", str(out_csv), "--json",
                                       str(out_json)])
     assert result.exit_code == 0, result.output
     assert "psnr ↑" in result.output and "nlpd ↓" in result.output and "mean" in result.output
+    assert out_csv.read_text().splitlines()[0] == "name,psnr,ssim,nlpd,sr,hr"  # a metric named twice: once
     rows = list(csv.DictReader(out_csv.open()))
     assert [r["name"] for r in rows] == ["img0", "img1", "img2", "mean"]
     for row in rows[:3]:

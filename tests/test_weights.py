@@ -77,8 +77,14 @@ def test_every_source_failing_says_what_was_tried(monkeypatch: pytest.MonkeyPatc
 
 
 def test_unknown_name_lists_known_ones() -> None:
+    from typer.testing import CliRunner
+
+    from lway_engine.cli import app
+
     with pytest.raises(KeyError, match="realesrgan-x4plus"):
         fetch("no-such-model")
+    result = CliRunner().invoke(app, ["weights", "verify", "no-such-model"])  # one line, not a KeyError traceback
+    assert result.exit_code == 2 and "unknown weights no-such-model; known: realesrgan-x4plus" in result.output
 
 
 def test_concurrent_fetches_do_not_corrupt_the_cache(tmp_path: Path) -> None:

@@ -73,8 +73,8 @@ def run_adaptation(model: LoadedModel, inputs: list[Path], outdir: Path, reconst
     job = {**asdict(config), "model": str(model.path)}
     adapter = Adapter(model, reconstruction, progress_bar=progress and topology.leader, topology=topology,
                       **asdict(config))
-    check_sizes(config.crop, {path.name: size for path in inputs if (size := image_size(path))},
-                smallest_side(adapter.loss, model.size.multiple_of))  # before any work, per image too
+    check_sizes(config.crop, {path.name: image_size(path) or read_image(path).size for path in inputs},
+                smallest_side(adapter.loss, model.size.multiple_of))  # before any work (unreadable: says why)
     runner = replace(model, module=DynamicSizeNetwork(model.module, device)) if config.compile else model
     settings = {**job, "architecture": model.architecture, "mode": "per-image" if per_image else "whole-set",
                 "images": len(paths), "device": str(device), "processes": topology.world_size}

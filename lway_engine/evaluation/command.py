@@ -38,7 +38,7 @@ def evaluate_command(
     from lway_engine.media.images import ImageReadError
     from lway_engine.weights import WeightsUnavailable
 
-    names = [m.strip() for m in metrics.split(",") if m.strip()]
+    names = list(dict.fromkeys(m.strip() for m in metrics.split(",") if m.strip()))  # each once, in order
     if not names or (unknown := [m for m in names if m not in METRICS]):
         raise typer.BadParameter(f"unknown metric(s) {', '.join(unknown) if names else '(none)'}; known: "
                                  f"{', '.join(METRICS)}", param_hint="'--metrics'")

@@ -10,7 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from lway_engine.evaluation.layouts import Pair
-from lway_engine.media.images import read_image, to_tensor
+from lway_engine.media.images import image_size, read_image, to_tensor
 from lway_engine.metrics import METRICS, build_metric
 
 
@@ -33,19 +33,11 @@ class Evaluation:
         return {m: math.fsum(row[m] for row in self.rows) / len(self.rows) for m in self.metrics}
 
 
-def image_size(path: Path) -> tuple[int, int]:
-    """(height, width) from the file header, without decoding the pixels."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return im.height, im.width
-
-
 def check_sizes(pairs: list[Pair]) -> None:
     """Fail before any scoring if an SR image and its reference differ in size."""
     bad = []
     for pair in pairs:
-        sr, hr = image_size(pair.sr), image_size(pair.hr)
+        sr, hr = (image_size(path) or read_image(path).size for path in (pair.sr, pair.hr))  # unreadable: says why
         if sr != hr:
             bad.append(f"{pair.sr.name} {sr[1]}x{sr[0]} vs {pair.hr.name} {hr[1]}x{hr[0]}")
     if bad:
