@@ -27,6 +27,7 @@ from lway_engine.degradations import (
 from lway_engine.degradations.steps import Step
 from lway_engine.degradations.pipelines import NOISE_OPS, degrade_with_plan
 from lway_engine.degradations.steps import OPS
+from lway_engine.media.images import Image, ImageReadError, write_image
 
 RANDOM_PIPELINES = [name for name, p in PIPELINES.items() if p.random]
 
@@ -401,7 +402,24 @@ def test_degrade_files_refuses_clashes(tmp_path, photo) -> None:
         degrade_files(inputs, tmp_path / "lr", "gauss", seed=0)
     with pytest.raises(FileNotFoundError):
         degrade_files([tmp_path / "missing.png"], tmp_path / "lr", "bicubic", seed=0)
-    assert not (tmp_path / "lr").exists()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no image files"):
+        degrade_files([tmp_path / "empty"], tmp_path / "lr", "bicubic", seed=0)
+    write_image(tmp_path / "small" / "dot.png", Image(np.zeros((3, 9, 3), np.float32), None, 8))
+    (tmp_path / "small" / "junk.png").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="dot.png: 9x3 px is smaller than the scale factor 4"):
+        degrade_files(inputs + [tmp_path / "small" / "dot.png"], tmp_path / "lr", "bicubic", seed=0)
+    with pytest.raises(ImageReadError, match="junk.png"):
+        degrade_files(inputs + [tmp_path / "small" / "junk.png"], tmp_path / "lr", "bicubic", seed=0)
+    assert not (tmp_path / "lr").exists()  # every refusal comes before the first output
+
+
+def test_broad_degrades_images_too_small_to_reflect_pad(photo) -> None:
+    """An HR a few pixels high: the camera stage's paddings replicate where reflection cannot reach."""
+    hr = torch.from_numpy(photo("astronaut", 64)[:8].transpose(2, 0, 1).copy())
+    for seed in range(8):  # seed 3 on 8 x 8 drew a mosaic that reflect-padded a 1 x 1 image
+        assert degrade(hr, "broad", seed, 4).shape == (3, 2, 16)
+        assert degrade(hr[..., :8], "broad", seed, 4).shape == (3, 2, 2)
 
 
 def test_degrade_command(tmp_path, photo) -> None:

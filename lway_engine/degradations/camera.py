@@ -65,7 +65,7 @@ def _phase(pattern: str) -> tuple[int, int]:
 def _demosaic_malvar(raw: torch.Tensor) -> torch.Tensor:
     """RGGB raw (N, 1, H, W) -> (N, 3, H, W) with Malvar-He-Cutler's gradient-corrected filters."""
     filters = torch.tensor([_M_G_AT_RB, _M_ROW, np.transpose(_M_ROW).tolist(), _M_DIAGONAL], dtype=raw.dtype) / 8
-    f_g, f_row, f_col, f_diag = F.conv2d(F.pad(raw, (2, 2, 2, 2), mode="reflect"), filters[:, None]).unbind(1)
+    f_g, f_row, f_col, f_diag = F.conv2d(ops.reflect_pad(raw, (2, 2, 2, 2)), filters[:, None]).unbind(1)
     x = raw[:, 0]
     height, width = x.shape[-2:]
     even_row = (torch.arange(height) % 2 == 0).view(-1, 1)
@@ -82,7 +82,7 @@ def _demosaic_binning(raw: torch.Tensor) -> torch.Tensor:
     """Each 2x2 RGGB cell becomes one colour (its R, mean G, B) repeated over the cell: blocky colour, as cheap
     sensors and some video modes do."""
     height, width = raw.shape[-2:]
-    padded = F.pad(raw, (0, width % 2, 0, height % 2), mode="reflect")  # reflect keeps the colour parity
+    padded = ops.reflect_pad(raw, (0, width % 2, 0, height % 2))  # reflection keeps the colour parity
     r, g1 = padded[..., 0::2, 0::2], padded[..., 0::2, 1::2]
     g2, b = padded[..., 1::2, 0::2], padded[..., 1::2, 1::2]
     cells = torch.cat([r, (g1 + g2) / 2, b], dim=1)
@@ -100,7 +100,7 @@ def raw_capture(img: torch.Tensor, mosaic: bool, pattern: str, demosaic: str, pe
     x, squeeze = ops.batched(img)
     rows, cols = _phase(pattern)
     if mosaic:
-        x = F.pad(x, (cols, 0, rows, 0), mode="reflect")  # bring the pattern's red pixel to the RGGB position
+        x = ops.reflect_pad(x, (cols, 0, rows, 0))  # bring the pattern's red pixel to the RGGB position
         x = ops.bayer_mosaic(x)
     if peak > 0:
         rng = np.random.default_rng(seed)

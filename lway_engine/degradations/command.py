@@ -11,7 +11,8 @@ from lway_engine.degradations.catalog import DESCRIPTIONS
 
 
 def degrade_command(
-    inputs: Annotated[list[Path], typer.Argument(help="HR image files or folders of images.", show_default=False)],
+    inputs: Annotated[list[Path], typer.Argument(help="HR image files or folders of images (not their "
+                                                 "subfolders).", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the LR PNGs (<stem>.png).",
                                          file_okay=False)],
     pipeline: Annotated[str, typer.Option("--pipeline", "-p", help="Degradation pipeline (see above).")],
@@ -29,7 +30,7 @@ def degrade_command(
         written = degrade_files(list(inputs), output, pipeline, seed, scale)
     except (ImageReadError, FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(2) from None
     for path in written:
         typer.echo(str(path))
 

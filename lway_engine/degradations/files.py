@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from lway_engine.degradations.pipelines import PIPELINES, degrade
-from lway_engine.media.images import READ_SUFFIXES, Image, read_image, write_image
+from lway_engine.media.images import READ_SUFFIXES, Image, image_size, read_image, write_image
 
 
 def expand_inputs(inputs: Iterable[Path]) -> list[Path]:
@@ -40,12 +40,19 @@ def degrade_files(inputs: list[Path], outdir: Path, pipeline: str, seed: int, sc
     """Write ``outdir/<stem>.png`` = ``degrade(HR, pipeline, file_seed(seed, name), scale)`` for every input.
 
     Colour only: alpha is dropped and greyscale is replicated to RGB; outputs are 8-bit PNGs. Raises before
-    writing anything if the pipeline is unknown, two inputs share a stem, or an output would overwrite an input;
-    an unreadable image raises ``ImageReadError`` naming it.
+    writing anything if the pipeline is unknown, there are no images, two inputs share a stem, an output would
+    overwrite an input, or an input is smaller than ``scale``; an unreadable image raises ``ImageReadError`` naming
+    it, also before anything is written (sizes come from the headers).
     """
     if pipeline not in PIPELINES:
         raise ValueError(f"unknown pipeline {pipeline!r}; valid: {', '.join(PIPELINES)}")
     files = expand_inputs(inputs)
+    if not files:
+        raise ValueError(f"no image files in {', '.join(map(str, inputs))} (folders are read one level deep)")
+    for source in files:
+        height, width = image_size(source) or read_image(source).size
+        if min(height, width) < scale:
+            raise ValueError(f"{source.name}: {width}x{height} px is smaller than the scale factor {scale}")
     outputs = [output_path(outdir, f) for f in files]
     seen: dict[Path, Path] = {}
     for source, target in zip(files, outputs):

@@ -49,12 +49,18 @@ def luma(img: torch.Tensor) -> torch.Tensor:
     return torch.einsum("...chw,c->...hw", img, LUMA.to(img.dtype)).unsqueeze(-3)
 
 
-def _pad(x: torch.Tensor, pad: int) -> torch.Tensor:
-    """Reflect padding; replicate where the image is too small to reflect (tiny intermediates)."""
-    if pad == 0:
+def reflect_pad(x: torch.Tensor, pads: tuple[int, int, int, int]) -> torch.Tensor:
+    """``F.pad``'s (left, right, top, bottom) by reflection; replicate where the image is too small to reflect (tiny
+    intermediates, and a small HR's LR: reflection needs each pad below its side)."""
+    if not any(pads):
         return x
-    mode = "reflect" if pad < min(x.shape[-2:]) else "replicate"
-    return F.pad(x, (pad, pad, pad, pad), mode=mode)
+    left, right, top, bottom = pads
+    fits = max(left, right) < x.shape[-1] and max(top, bottom) < x.shape[-2]
+    return F.pad(x, pads, mode="reflect" if fits else "replicate")
+
+
+def _pad(x: torch.Tensor, pad: int) -> torch.Tensor:
+    return reflect_pad(x, (pad, pad, pad, pad))
 
 
 def filter2d(img: torch.Tensor, kernel: np.ndarray | torch.Tensor) -> torch.Tensor:
