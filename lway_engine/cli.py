@@ -456,19 +456,21 @@ def info(
 
 @app.command()
 def pretrain(
-    output: Annotated[Path, typer.Option("--output", "-o", help="Checkpoint to write (.safetensors).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Checkpoint to write (.safetensors).",
+                                         dir_okay=False)],
     hr: Annotated[Optional[list[Path]], typer.Option(
         help="HR folders (searched recursively) or files for synthetic pairs (repeatable).")] = None,
     pairs: Annotated[Optional[list[Path]], typer.Option(
         help="Folders (or HR files) of real registered pairs: City100 NNNH/NNNL or RealSR *_HR/*_LR4 (repeatable); "
              "each folder is one camera, drawn equally often.")] = None,
     holdout: Annotated[float, typer.Option(
-        help="Fraction of each folder's files (last by name) kept for validation.")] = 0.1,
-    steps: Annotated[int, typer.Option(help="Training steps (the cosine schedule spans them; --resume continues).")
-                     ] = 3000,
-    batch: Annotated[int, typer.Option(help="Pairs per step; under torchrun the global batch, shared among the "
-                                       "processes (a multiple of their number).")] = 16,
-    crop: Annotated[int, typer.Option(help="LR crop side.")] = 64,
+        min=0.0, max=1.0, help="Fraction of each folder's files (last by name) kept for validation; at least one "
+        "per folder, and a folder of one file validates on it as well.")] = 0.1,
+    steps: Annotated[int, typer.Option(min=1, help="Training steps (the cosine schedule spans them; --resume "
+                                       "continues).")] = 3000,
+    batch: Annotated[int, typer.Option(min=1, help="Pairs per step; under torchrun the global batch, shared among "
+                                       "the processes (a multiple of their number).")] = 16,
+    crop: Annotated[int, typer.Option(min=1, help="LR crop side.")] = 64,
     lr: Annotated[float, typer.Option(help="Adam learning rate (cosine-decayed to 10%).")] = 2e-4,
     scale: Annotated[int, typer.Option(help="SR scale the reconstructor serves.")] = 4,
     embed_dim: Annotated[int, typer.Option(help="Degradation embedding size.")] = 512,
@@ -497,7 +499,8 @@ def pretrain(
         help="Synthetic pipelines and their odds, e.g. broad=0.6,bsrgan=0.2,realesrgan=0.2 (names: lway-engine "
              "degrade --help); default: the bundled checkpoint's, "
              + ",".join(f"{name}={odds:g}" for name, odds in TRAINING_MIX.items()) + ".")] = None,
-    checkpoint_every: Annotated[int, typer.Option(help="Write checkpoint + resume state every N steps.")] = 250,
+    checkpoint_every: Annotated[int, typer.Option(min=1, help="Write checkpoint + resume state every N steps.")
+                                ] = 250,
     workers: Annotated[int, typer.Option(help="Processes synthesising batches ahead of training.")] = 1,
     device: Annotated[str, typer.Option(help="torch device (a CPU run resumes on CUDA and back).")] = "cpu",
     amp: Annotated[str, typer.Option(help=AMP_HELP)] = "auto",
@@ -509,7 +512,7 @@ def pretrain(
     are skipped, greyscale and 16-bit ones converted, with counts. Checkpoints are atomic; --resume continues a
     stopped run bit for bit (under torchrun: at the same number of processes; another number also resumes, with
     other samples drawn)."""
-    from lway_engine.reconstruction import ReconstructionConfig
+    from lway_engine.reconstruction import CheckpointError, ReconstructionConfig
     from lway_engine.training.pretrain import PretrainConfig, pretrain_files
 
     with _launch(device) as (topology, device):
@@ -528,5 +531,8 @@ def pretrain(
                                  topology=topology)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
+        except (CheckpointError, FileNotFoundError) as exc:  # --init-from, --resume's files, a missing input
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
         echo(f"done in {log['seconds']:.0f} s, {log['samples']} samples seen; final validation "
              f"{log['val'][-1][1] if log['val'] else '-'}; checkpoint {output}")

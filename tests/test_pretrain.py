@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from lway_engine.media.images import Image, write_image
 from lway_engine.metrics.lpips_net import LPIPS
-from lway_engine.reconstruction import LWayReconstruction, ReconstructionConfig, load_checkpoint
+from lway_engine.reconstruction import CheckpointError, LWayReconstruction, ReconstructionConfig, load_checkpoint
 from lway_engine.training.data import PairSource, Sample, find_pairs
 from lway_engine.training.pretrain import PretrainConfig, pretrain, pretrain_files, validation_loss
 
@@ -272,3 +272,35 @@ def test_error_model_heldout_report_finds_a_biased_origin(bench) -> None:
     assert set(kinds) == {"resize", "bsrgan"} and sum(k["samples"] for k in kinds.values()) == 120
     assert kinds["resize"]["true_over_predicted"] < 0.8 < 1.05 < kinds["bsrgan"]["true_over_predicted"]
     assert set(report["outliers"]["by_origin"]) == {"outlier:impulse"}
+
+
+def test_cli_names_unusable_checkpoints_resume_state_and_inputs(data, tmp_path: Path) -> None:
+    """One line and exit 2 for what cannot run (a corrupt --init-from, a truncated resume state, a missing --hr),
+    a notice where --resume finds nothing, and no unusable option value reaches training."""
+    from typer.testing import CliRunner
+
+    from lway_engine.cli import app
+
+    hr_files, _ = data
+    small = ["--hr", str(hr_files[0].parent), "--steps", "1", "--batch", "2", "--crop", "32", "--embed-dim", "16",
+             "--blocks", "1", "--width", "8", "--workers", "0"]
+    out = tmp_path / "er.safetensors"
+
+    def run(*args: str):
+        return CliRunner().invoke(app, ["pretrain", "-o", str(out), *small, *args])
+
+    fresh = run("--resume")
+    assert fresh.exit_code == 0 and "nothing to resume" in fresh.output, fresh.output
+    state = out.with_suffix(".state.pt")
+    state.write_bytes(state.read_bytes()[:1000])
+    broken = run("--resume")
+    assert broken.exit_code == 2 and "not a readable resume state" in broken.output
+    (tmp_path / "random.safetensors").write_bytes(bytes(range(200)))
+    for args, why in ((("--init-from", str(tmp_path / "random.safetensors")), "not a valid safetensors file"),
+                      (("--init-from", str(tmp_path / "missing.safetensors")), "not found"),
+                      (("--hr", str(tmp_path / "missing")), "missing: no such file or folder")):
+        result = run(*args)
+        assert result.exit_code == 2 and why in result.output and not isinstance(result.exception, CheckpointError)
+    for option, value in (("--batch", "0"), ("--checkpoint-every", "0"), ("--steps", "-1"), ("--holdout", "-0.5")):
+        result = run(option, value)
+        assert result.exit_code == 2 and f"Invalid value for '{option}'" in result.output

@@ -62,6 +62,8 @@ def image_files(inputs: list[Path]) -> list[Path]:
     splits reproducible)."""
     found = set()
     for path in inputs:
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such file or folder")
         found.update(p for p in path.rglob("*") if p.suffix.lower() in READ_SUFFIXES) if path.is_dir() \
             else found.add(path)
     return sorted(found)

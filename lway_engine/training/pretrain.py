@@ -31,7 +31,13 @@ from lway_engine.adaptation.step import amp_dtype
 from lway_engine.atomic import atomic_write
 from lway_engine.distributed import Topology, data_parallel, local_slice, mean_over_ranks, step_rng
 from lway_engine.metrics.lpips_net import LPIPS
-from lway_engine.reconstruction import LWayReconstruction, ReconstructionConfig, load_checkpoint, save_checkpoint
+from lway_engine.reconstruction import (
+    CheckpointError,
+    LWayReconstruction,
+    ReconstructionConfig,
+    load_checkpoint,
+    save_checkpoint,
+)
 from lway_engine.training.data import PairSource, Sample, find_pairs, image_files
 
 
@@ -148,7 +154,11 @@ def pretrain(train: PairSource, val: PairSource, out: Path, config: PretrainConf
     if resume and out.exists() and state_path.exists():
         model = load_checkpoint(out, expect_scale=model_config.scale, expect_embed_dim=model_config.embed_dim)
         model = model.to(device)
-        state = torch.load(state_path, map_location=device, weights_only=False)  # our own file: optimizer state + log
+        try:
+            state = torch.load(state_path, map_location=device, weights_only=False)  # ours: optimizer state + log
+        except Exception as exc:  # a truncated or foreign file: torch raises several types
+            raise CheckpointError(f"{state_path}: not a readable resume state ({type(exc).__name__}); restore it, or "
+                                  f"delete it and {out.name} to start afresh") from exc
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.99))
         optimizer.load_state_dict(state["optimizer"])
         log, start = state["log"], state["step"]
@@ -220,11 +230,19 @@ def warm_start(model: LWayReconstruction, source: Path) -> None:
     model.load_state_dict(weights, strict=False)
 
 
+def _by_folder(items: list, folder: Callable[[Any], Path]) -> dict[Path, list]:
+    """``items`` grouped by ``folder(item)``, folders sorted, items in their order."""
+    groups: dict[Path, list] = {}
+    for item in items:
+        groups.setdefault(folder(item), []).append(item)
+    return dict(sorted(groups.items()))
+
+
 def _split(items: list, folder: Callable[[Any], Path], holdout: float) -> tuple[list, list]:
-    """Per folder, the last ``holdout`` of its files by name are validation (so each folder is represented)."""
+    """Per folder, the last ``holdout`` of its files by name are validation, at least one (so each folder is
+    represented); a folder of one file validates on it and trains on it too."""
     train, val = [], []
-    for parent in sorted({folder(item) for item in items}):
-        group = [item for item in items if folder(item) == parent]
+    for group in _by_folder(items, folder).values():
         keep = len(group) - max(1, round(len(group) * holdout)) if len(group) > 1 else len(group)
         train += group[:keep]
         val += group[keep:] or group[:1]
@@ -249,6 +267,12 @@ def pretrain_files(hr: list[Path], pairs: list[Path], out: Path, config: Pretrai
     if not train.hr_images and not train.real_pairs:
         raise ValueError(f"no usable training images or pairs after holding out the last {holdout:.0%} of each "
                          f"folder for validation ({train.report.summary()}); give more, or lower --holdout")
+    if resume and not (out.exists() and out.with_suffix(".state.pt").exists()):
+        echo(f"nothing to resume at {out} (no checkpoint with its .state.pt yet): starting afresh")
+    shared = sum(len(group) == 1 for items, folder in ((hr_files, lambda p: p.parent), (pair_files, lambda pair:
+                 pair[0].parent)) for group in _by_folder(items, folder).values())
+    if shared:
+        echo(f"{shared} folder(s) hold a single HR image or pair: it is validated on as well as trained on")
     cameras = len(train.cameras)
     drawn = f"from {cameras} folders, drawn folder by folder " if cameras > 1 else ""
     echo(f"training on {len(train.hr_images)} HR images + {len(train.real_pairs)} real pairs {drawn}"
