@@ -90,5 +90,7 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append("versions")
     lines += [f"  {name:<16}{version}" for name, version in report["versions"].items() if version]
     lines.append("fast paths")
-    lines += [f"  {name:<24}{value(v)}" for name, v in report["fast_paths"].items() if name != "cpp_extension_build"]
+    shown = {name: v for name, v in report["fast_paths"].items() if name != "cpp_extension_build"}
+    width = max(map(len, shown)) + 2  # the longest name still gets a gap before its value
+    lines += [f"  {name:<{width}}{value(v)}" for name, v in shown.items()]
     return "\n".join(lines)

@@ -65,7 +65,8 @@ class Upscaler:
     below the model's minimum ``ImageTooSmall``. On the CPU an ONNX model's 3x3 convolutions run through
     lway-engine's Winograd kernel (``cpu_kernels_report`` says how many; ``cpu_kernels=False`` keeps ORT's own).
     A checkpoint runs under bf16 autocast where ``precision`` is bf16, or auto on a CPU with native bf16 (AMX or
-    AVX512_BF16: about 4x faster, 55 dB from float32); ``precision="fp32"`` opts out, 16-bit images stay float32.
+    AVX512_BF16: about 4x faster, 51-54 dB PSNR from float32 on photos); ``precision="fp32"`` opts out, 16-bit
+    images stay float32.
     On the CPU an .onnx runs in ONNX Runtime or OpenVINO (``backend``; see :func:`choose_backend`), and a
     checkpoint in PyTorch or OpenVINO (the same rule; the first use of a checkpoint converts it,
     about 20 s for RRDBNet, and says so on stderr); OpenVINO follows the same ``precision`` rule, 16-bit images
