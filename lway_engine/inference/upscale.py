@@ -180,6 +180,8 @@ def upscale_files(model: LoadedModel, inputs: Sequence[Path], outdir: Path, opti
     Existing outputs are skipped unless ``overwrite``; under torchrun (``topology``) this rank does its shard and
     every rank returns the outcomes of all files, in input order."""
     topology = topology or Topology.single()
+    if outdir.exists() and not outdir.is_dir():
+        raise ValueError(f"-o {outdir} is a file; images are written into a folder")
     pairs = collect_inputs(inputs)
     if not pairs:
         raise ValueError(f"no image files ({', '.join(sorted(READ_SUFFIXES))}) in {', '.join(map(str, inputs))}")
