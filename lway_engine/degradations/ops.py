@@ -59,10 +59,6 @@ def reflect_pad(x: torch.Tensor, pads: tuple[int, int, int, int]) -> torch.Tenso
     return F.pad(x, pads, mode="reflect" if fits else "replicate")
 
 
-def _pad(x: torch.Tensor, pad: int) -> torch.Tensor:
-    return reflect_pad(x, (pad, pad, pad, pad))
-
-
 def filter2d(img: torch.Tensor, kernel: np.ndarray | torch.Tensor) -> torch.Tensor:
     """Convolve every channel with the same odd-sized kernel (depthwise conv2d, reflect padding)."""
     x, squeeze = batched(img)
@@ -72,7 +68,7 @@ def filter2d(img: torch.Tensor, kernel: np.ndarray | torch.Tensor) -> torch.Tens
         raise ValueError(f"kernel must be square and odd-sized, got {tuple(k.shape)}")
     channels = x.shape[1]
     weight = k.flip(0, 1).expand(channels, 1, *k.shape).contiguous()  # flip: true convolution, not correlation
-    out = F.conv2d(_pad(x, k.shape[0] // 2), weight, groups=channels)
+    out = F.conv2d(reflect_pad(x, (k.shape[0] // 2,) * 4), weight, groups=channels)
     return unbatched(out, squeeze)
 
 
@@ -202,8 +198,8 @@ def demosaic_bilinear(raw: torch.Tensor) -> torch.Tensor:
     channels = []
     for c, k in enumerate((_RED_BLUE, _GREEN, _RED_BLUE)):
         mask = masks[:, c : c + 1]
-        value = _pad(x * mask, 1)
-        weight = _pad(mask.expand_as(x), 1)
+        value = reflect_pad(x * mask, (1, 1, 1, 1))
+        weight = reflect_pad(mask.expand_as(x), (1, 1, 1, 1))
         kernel = torch.from_numpy(k).to(x.dtype).view(1, 1, 3, 3)
         channels.append(F.conv2d(value, kernel) / F.conv2d(weight, kernel).clamp_min(1e-8))
     return unbatched(torch.cat(channels, dim=1), squeeze)
