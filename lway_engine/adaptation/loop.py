@@ -129,7 +129,8 @@ def check_sizes(crop: int, sizes: dict[str, tuple[int, int]], minimum: int) -> N
     """Raise ``ValueError`` naming what is below ``minimum`` (``smallest_side``): the crop, or the images (name ->
     (height, width)), before any work rather than deep inside the loss."""
     if crop < minimum:
-        raise ValueError(f"a {crop} px crop is too small: the loss's LPIPS network needs crops of at least {minimum} px")
+        raise ValueError(f"a {crop} px crop is too small: the loss's LPIPS network needs crops of at least "
+                         f"{minimum} px")
     small = [f"{name} ({height}x{width})" for name, (height, width) in sizes.items() if min(height, width) < minimum]
     if small:
         raise ValueError(f"too small to adapt on (LR sides of at least {minimum} px are needed: the loss's LPIPS "
