@@ -105,6 +105,15 @@ def test_identical_images_score_ideal_and_batches_agree(photo_pairs, metric, nam
     assert torch.allclose(batched, single, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.parametrize("name", [name for name in METRICS if name != "psnr"])
+def test_every_windowed_metric_refuses_images_too_small_to_mean_anything(metric, name: str) -> None:
+    """An 8 x 8 pair: each metric with a window or a pyramid names its smallest input instead of a number (DISTS
+    scored 1 x 1 pairs) or a traceback from inside a network."""
+    x = torch.rand(1, 3, 8, 8, dtype=torch.float64)
+    with pytest.raises(ValueError, match="needs images of at least"):
+        metric(name)(x, x.flip(-1))
+
+
 KODAK_LADDER_PHOTOS = ("kodim03.png", "kodim19.png")
 
 

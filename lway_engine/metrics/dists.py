@@ -34,6 +34,9 @@ _STAGE_ENDS = (4, 9, 16, 23, 30)  # VGG16 ``features`` index after each stage's 
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
 _C1 = _C2 = 1e-6
+# the smallest side whose deepest stage (after four stride-2 poolings) keeps 2 x 2 values: at 1 x 1 its variance is
+# 0 and its structure term a constant, so a score below this size says nothing of the images
+MIN_SIDE = 17
 
 
 def load_alpha_beta() -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,6 +94,8 @@ class DISTS(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         check_pair(x, y)
+        if min(x.shape[-2:]) < MIN_SIDE:
+            raise ValueError(f"DISTS needs images of at least {MIN_SIDE} px, got {tuple(x.shape[-2:])}")
         # one pass over both batches, channels-last (oneDNN's fast convolution layout on CPUs)
         both = self.features(torch.cat([x, y]).float().contiguous(memory_format=torch.channels_last))
         fx, fy = zip(*(f.split(len(x)) for f in both))
