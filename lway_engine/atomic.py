@@ -42,6 +42,17 @@ def remove_stale_parts(folder: Path) -> int:
     return removed
 
 
+def writable_folder(folder: Path) -> None:
+    """Create ``folder`` (and its parents) and check that files can be written there, raising ``ValueError`` with
+    the reason: a command checks its output folder before the work, not after it when the first write fails."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"{folder}: cannot create the output folder ({exc.strerror or exc})") from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{folder}: the output folder is not writable (permissions or a read-only file system)")
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -322,15 +322,18 @@ def demo(
 def _adaptation_files(inputs: list[Path], output: Path, frames: int | None) -> list[Path]:
     """The image files to adapt on: a video (or, with ``frames``, a numbered frame folder) gives frames sampled from
     it, written to OUTDIR/frames/; images and folders are taken as they are."""
+    from lway_engine.atomic import writable_folder
     from lway_engine.inference.upscale import collect_inputs
     from lway_engine.media.sampling import write_sampled_frames
     from lway_engine.media.video import VIDEO_SUFFIXES, probe
 
-    sampled, images = [], []
     for item in inputs:
         if item.is_dir() and (output.resolve() == item.resolve() or item.resolve() in output.resolve().parents):
             raise ValueError(f"-o {output} is inside the input folder {item}: adapt writes sr_before/, sr_after/ and "
                              "compare/ there, and a rerun would read them as inputs; choose a folder outside it")
+    writable_folder(output)  # sampled frames go there first
+    sampled, images = [], []
+    for item in inputs:
         if (item.is_file() and item.suffix.lower() in VIDEO_SUFFIXES) or (item.is_dir() and frames is not None):
             sampled += write_sampled_frames(probe(item), frames or 12, output / "frames")
         else:

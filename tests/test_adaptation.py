@@ -155,6 +155,8 @@ def test_adapt_command_end_to_end(tmp_path: Path, small_reconstruction, photo) -
     assert small_crop.exit_code == 2 and "a 16 px crop is too small" in small_crop.output
     into_a_file = CliRunner().invoke(app, ["adapt", str(tmp_path / "lr"), "-o", str(ckpt)])
     assert into_a_file.exit_code == 2 and "is a file" in into_a_file.output
+    under_a_file = CliRunner().invoke(app, ["adapt", str(tmp_path / "lr"), "-o", str(ckpt / "out")])
+    assert under_a_file.exit_code == 2 and "cannot create the output folder" in under_a_file.output
     into_the_inputs = CliRunner().invoke(app, ["adapt", str(tmp_path / "lr"), "-o", str(tmp_path / "lr" / "out")])
     assert into_the_inputs.exit_code == 2 and "inside the input folder" in into_the_inputs.output
     assert sorted(p.name for p in (tmp_path / "lr").iterdir()) == ["astronaut.png", "coffee.png"]

@@ -138,6 +138,8 @@ def test_cli_refuses_to_write_over_its_inputs_and_says_when_it_found_none(tmp_pa
     assert result.exit_code == 2 and "--device cuda:99" in result.output
     result = CliRunner().invoke(app, ["upscale", str(inputs), "-o", str(inputs / "cat.png")])
     assert result.exit_code == 2 and "is a file; images are written into a folder" in result.output
+    result = CliRunner().invoke(app, ["upscale", str(inputs), "-o", str(inputs / "cat.png" / "out")])
+    assert result.exit_code == 2 and "cannot create the output folder" in result.output  # before the model runs
 
 
 def test_a_rerun_removes_temporaries_of_killed_writers_only(tmp_path: Path) -> None:

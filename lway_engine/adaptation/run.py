@@ -29,7 +29,7 @@ from lway_engine.adaptation.loop import AdaptConfig, AdaptLog, check_sizes, smal
 from lway_engine.adaptation.report import RunRecords, write_report
 from lway_engine.adaptation.select import Decision
 from lway_engine.adaptation.step import amp_dtype
-from lway_engine.atomic import remove_stale_parts
+from lway_engine.atomic import remove_stale_parts, writable_folder
 from lway_engine.compiled import DynamicSizeNetwork
 from lway_engine.distributed import Topology, gather_lists, local_slice, shard
 from lway_engine.inference.upscale import UpscaleOptions, upscale_image
@@ -62,6 +62,7 @@ def run_adaptation(model: LoadedModel, inputs: list[Path], outdir: Path, reconst
     topology = topology or Topology.single()
     device = next(model.module.parameters()).device
     amp_dtype(config.amp, device)  # an impossible --amp fails here, before any work
+    writable_folder(outdir)  # and an output folder that cannot take the results, not after the adaptation
     paths = {p.stem: p for p in inputs}
     if len(paths) != len(inputs):
         raise ValueError("two inputs share a file name; adapt them in separate runs")

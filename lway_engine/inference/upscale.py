@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from lway_engine.atomic import remove_stale_parts
+from lway_engine.atomic import remove_stale_parts, writable_folder
 from lway_engine.distributed import Topology, gather_lists, shard
 from lway_engine.media.images import (
     LUMA,
@@ -185,6 +185,7 @@ def upscale_files(model: LoadedModel, inputs: Sequence[Path], outdir: Path, opti
     pairs = collect_inputs(inputs)
     if not pairs:
         raise ValueError(f"no image files ({', '.join(sorted(READ_SUFFIXES))}) in {', '.join(map(str, inputs))}")
+    writable_folder(outdir)
     sources = {source.resolve() for source, _ in pairs}
     for dest in (output_path(outdir, source, target, options) for source, target in pairs):
         if dest.resolve() in sources:  # before any work: --overwrite would replace the original
