@@ -9,6 +9,7 @@ installed and the CPU has native bf16, ONNX Runtime (or PyTorch, for checkpoints
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,8 @@ class _OpenVinoNetwork(nn.Module):
     Its precision follows torch's CPU autocast at call time, as a PyTorch checkpoint's does: ``upscale_images``
     turns autocast on for 8-bit images only, so 16-bit ones run in float32 here too. Each precision is compiled on
     first use (``bf16`` False: float32 only), with as many threads as torch uses (``OMP_NUM_THREADS``, torchrun).
+    One infer request per precision serves every caller, so calls from several threads take turns (a lock): sharing
+    it unguarded handed threads each other's outputs. OpenVINO already spreads one call over the threads.
     """
 
     follows_autocast = True  # upscale_images: this module's precision follows autocast although it has no parameters
@@ -50,6 +53,7 @@ class _OpenVinoNetwork(nn.Module):
         self.model, self.name, self.bf16 = model, name, bf16
         self.declared = [d.get_length() if d.is_static else None for d in model.input(0).get_partial_shape()]
         self._compiled: dict[bool, tuple[object, object]] = {}
+        self._lock = threading.Lock()
 
     def _request(self, bf16: bool) -> tuple[object, object]:
         if bf16 not in self._compiled:
@@ -64,9 +68,10 @@ class _OpenVinoNetwork(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_static_shape(self.declared, tuple(x.shape), self.name)
         bf16 = self.bf16 and torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
-        compiled, request = self._request(bf16)
-        result = request.infer({0: np.ascontiguousarray(x.detach().cpu().float().numpy())})
-        return torch.from_numpy(np.array(result[compiled.output(0)], dtype=np.float32))
+        with self._lock:  # the request's output buffer is copied out before the next caller runs it
+            compiled, request = self._request(bf16)
+            result = request.infer({0: np.ascontiguousarray(x.detach().cpu().float().numpy())})
+            return torch.from_numpy(np.array(result[compiled.output(0)], dtype=np.float32))
 
 
 def _metadata(path: Path) -> dict[str, str]:
