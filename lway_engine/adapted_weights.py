@@ -63,6 +63,9 @@ class OriginalLayout:
 
     def save(self, module: nn.Module, dest: Path) -> list[Path]:
         """Write ``dest`` (.safetensors); for a wrapped .pth input also ``dest.pth`` with the same wrapper."""
+        if dest.suffix.lower() != ".safetensors" or dest.is_dir():
+            raise ValueError(f"{dest}: adapted weights are written as NAME.safetensors (a wrapped .pth input also "
+                             "gets NAME.pth beside it); other names would hold safetensors bytes no loader expects")
         state = self.state_dict(module)
         written = [dest]
         atomic_write(dest, lambda tmp: save_file(state, tmp))

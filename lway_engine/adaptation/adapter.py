@@ -35,36 +35,11 @@ from lway_engine.adaptation.select import Decision, adapt_and_select
 from lway_engine.adapted_weights import OriginalLayout
 from lway_engine.distributed import Topology
 from lway_engine.hardware import resolve_amp
-from lway_engine.media.images import Image, from_planes, read_image, to_tensor
+from lway_engine.media.images import Image, ImageLike, as_image, to_tensor
 from lway_engine.models import LoadedModel, load_model
 from lway_engine.reconstruction import LWayReconstruction, load_checkpoint
 
-ImageLike = Any  # a path, a NumPy array (H, W[, C]; uint8, uint16 or float in [0, 1]) or a PIL image
 Progress = Callable[[int, int, float], None]  # (steps done, steps per run, loss)
-
-
-def as_image(item: ImageLike) -> Image:
-    """An input as an ``Image``: paths are read (EXIF orientation applied), arrays and PIL images converted."""
-    if isinstance(item, Image):
-        return item
-    if isinstance(item, (str, Path)):
-        return read_image(item)
-    if hasattr(item, "getexif") and hasattr(item, "convert"):  # a PIL image
-        from PIL import ImageOps
-
-        item = np.asarray(ImageOps.exif_transpose(item).convert("RGB"))
-    array = np.asarray(item)
-    if array.ndim == 2:
-        array = array[..., None]
-    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
-        raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {array.shape}")
-    if array.dtype in (np.uint8, np.uint16):
-        depth = 8 if array.dtype == np.uint8 else 16
-        return from_planes(array.astype(np.float32) / (2**depth - 1), depth)
-    array = array.astype(np.float32)
-    if array.size and (array.min() < 0 or array.max() > 1):
-        raise ValueError("float images must hold values in [0, 1]")
-    return from_planes(array, 8)
 
 
 @dataclass
@@ -130,6 +105,7 @@ class Adapter:
         self._layout = OriginalLayout(self.model.module, self.model.path)
         self._original = copy.deepcopy(self.model.module.state_dict())
         self._cancel = threading.Event()
+        self._running = threading.Lock()  # one adapt() at a time: runs share the model's weights
 
     def cancel(self) -> None:
         """Stop the running ``adapt`` at its next step (thread-safe); it keeps the best weights so far."""
@@ -143,17 +119,22 @@ class Adapter:
         Per image, each image's explainability gate also answers to its set's (the lower counts: one image's
         value is noisy): the set is ``images`` unless ``set_explainability`` gives it (``explainability``), as a
         caller that feeds one image at a time must."""
-        items = [images] if isinstance(images, (str, Path, np.ndarray, Image)) or hasattr(images, "getexif") \
-            else list(images)
-        if not items:
-            raise ValueError("give at least one image")
-        tensors = [to_tensor(as_image(item).rgb())[0].to(self.device) for item in items]
-        self._cancel.clear()
-        hooks = Hooks(stop=self._cancel.is_set) if progress is None else Hooks(progress, self._cancel.is_set)
-        if per_image and self.config.select and set_explainability is None and len(tensors) > 1:
-            set_explainability = self._explainability(tensors)
-        groups = [[t] for t in tensors] if per_image else [tensors]
-        results = [self._run(group, hooks, set_explainability) for group in groups]
+        if not self._running.acquire(blocking=False):
+            raise RuntimeError("this Adapter is already adapting in another thread; give each thread its own Adapter")
+        try:
+            self._cancel.clear()  # before reading the images: a cancel() while they load stops the run
+            items = [images] if isinstance(images, (str, Path, np.ndarray, Image)) or hasattr(images, "getexif") \
+                else list(images)
+            if not items:
+                raise ValueError("give at least one image")
+            tensors = [to_tensor(as_image(item).rgb())[0].to(self.device) for item in items]
+            hooks = Hooks(stop=self._cancel.is_set) if progress is None else Hooks(progress, self._cancel.is_set)
+            if per_image and self.config.select and set_explainability is None and len(tensors) > 1:
+                set_explainability = self._explainability(tensors)
+            groups = [[t] for t in tensors] if per_image else [tensors]
+            results = [self._run(group, hooks, set_explainability) for group in groups]
+        finally:
+            self._running.release()
         return results if per_image else results[0]
 
     def explainability(self, images: Sequence[ImageLike]) -> Reading | None:
@@ -175,13 +156,14 @@ class Adapter:
             log, decision = adapt_and_select(self.model, tensors, self.reconstruction, self.loss, self.config,
                                              progress=self.progress_bar, hooks=hooks, topology=self.topology,
                                              set_explainability=set_explainability)
-            log.message += decision.reason
         else:
             log = adapt(self.model, tensors, self.reconstruction, self.loss, self.config, self.progress_bar,
                         hooks=hooks, topology=self.topology)
-            decision = Decision(True, f"fixed schedule of {self.config.iterations} steps (--no-select): no "
-                                "held-out signal was scored", runs={"fixed": log})
-            log.message += decision.reason  # what the console prints, as with selection
+            steps = len(log.loss)
+            decision = Decision(True, f"fixed schedule (--no-select), {steps} of {self.config.iterations} steps "
+                                f"({log.status}): no held-out signal was scored", runs={"fixed": log}) if steps else \
+                Decision(False, f"no step was taken ({log.status}): the unadapted weights are kept", runs={"fixed": log})
+        log.message = " ".join(part for part in (log.message.strip(), decision.reason) if part)  # what the CLI prints
         settings = {**asdict(self.config), "model": str(self.model.path), "images": len(tensors)}
         report = report_data(settings, {"run": log}, {"run": decision}, time.perf_counter() - started)
         module = copy.deepcopy(self.model.module)

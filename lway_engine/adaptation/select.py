@@ -143,8 +143,9 @@ def adapt_and_select(model: LoadedModel, images: list[torch.Tensor], reconstruct
         log = adapt(model, images, reconstruction, loss_fn, config, progress, hooks=hooks, topology=topology)
         reason = (f"the no-HR quality signal is unavailable: the images ({', '.join(f'{h}x{w}' for h, w in shapes)} "
                   f"LR px) are too small to hold a region out beside a {config.crop} px training crop; ran the "
-                  f"fixed schedule of {config.iterations} steps ({log.status}). Check the result by eye.")
-        return log, Decision(adapted=True, reason=reason, runs={"fixed schedule": log})
+                  f"fixed schedule: {len(log.loss)} of {config.iterations} steps ({log.status}). Check the result "
+                  "by eye.")
+        return log, Decision(adapted=bool(log.loss), reason=reason, runs={"fixed schedule": log})
     gated = _gate(model, images, reconstruction, loss_fn, config, candidates, set_explainability)
     candidates = tuple(c for c in candidates if c.gate <= 0 or gated.bound is not None and gated.bound >= c.gate)
     if not candidates:

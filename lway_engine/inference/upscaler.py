@@ -22,7 +22,7 @@ from lway_engine.backends.openvino_convert import OpenVinoConversionError, conve
 from lway_engine.export.ort_winograd import RewriteReport
 from lway_engine.hardware import cpu_features, inference_bf16
 from lway_engine.inference.upscale import UpscaleOptions, upscale_image
-from lway_engine.media.images import Image, read_image, write_image
+from lway_engine.media.images import Image, ImageLike, as_image, read_image, write_image
 from lway_engine.models import LoadedModel, load_model
 
 if TYPE_CHECKING:
@@ -135,9 +135,10 @@ class Upscaler:
     def scale(self) -> int:
         return self.model.scale
 
-    def upscale(self, image: Image) -> Image:
-        """The super-resolved image, of the same kind (greyscale/colour, bit depth, alpha) as ``image``."""
-        return upscale_image(self.model, image, self.options)
+    def upscale(self, image: ImageLike) -> Image:
+        """The super-resolved image, of the same kind (greyscale/colour, bit depth, alpha) as ``image``: an
+        ``Image``, a path, a NumPy array or a PIL image, as ``Adapter.adapt`` takes them (``as_image``)."""
+        return upscale_image(self.model, as_image(image), self.options)
 
     def upscale_file(self, src: str | Path, dest: str | Path) -> None:
         """Read ``src``, upscale, write ``dest`` atomically (format from its suffix)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -205,6 +206,60 @@ def image_size(path: str | Path) -> tuple[int, int] | None:
     except Exception:  # noqa: BLE001 (Pillow raises many types; reading the file later reports the cause)
         return None
     return height, width
+
+
+ImageLike = Any  # an Image, a path, a NumPy array (H, W[, C]; uint8, uint16 or float in [0, 1]) or a PIL image
+_PIL_INTEGER_16 = ("I;16", "I;16B", "I;16L", "I")  # how Pillow opens 16-bit grey PNGs and TIFFs
+
+
+def _checked(image: Image) -> Image:
+    """``image`` if it is what its docstring says; a ``ValueError`` naming the fault otherwise (an Image built by
+    hand from 0-255 values would upscale to white without a word)."""
+    pixels = image.pixels
+    if not isinstance(pixels, np.ndarray) or pixels.ndim != 3 or pixels.shape[2] not in (1, 3):
+        raise ValueError(f"Image.pixels must be an (H, W, 1) or (H, W, 3) array, got "
+                         f"{getattr(pixels, 'shape', type(pixels).__name__)}")
+    if image.bit_depth not in (8, 16):
+        raise ValueError(f"Image.bit_depth must be 8 or 16, got {image.bit_depth}")
+    for name, plane in (("pixels", pixels), ("alpha", image.alpha)):
+        if plane is not None and plane.size and not (np.isfinite(plane).all() and plane.min() >= 0
+                                                     and plane.max() <= 1):
+            raise ValueError(f"Image.{name} must be finite floats in [0, 1] (divide 8-bit values by 255)")
+    return image
+
+
+def as_image(item: ImageLike) -> Image:
+    """An input as an ``Image``: paths are read (EXIF orientation applied), arrays and PIL images converted (16-bit
+    and float PIL modes keep their values), and every result checked: NaN or out-of-range values raise."""
+    if isinstance(item, Image):
+        return _checked(item)
+    if isinstance(item, (str, Path)):
+        return read_image(item)
+    if hasattr(item, "getexif") and hasattr(item, "convert"):  # a PIL image
+        from PIL import ImageOps
+
+        upright = ImageOps.exif_transpose(item)
+        if upright.mode in _PIL_INTEGER_16:
+            values = np.asarray(upright, dtype=np.int64)
+            if values.size and (values.min() < 0 or values.max() > 65535):
+                raise ValueError(f"PIL mode {upright.mode} image with values outside 0-65535")
+            item = values.astype(np.uint16)
+        elif upright.mode == "F":
+            item = np.asarray(upright, dtype=np.float32)  # checked for [0, 1] below
+        else:
+            item = np.asarray(upright.convert("RGB"))
+    array = np.asarray(item)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+        raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {array.shape}")
+    if array.dtype in (np.uint8, np.uint16):
+        depth = 8 if array.dtype == np.uint8 else 16
+        return from_planes(array.astype(np.float32) / (2**depth - 1), depth)
+    array = array.astype(np.float32)
+    if array.size and not (np.isfinite(array).all() and array.min() >= 0 and array.max() <= 1):
+        raise ValueError("float images must hold finite values in [0, 1]")
+    return from_planes(array, 8)
 
 
 def read_image(path: str | Path) -> Image:
