@@ -73,6 +73,25 @@ def _launch(device: str) -> Iterator[tuple[Topology, str]]:
         yield joined
 
 
+@contextmanager
+def _sigterm_as_ctrl_c(active: bool) -> Iterator[None]:
+    """SIGTERM (a job scheduler's stop, ``kill``) handled as Ctrl-C, so that an adaptation stopped that way still
+    writes its results; one process only (under torchrun the launcher owns the ranks' signals)."""
+    if not active:
+        yield
+        return
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @weights_app.command("list")
 def weights_list() -> None:
     """Show every known weights entry, its sources in the order tried, and whether it is cached."""
@@ -433,10 +452,15 @@ def adapt(
                                  trainable_patterns=patterns, hf_weight=hf_weight, seed=seed, compile=compile,
                                  amp=_amp(amp, device), deterministic=deterministic, extension=ext, anchor=anchor,
                                  texture=texture, detail=detail, cross_scale=cross_scale, select=select)
-            runs = run_adaptation(loaded, files, output, recon, config, per_image, topology=topology)
+            with _sigterm_as_ctrl_c(not topology.distributed):
+                runs = run_adaptation(loaded, files, output, recon, config, per_image, topology=topology)
         except (ModelLoadError, CheckpointError, FileNotFoundError, ValueError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
+        except KeyboardInterrupt:  # in training it ends the loop instead; here: loading, or writing the results
+            typer.echo(f"\ninterrupted: the results in {output} are incomplete (its report.md, once written, says how "
+                       "far the run got); run the command again to redo them", err=True)
+            raise typer.Exit(130) from None
         if topology.leader:
             for name, log in runs.items():
                 typer.echo(f"{name}: {log.status} after {len(log.loss)} steps. {log.message}")

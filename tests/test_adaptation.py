@@ -237,6 +237,37 @@ def test_a_whole_set_run_that_crashes_still_reports_its_steps_and_the_error(tmp_
     assert "RuntimeError: out of memory at step 3" in (out / "report.md").read_text()
 
 
+def test_ctrl_c_while_the_results_are_written_still_leaves_a_report_that_says_so(tmp_path: Path, small_reconstruction,
+                                                                                fresh_compact, photo) -> None:
+    """Ctrl-C in training ends the loop cleanly (loop.py); after it, while the adapted model upscales the images,
+    it used to leave new weights beside an earlier run's report and images, without a word."""
+    from lway_engine.adaptation.run import run_adaptation
+    from lway_engine.media.images import Image, write_image
+
+    files = []
+    for name in ("astronaut", "coffee"):
+        files.append(tmp_path / "lr" / f"{name}.png")
+        write_image(files[-1], Image(photo(name, 36), None, 8))
+    trained = []
+
+    def ctrl_c_after_training(module, args, output):
+        if torch.is_grad_enabled():
+            trained.append(1)
+        elif trained:  # the first upscale with the adapted weights
+            raise KeyboardInterrupt
+        return output
+
+    fresh_compact.module.register_forward_hook(ctrl_c_after_training)
+    config = AdaptConfig(iterations=2, lr=1e-4, batch=2, crop=32, select=False)
+    with pytest.raises(KeyboardInterrupt):
+        run_adaptation(fresh_compact, files, tmp_path / "out", small_reconstruction, config, per_image=False,
+                       progress=False)
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    run = report["runs"]["all"]
+    assert run["status"] == "interrupted" and len(run["loss"]) == 2
+    assert "incomplete" in report["decisions"]["all"]["reason"] and not report["decisions"]["all"]["adapted"]
+
+
 def _outputs_after_adapting(model, images: list[torch.Tensor], reconstruction, lpips_alex,
                             configs: list[AdaptConfig]) -> tuple[torch.Tensor, list[tuple[torch.Tensor, object]]]:
     """S0's output on the stacked images, then per config (each from the same weights) S's output and the log."""

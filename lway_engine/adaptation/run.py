@@ -87,7 +87,7 @@ def run_adaptation(model: LoadedModel, inputs: list[Path], outdir: Path, reconst
         steps = _Steps()
         try:
             runs, decisions = _whole_set(adapter, runner, paths, outdir, topology, steps)
-        except Exception as error:  # Ctrl-C ends the loop with a log instead (loop.py) and reaches the report below
+        except BaseException as error:  # Ctrl-C in training ends the loop with a log (loop.py); outside it, here
             if topology.leader:
                 write_report(outdir, settings, *steps.failed(error), time.perf_counter() - started)
             raise
@@ -109,12 +109,15 @@ class _Steps:
             self.runs, self.loss = self.runs + 1, []
         self.loss.append(loss)
 
-    def failed(self, error: Exception) -> tuple[dict[str, AdaptLog], dict[str, Decision]]:
-        """The run and decision a report states after ``error``: the steps done and the error, nothing adapted."""
+    def failed(self, error: BaseException) -> tuple[dict[str, AdaptLog], dict[str, Decision]]:
+        """The run and decision a report states after ``error`` (an exception, or Ctrl-C outside the training loop:
+        reading the images or writing the results): the steps done and the error, nothing adapted."""
         where = f"after {len(self.loss)} steps of run {self.runs}" if self.runs else "before the first step"
-        message = f"failed {where}: {type(error).__name__}: {error}"
-        log = AdaptLog(status="failed", message=message, loss=list(self.loss))
-        reason = f"adaptation {message}. The outputs in this folder are incomplete; see the traceback."
+        status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+        message = f"{status} {where}: {type(error).__name__}: {error}".rstrip(": ")
+        log = AdaptLog(status=status, message=message, loss=list(self.loss))
+        reason = (f"adaptation {message}. The outputs in this folder are incomplete (some may be an earlier run's)"
+                  + ("; run the command again to redo them." if status == "interrupted" else "; see the traceback."))
         return {"all": log}, {"all": Decision(adapted=False, reason=reason, runs={"all": log})}
 
 
