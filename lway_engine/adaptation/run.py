@@ -74,7 +74,7 @@ def run_adaptation(model: LoadedModel, inputs: list[Path], outdir: Path, reconst
     job = {**asdict(config), "model": str(model.path)}
     adapter = Adapter(model, reconstruction, progress_bar=progress and topology.leader, topology=topology,
                       **asdict(config))
-    check_sizes(config.crop, {path.name: image_size(path) or read_image(path).size for path in inputs},
+    check_sizes(config.crop, {path.name: image_size(path) for path in inputs},
                 smallest_side(adapter.loss, model.size.multiple_of))  # before any work (unreadable: says why)
     runner = replace(model, module=DynamicSizeNetwork(model.module, device)) if config.compile else model
     settings = {**job, "architecture": model.architecture, "mode": "per-image" if per_image else "whole-set",

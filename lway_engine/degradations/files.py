@@ -50,7 +50,7 @@ def degrade_files(inputs: list[Path], outdir: Path, pipeline: str, seed: int, sc
     if not files:
         raise ValueError(f"no image files in {', '.join(map(str, inputs))} (folders are read one level deep)")
     for source in files:
-        height, width = image_size(source) or read_image(source).size
+        height, width = image_size(source)
         if min(height, width) < scale:
             raise ValueError(f"{source.name}: {width}x{height} px is smaller than the scale factor {scale}")
     outputs = [output_path(outdir, f) for f in files]

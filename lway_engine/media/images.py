@@ -195,16 +195,16 @@ def _read_pillow(path: Path) -> Image:
         return _split(np.asarray(im), 8, metadata)
 
 
-def image_size(path: str | Path) -> tuple[int, int] | None:
-    """(height, width) as stored, from the header alone (a large set's sizes without decoding it), or None where
-    Pillow cannot read the header: ``read_image`` then says why."""
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) as stored, from the header alone where Pillow reads it (a large set's sizes without decoding
+    it); otherwise from ``read_image``, which reads what Pillow cannot and raises ``ImageReadError`` saying why."""
     from PIL import Image as PILImage
 
     try:
         with PILImage.open(path) as opened:
             width, height = opened.size
-    except Exception:  # noqa: BLE001 (Pillow raises many types; reading the file later reports the cause)
-        return None
+    except Exception:  # noqa: BLE001 (Pillow raises many types; read_image names the cause)
+        return read_image(path).size
     return height, width
 
 

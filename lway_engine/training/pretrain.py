@@ -151,7 +151,7 @@ def pretrain(train: PairSource, val: PairSource, out: Path, config: PretrainConf
     val_rng = np.random.default_rng(config.seed + 1)
     val_samples = [val.sample(val_rng, config.crop, config.real_fraction)
                    for _ in range(config.val_samples if topology.leader else 0)]  # rank 0 alone validates
-    if resume and out.exists() and state_path.exists():
+    if resume and _resumable(out):
         model = load_checkpoint(out, expect_scale=model_config.scale, expect_embed_dim=model_config.embed_dim)
         model = model.to(device)
         try:
@@ -230,19 +230,17 @@ def warm_start(model: LWayReconstruction, source: Path) -> None:
     model.load_state_dict(weights, strict=False)
 
 
-def _by_folder(items: list, folder: Callable[[Any], Path]) -> dict[Path, list]:
-    """``items`` grouped by ``folder(item)``, folders sorted, items in their order."""
-    groups: dict[Path, list] = {}
-    for item in items:
-        groups.setdefault(folder(item), []).append(item)
-    return dict(sorted(groups.items()))
+def _resumable(out: Path) -> bool:
+    """Whether ``out`` and its resume state (``out.state.pt``) are both there to continue from."""
+    return out.exists() and out.with_suffix(".state.pt").exists()
 
 
 def _split(items: list, folder: Callable[[Any], Path], holdout: float) -> tuple[list, list]:
     """Per folder, the last ``holdout`` of its files by name are validation, at least one (so each folder is
     represented); a folder of one file validates on it and trains on it too."""
     train, val = [], []
-    for group in _by_folder(items, folder).values():
+    for parent in sorted({folder(item) for item in items}):
+        group = [item for item in items if folder(item) == parent]
         keep = len(group) - max(1, round(len(group) * holdout)) if len(group) > 1 else len(group)
         train += group[:keep]
         val += group[keep:] or group[:1]
@@ -267,10 +265,9 @@ def pretrain_files(hr: list[Path], pairs: list[Path], out: Path, config: Pretrai
     if not train.hr_images and not train.real_pairs:
         raise ValueError(f"no usable training images or pairs after holding out the last {holdout:.0%} of each "
                          f"folder for validation ({train.report.summary()}); give more, or lower --holdout")
-    if resume and not (out.exists() and out.with_suffix(".state.pt").exists()):
+    if resume and not _resumable(out):
         echo(f"nothing to resume at {out} (no checkpoint with its .state.pt yet): starting afresh")
-    shared = sum(len(group) == 1 for items, folder in ((hr_files, lambda p: p.parent), (pair_files, lambda pair:
-                 pair[0].parent)) for group in _by_folder(items, folder).values())
+    shared = len(set(hr_train) & set(hr_val)) + len(set(pairs_train) & set(pairs_val))  # one-file folders (_split)
     if shared:
         echo(f"{shared} folder(s) hold a single HR image or pair: it is validated on as well as trained on")
     cameras = len(train.cameras)
